@@ -1,0 +1,165 @@
+"""The ``tf4ctr`` command line. Every command is a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tf4ctr.errors import UserError
+
+log = logging.getLogger("tf4ctr")
+
+
+def _table(rows: dict[str, dict[str, float]]) -> str:
+    keys = [k for k in ("auc", "gauc", "logloss") if any(k in r for r in rows.values())]
+    head = f"{'':<22}" + "".join(f"{k:>10}" for k in keys)
+    lines = [head]
+    for name, metrics in rows.items():
+        cells = "".join(
+            f"{metrics[k]:>10.4f}" if k in metrics else f"{'-':>10}" for k in keys
+        )
+        lines.append(f"{name:<22}{cells}")
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tf4ctr import run
+    from tf4ctr.config import load_run_config
+
+    config = load_run_config(args.config, args.overrides)
+    result = run.train(
+        config,
+        run_dir=Path(args.run_dir) if args.run_dir else None,
+        overwrite=args.overwrite,
+        progress=False if args.no_progress else None,
+    )
+    m = result.metrics
+    print(_table({"valid": m["valid"], "test": m["test"]}))
+    print(f"best epoch {m['best_epoch']}; run written to {result.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tf4ctr import run
+
+    files = {Path(p).name: Path(p) for p in args.data} if args.data else None
+    results = run.evaluate(args.run_dir, files=files, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(_table(results))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tf4ctr import run
+
+    n = run.predict(args.run_dir, args.input, args.output, batch_size=args.batch_size)
+    print(f"wrote {n} predictions to {args.output}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tf4ctr.demo import run_demo
+
+    print("tf4ctr demo — SYNTHETIC data (built-in generator, not a real dataset)", flush=True)
+    results = run_demo(
+        output_dir=Path(args.output_dir),
+        cache_dir=Path(args.cache_dir),
+        epochs=args.epochs,
+        progress=not args.no_progress,
+    )
+    rows = {}
+    for name, result in results.items():
+        rows[f"{name} valid"] = result.metrics["valid"]
+        rows[f"{name} test"] = result.metrics["test"]
+    print(_table(rows))
+    for name, result in results.items():
+        m = result.metrics
+        per_epoch = sum(e["train_seconds"] for e in m["epochs"]) / max(len(m["epochs"]), 1)
+        print(f"{name}: best epoch {m['best_epoch']}, {per_epoch:.1f} s/epoch, run in {result.run_dir}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from tf4ctr.models import available_models, model_defaults
+
+    for name in available_models():
+        defaults = ", ".join(f"{k}={v}" for k, v in model_defaults(name).items())
+        print(f"{name}: {defaults}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tf4ctr", description="TF4CTR: Twin Focus framework for CTR prediction."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model from a run config",
+                       description="Train from a YAML run config; writes runs/<name>/.")
+    p.add_argument("--config", required=True, help="run config YAML")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="dotted overrides, e.g. train.lr=1e-4 model.dropout=0.1 name=try2")
+    p.add_argument("--run-dir", help="write the run here instead of <output_dir>/<name>")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a finished run",
+                       description="AUC, gAUC and logloss of a run on its valid/test files "
+                                   "(or on --data files), using the run's saved preprocessing.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", nargs="+", metavar="FILE", help="labelled files to evaluate instead")
+    p.add_argument("--batch-size", type=int, default=65_536)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="score raw rows with a finished run",
+                       description="Write click probabilities for the rows of a CSV/parquet file; "
+                                   "the label column may be absent.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--input", required=True, metavar="FILE")
+    p.add_argument("--output", required=True, metavar="FILE", help="CSV with a probability column")
+    p.add_argument("--batch-size", type=int, default=65_536)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="train TF4CTR and DualMLP on built-in synthetic data",
+                       description="No download: generates SYNTHETIC click data, trains TF4CTR "
+                                   "and DualMLP, prints valid/test AUC, gAUC and logloss.")
+    p.add_argument("--output-dir", default="runs")
+    p.add_argument("--cache-dir", default=".tf4ctr-cache")
+    p.add_argument("--epochs", type=int, default=None, help="cap the number of epochs")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list registered models and their defaults")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"tf4ctr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tf4ctr: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        log.removeHandler(handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""The run config: one YAML file naming a dataset, a model, a loss and training settings.
+
+```yaml
+name: tf4ctr_frappe
+dataset: ../datasets/frappe_x1.yaml   # a dataset config file, or the mapping inline
+model: {name: tf4ctr, ssem: ser, fusion: wsf, dropout: 0.2}
+loss: {name: tf, alpha: 0.25, c: 0.7, gamma: 1.0, embedding_l2: 0.1}
+train: {batch_size: 10000, epochs: 100, lr: 1.0e-3, patience: 2, monitor: auc+gauc}
+```
+
+Every section is validated into a typed object; an unknown key or a value of
+the wrong type is a :class:`ConfigError` that names the key. Command-line
+overrides use dotted keys: ``train.lr=1e-4 model.dropout=0.1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tf4ctr.errors import ConfigError
+
+MONITORS = ("auc", "auc+gauc", "gauc", "logloss")
+LOSSES = ("bce", "tf")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """``loss`` section. ``bce``: log loss on the fused logit. ``tf``: Eq. 12, log
+    loss plus the Twin Focus loss (α, c, γ of Eq. 7) on the encoder logits."""
+
+    name: str = "bce"
+    alpha: float = 0.25
+    c: float = 0.7
+    gamma: float = 1.0
+    embedding_l2: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``train`` section: the paper code's protocol (Adam, patience 2, LR ×0.1 on plateau)."""
+
+    batch_size: int = 10_000
+    epochs: int = 100
+    lr: float = 1e-3
+    patience: int = 2
+    monitor: str = "auc+gauc"
+    reduce_lr_factor: float = 0.1
+    min_lr: float = 1e-6
+    clip_grad_norm: float = 10.0
+    seed: int = 2023
+    eval_batch_size: int = 65_536
+    num_threads: int | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    dataset: Any  # path to a dataset YAML, or an inline mapping
+    model: dict[str, Any]
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output_dir: str = "runs"
+    cache_dir: str = ".tf4ctr-cache"
+    source: Path | None = None
+
+    @property
+    def model_name(self) -> str:
+        return str(self.model["name"])
+
+    @property
+    def model_hparams(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.items() if k != "name"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config, as written into the run directory."""
+        return {
+            "name": self.name,
+            "dataset": str(self.dataset) if isinstance(self.dataset, Path) else self.dataset,
+            "model": dict(self.model),
+            "loss": dataclasses.asdict(self.loss),
+            "train": dataclasses.asdict(self.train),
+            "output_dir": self.output_dir,
+            "cache_dir": self.cache_dir,
+        }
+
+
+_TOP_KEYS = ("name", "dataset", "model", "loss", "train", "output_dir", "cache_dir")
+
+
+def _where(source: Path | None) -> str:
+    return f"{source}: " if source else ""
+
+
+def _coerce(value: Any, annotation: str, key: str, where: str) -> Any:
+    """Check a scalar against a dataclass field's annotation (given as a string)."""
+    optional = "None" in annotation
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}{key}: must not be empty")
+    base = annotation.replace("| None", "").strip()
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}{key}: expected true or false, got {value!r}")
+    if base == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}{key}: expected an integer, got {value!r}")
+    if base == "float":
+        if isinstance(value, str):  # YAML reads 1e-3 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise ConfigError(f"{where}{key}: expected a number, got {value!r}")
+    if base == "str":
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}{key}: expected a string, got {value!r}")
+    return value
+
+
+def _section(cls: type, raw: Any, key: str, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}{key}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for k, v in raw.items():
+        if k not in fields:
+            raise ConfigError(
+                f"{where}{key}.{k}: unknown key (expected one of: {', '.join(fields)})"
+            )
+        values[k] = _coerce(v, str(fields[k].type), f"{key}.{k}", where)
+    return cls(**values)
+
+
+def _positive(value: float, key: str, where: str, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{where}{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def parse_run_config(raw: Any, source: Path | None = None) -> RunConfig:
+    """Validate a run config mapping (already loaded from YAML)."""
+    where = _where(source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}expected a mapping at the top level")
+    for k in raw:
+        if k not in _TOP_KEYS:
+            raise ConfigError(f"{where}{k}: unknown key (expected one of: {', '.join(_TOP_KEYS)})")
+    for k in ("name", "dataset", "model"):
+        if k not in raw:
+            raise ConfigError(f"{where}{k}: missing required key")
+    name = _coerce(raw["name"], "str", "name", where)
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        raise ConfigError(f"{where}name: use letters, digits, '_', '-' or '.', got {name!r}")
+    dataset = raw["dataset"]
+    if isinstance(dataset, str):
+        path = Path(dataset)
+        if not path.is_absolute() and source is not None:
+            path = (source.parent / path).resolve()
+        dataset = path
+    elif not isinstance(dataset, dict):
+        raise ConfigError(f"{where}dataset: expected a file path or a mapping")
+    model = raw["model"]
+    if isinstance(model, str):
+        model = {"name": model}
+    if not isinstance(model, dict) or "name" not in model:
+        raise ConfigError(f"{where}model.name: missing required key")
+    loss = _section(LossConfig, raw.get("loss"), "loss", where)
+    train = _section(TrainConfig, raw.get("train"), "train", where)
+
+    if loss.name not in LOSSES:
+        raise ConfigError(f"{where}loss.name: expected one of {', '.join(LOSSES)}, got {loss.name!r}")
+    for k, low in (("alpha", 0.0), ("c", 0.0)):
+        v = getattr(loss, k)
+        if not low <= v <= 1.0:
+            raise ConfigError(f"{where}loss.{k}: must be in [0, 1], got {v}")
+    _positive(loss.gamma, "loss.gamma", where, allow_zero=True)
+    _positive(loss.embedding_l2, "loss.embedding_l2", where, allow_zero=True)
+    if train.monitor not in MONITORS:
+        raise ConfigError(
+            f"{where}train.monitor: expected one of {', '.join(MONITORS)}, got {train.monitor!r}"
+        )
+    for k in ("batch_size", "epochs", "lr", "eval_batch_size"):
+        _positive(getattr(train, k), f"train.{k}", where)
+    _positive(train.patience, "train.patience", where, allow_zero=True)
+    _positive(train.clip_grad_norm, "train.clip_grad_norm", where, allow_zero=True)
+    if not 0 < train.reduce_lr_factor <= 1:
+        raise ConfigError(f"{where}train.reduce_lr_factor: must be in (0, 1], got {train.reduce_lr_factor}")
+    return RunConfig(
+        name=name,
+        dataset=dataset,
+        model=dict(model),
+        loss=loss,
+        train=train,
+        output_dir=_coerce(raw.get("output_dir", "runs"), "str", "output_dir", where),
+        cache_dir=_coerce(raw.get("cache_dir", ".tf4ctr-cache"), "str", "cache_dir", where),
+        source=source,
+    )
+
+
+def read_yaml(path: Path) -> Any:
+    """Load a YAML file, turning I/O and syntax problems into one-line errors."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{line} invalid YAML ({problem})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides; values are parsed as YAML (``[400,400]``, ``true``, ``1e-3``)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. train.lr=1e-4")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: value is not valid YAML") from None
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif isinstance(child, str) and part == "model":
+                child = node[part] = {"name": child}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a run config file."""
+    path = Path(path).resolve()
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return parse_run_config(apply_overrides(raw, overrides or []), source=path)

@@ -1,0 +1,35 @@
+"""The paper's contribution: SSEM, differentiated encoders, TF Loss, DFM, Eq. 12."""
+
+from tf4ctr.framework.encoders import Encoder, MLPEncoder
+from tf4ctr.framework.fusion import FUSION_TYPES, Fusion, build_fusion
+from tf4ctr.framework.losses import (
+    TwinFocusLoss,
+    binary_cross_entropy,
+    check_twin_focus_params,
+    log_p_true,
+    twin_focus_loss,
+    twin_focus_terms,
+)
+from tf4ctr.framework.objective import LossParts, Objective
+from tf4ctr.framework.ssem import SSEM, SSEM_TYPES, build_ssem
+from tf4ctr.framework.twin import TwinModel
+
+__all__ = [
+    "FUSION_TYPES",
+    "SSEM",
+    "SSEM_TYPES",
+    "Encoder",
+    "Fusion",
+    "LossParts",
+    "MLPEncoder",
+    "Objective",
+    "TwinFocusLoss",
+    "TwinModel",
+    "binary_cross_entropy",
+    "build_fusion",
+    "build_ssem",
+    "check_twin_focus_params",
+    "log_p_true",
+    "twin_focus_loss",
+    "twin_focus_terms",
+]

@@ -1,0 +1,62 @@
+"""The training objective of Eq. 12: L_total = L_ctr + L_TF (+ embedding L2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tf4ctr.framework.losses import TwinFocusLoss, binary_cross_entropy
+from tf4ctr.nn import FeatureEmbedding, ModelOutput
+
+
+@dataclass
+class LossParts:
+    """The total and its pieces, for logging (pieces are detached floats later)."""
+
+    total: torch.Tensor
+    ctr: torch.Tensor
+    twin_focus: torch.Tensor | None = None
+    l2: torch.Tensor | None = None
+    aux: torch.Tensor | None = None
+
+
+class Objective(nn.Module):
+    """Combines the CTR loss on the fused logit with the optional extras.
+
+    Args:
+        twin_focus: TF Loss on (z_s, z_c); None trains with L_ctr alone.
+        embedding_l2: λ of the (λ/2)·‖E‖² penalty that the paper's code adds
+            over every embedding table (both tables under SER), every step.
+    """
+
+    def __init__(self, twin_focus: TwinFocusLoss | None = None, embedding_l2: float = 0.0) -> None:
+        super().__init__()
+        if embedding_l2 < 0:
+            raise ValueError(f"embedding_l2 must be >= 0, got {embedding_l2}")
+        self.twin_focus = twin_focus
+        self.embedding_l2 = float(embedding_l2)
+
+    def forward(self, model: nn.Module, out: ModelOutput, label: torch.Tensor) -> LossParts:
+        ctr = binary_cross_entropy(out.logit, label)
+        total = ctr
+        parts = LossParts(total=total, ctr=ctr)
+        if self.twin_focus is not None:
+            if out.z_s is None or out.z_c is None:
+                raise ValueError(
+                    f"TF Loss needs a model with two encoder logits (z_s, z_c); "
+                    f"{type(model).__name__} returned none"
+                )
+            parts.twin_focus = self.twin_focus(out.z_s, out.z_c, label)
+            total = total + parts.twin_focus
+        if self.embedding_l2 > 0:
+            norms = [m.squared_norm() for m in model.modules() if isinstance(m, FeatureEmbedding)]
+            if norms:
+                parts.l2 = 0.5 * self.embedding_l2 * torch.stack(norms).sum()
+                total = total + parts.l2
+        if out.aux_loss is not None:
+            parts.aux = out.aux_loss
+            total = total + out.aux_loss
+        parts.total = total
+        return parts

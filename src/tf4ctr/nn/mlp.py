@@ -1,0 +1,75 @@
+"""The multi-layer perceptron every encoder in the paper is built from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "prelu": nn.PReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+
+
+def activation_layer(name: str) -> nn.Module:
+    """Build an activation by name (case-insensitive)."""
+    try:
+        return _ACTIVATIONS[name.lower()]()
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r} (expected one of: {', '.join(_ACTIVATIONS)})"
+        ) from None
+
+
+class MLP(nn.Module):
+    """Linear → [BatchNorm] → activation → [Dropout], per hidden layer.
+
+    The layer order and the Xavier-normal initialisation follow FuxiCTR's
+    ``MLP_Block``, which the paper's published runs used. With ``output_dim``
+    a final bare Linear is added (no activation).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_units: Sequence[int],
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        output_dim: int | None = None,
+        output_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        layers: list[nn.Module] = []
+        width = input_dim
+        for units in hidden_units:
+            layers.append(nn.Linear(width, units))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(units))
+            layers.append(activation_layer(activation))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = units
+        if output_dim is not None:
+            layers.append(nn.Linear(width, output_dim, bias=output_bias))
+            width = output_dim
+        self.output_dim = width
+        self.net = nn.Sequential(*layers)
+        for module in self.net:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_normal_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def forward(self, x):
+        return self.net(x)

@@ -1,0 +1,230 @@
+"""A model-agnostic training loop.
+
+The trainer sees an ``nn.Module`` that maps a :class:`FeatureInput` to a
+:class:`ModelOutput`, an :class:`Objective`, and batch loaders; it knows
+nothing about any particular model. Protocol (the paper's public code):
+Adam, evaluation once per epoch, early stopping with patience on the monitor,
+LR × factor on every non-improving evaluation, gradient-norm clipping, and
+the best weights restored at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from tf4ctr.config import TrainConfig
+from tf4ctr.framework.objective import Objective
+from tf4ctr.nn import FeatureInput
+from tf4ctr.train.metrics import evaluate_predictions
+
+log = logging.getLogger("tf4ctr")
+
+
+def monitor_value(metrics: dict[str, float], monitor: str) -> float:
+    """Turn a metrics dict into the one number early stopping maximises."""
+    if monitor == "auc+gauc":
+        return metrics["auc"] + metrics["gauc"] if "gauc" in metrics else metrics["auc"]
+    if monitor == "logloss":
+        return -metrics["logloss"]
+    return metrics[monitor]
+
+
+@dataclass
+class Predictions:
+    """Raw outputs of a pass over a split, in loader order."""
+
+    label: np.ndarray
+    logit: np.ndarray
+    group: np.ndarray | None = None
+    z_s: np.ndarray | None = None
+    z_c: np.ndarray | None = None
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write a checkpoint so that a crash never leaves a truncated file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Trains and evaluates one model.
+
+    Args:
+        model: any module returning :class:`ModelOutput`.
+        objective: the loss (Eq. 12 and friends).
+        config: the ``train`` section.
+        checkpoint_path: where the best weights are saved at every improvement
+            (a plain ``state_dict``, loadable with ``weights_only=True``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        config: TrainConfig,
+        *,
+        checkpoint_path: Path | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.model = model.to(device)
+        self.objective = objective
+        self.config = config
+        self.device = torch.device(device)
+        self.checkpoint_path = checkpoint_path
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+
+    # -- one pass ---------------------------------------------------------
+
+    def _inputs(self, batch: Any) -> FeatureInput:
+        return FeatureInput(
+            batch.categorical.to(self.device, non_blocking=True),
+            batch.numeric.to(self.device, non_blocking=True),
+        )
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def train_epoch(self, loader: Iterable[Any], *, epoch: int = 1) -> dict[str, float]:
+        """One pass over the training data; returns mean losses and timing."""
+        self.model.train()
+        cfg = self.config
+        sums: dict[str, float] = {}
+        n_batches = 0
+        start = time.perf_counter()
+        bar = tqdm(
+            loader,
+            total=len(loader) if hasattr(loader, "__len__") else None,
+            desc=f"epoch {epoch}",
+            disable=not cfg.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for batch in bar:
+            out = self.model(self._inputs(batch))
+            parts = self.objective(self.model, out, batch.label.to(self.device))
+            self.optimizer.zero_grad(set_to_none=True)
+            parts.total.backward()
+            if cfg.clip_grad_norm > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+            self.optimizer.step()
+            n_batches += 1
+            for name in ("total", "ctr", "twin_focus", "l2"):
+                value = getattr(parts, name)
+                if value is not None:
+                    sums[name] = sums.get(name, 0.0) + float(value.detach())
+            if n_batches % 5 == 1 or n_batches == len(bar):
+                bar.set_postfix(loss=f"{sums['total'] / n_batches:.4f}")
+            if not math.isfinite(sums["total"]):
+                raise FloatingPointError(
+                    f"training loss became {sums['total']} at epoch {epoch}, batch {n_batches}; "
+                    "try a lower train.lr or train.clip_grad_norm"
+                )
+        bar.close()
+        result = {f"train_{k}_loss": v / max(n_batches, 1) for k, v in sums.items()}
+        result["train_seconds"] = time.perf_counter() - start
+        return result
+
+    @torch.inference_mode()
+    def predict(self, loader: Iterable[Any], *, encoder_logits: bool = False) -> Predictions:
+        """Logits for every sample of a loader (no shuffling expected)."""
+        self.model.eval()
+        labels, logits, groups, zs, zc = [], [], [], [], []
+        for batch in loader:
+            out = self.model(self._inputs(batch))
+            logits.append(out.logit.float().cpu())
+            labels.append(batch.label)
+            if batch.group is not None:
+                groups.append(batch.group)
+            if encoder_logits and out.z_s is not None:
+                zs.append(out.z_s.float().cpu())
+                zc.append(out.z_c.float().cpu())
+
+        def cat(xs: list[torch.Tensor]) -> np.ndarray | None:
+            return torch.cat(xs).numpy() if xs else None
+
+        return Predictions(
+            label=cat(labels), logit=cat(logits), group=cat(groups), z_s=cat(zs), z_c=cat(zc)
+        )
+
+    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
+        """AUC, gAUC (when the data has groups) and log loss of one split."""
+        start = time.perf_counter()
+        pred = self.predict(loader)
+        metrics = evaluate_predictions(pred.label, pred.logit, pred.group)
+        metrics["seconds"] = time.perf_counter() - start
+        return metrics
+
+    # -- the loop -----------------------------------------------------------
+
+    def fit(
+        self,
+        train_loader: Iterable[Any],
+        valid_loader: Iterable[Any],
+        *,
+        on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    ) -> FitResult:
+        """Train until early stopping or ``epochs``; the best weights are restored."""
+        cfg = self.config
+        result = FitResult()
+        best_score = -math.inf
+        best_state: dict[str, torch.Tensor] | None = None
+        bad_epochs = 0
+        for epoch in range(1, cfg.epochs + 1):
+            record: dict[str, Any] = {"epoch": epoch, "lr": self.lr}
+            record.update(self.train_epoch(train_loader, epoch=epoch))
+            valid = self.evaluate(valid_loader)
+            record["valid"] = valid
+            score = monitor_value(valid, cfg.monitor)
+            improved = score > best_score
+            record["improved"] = improved
+            if improved:
+                best_score, bad_epochs = score, 0
+                result.best_epoch, result.best_valid = epoch, valid
+                best_state = copy.deepcopy(self.model.state_dict())
+                if self.checkpoint_path is not None:
+                    atomic_torch_save(best_state, self.checkpoint_path)
+            else:
+                bad_epochs += 1
+                for group in self.optimizer.param_groups:
+                    group["lr"] = max(group["lr"] * cfg.reduce_lr_factor, cfg.min_lr)
+            result.history.append(record)
+            log.info(
+                "epoch %d: loss %.5f | valid %s | %.1fs train, %.1fs eval%s",
+                epoch,
+                record.get("train_total_loss", float("nan")),
+                " ".join(f"{k} {v:.6f}" for k, v in valid.items() if k != "seconds"),
+                record["train_seconds"],
+                valid["seconds"],
+                "" if improved else f" | no improvement ({bad_epochs}/{cfg.patience}), lr -> {self.lr:g}",
+            )
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+            if not improved and bad_epochs >= cfg.patience:
+                result.stopped_early = True
+                break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return result

@@ -1,0 +1,160 @@
+"""End to end through the CLI: train → evaluate → predict, the demo, and every user error."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tf4ctr.cli import main
+from tf4ctr.train.metrics import auc
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_train_evaluate_predict_round_trip(tiny_project, monkeypatch, capsys):
+    monkeypatch.chdir(tiny_project)
+    assert run_cli("train", "--config", "run.yaml") == 0
+    run_dir = tiny_project / "runs" / "tiny-run"
+    for name in ("config.yaml", "preprocessor.json", "model.pt", "metrics.json", "train.log"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert len(metrics["epochs"]) >= 1 and metrics["test"]["auc"] > 0.7
+    assert {"auc", "gauc", "logloss"} <= set(metrics["test"])
+    # the checkpoint is a plain state_dict that the safe loader accepts
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert not list((tiny_project / "runs").glob(".*partial*"))
+
+    capsys.readouterr()
+    assert run_cli("evaluate", str(run_dir), "--json") == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test"]["auc"] == pytest.approx(metrics["test"]["auc"], abs=1e-9)
+    assert evaluated["valid"]["gauc"] == pytest.approx(metrics["valid"]["gauc"], abs=1e-9)
+
+    # predict from the run directory alone: raw rows, no label column
+    rows = list(csv.reader((tiny_project / "test.csv").open()))
+    unlabelled = tiny_project / "score_me.csv"
+    unlabelled.write_text("\n".join(",".join(r[1:]) for r in rows) + "\n")
+    (tiny_project / "train.csv").unlink()  # not needed any more
+    out = tiny_project / "scores.csv"
+    assert run_cli("predict", str(run_dir), "--input", str(unlabelled), "--output", str(out)) == 0
+    probs = np.array([float(r["probability"]) for r in csv.DictReader(out.open())])
+    labels = np.array([int(r[0]) for r in rows[1:]])
+    assert probs.shape == labels.shape and ((probs > 0) & (probs < 1)).all()
+    assert auc(labels, probs) == pytest.approx(metrics["test"]["auc"], abs=1e-6)
+
+
+def test_existing_run_dir_needs_overwrite(tiny_project, monkeypatch, capsys):
+    monkeypatch.chdir(tiny_project)
+    assert run_cli("train", "--config", "run.yaml", "train.epochs=1") == 0
+    capsys.readouterr()
+    assert run_cli("train", "--config", "run.yaml", "train.epochs=1") == 2
+    assert "already exists" in capsys.readouterr().err
+    assert run_cli("train", "--config", "run.yaml", "train.epochs=1", "--overwrite") == 0
+
+
+def test_overrides_reach_the_model(tiny_project, monkeypatch):
+    monkeypatch.chdir(tiny_project)
+    assert run_cli("train", "--config", "run.yaml", "train.epochs=1", "name=dual",
+                   "model.name=dualmlp", "loss.name=bce", "model.simple_hidden_units=[8]") == 0
+    cfg = (tiny_project / "runs" / "dual" / "config.yaml").read_text()
+    assert "dualmlp" in cfg and "- 8" in cfg
+
+
+def _error(capsys, *args):
+    capsys.readouterr()
+    code = run_cli(*args)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+@pytest.mark.parametrize(
+    "mutate,overrides,expect",
+    [
+        (None, ["loss.c=1.5"], "loss.c: must be in [0, 1], got 1.5"),
+        (None, ["train.bogus=1"], "train.bogus: unknown key"),
+        (None, ["model.hidden=3"], "model.hidden: unknown key"),
+        (None, ["model.name=nosuchnet"], "unknown model 'nosuchnet'"),
+        (None, ["loss.gamma=-1"], "loss.gamma: must be >= 0"),
+        (lambda p: (p / "test.csv").unlink(), [], "test.csv: file not found"),
+        (lambda p: (p / "valid.csv").write_text(""), [], "valid.csv: file is empty"),
+        (lambda p: _rewrite(p / "test.csv", 5, "1,u1,i2,3"), [], "test.csv: line 5: expected 5 fields, found 4"),
+        (lambda p: _rewrite(p / "test.csv", 7, "2,u1,i2,3,0.5"), [], "line 7"),
+        (lambda p: _drop_column(p / "valid.csv", "ctx"), [], "missing column 'ctx'"),
+        (lambda p: (p / "dataset.yaml").write_text((p / "dataset.yaml").read_text().replace("min_categr_count", "min_cat_count")), [], "min_cat_count"),
+    ],
+    ids=["c>1", "unknown-train-key", "unknown-model-key", "unknown-model", "gamma<0", "missing-file",
+         "empty-file", "ragged-row", "label-not-binary", "missing-column", "unknown-dataset-key"],
+)
+def test_user_errors_exit_2_with_one_line_and_leave_nothing(tiny_project, monkeypatch, capsys, mutate, overrides, expect):
+    monkeypatch.chdir(tiny_project)
+    if mutate:
+        mutate(tiny_project)
+    code, err = _error(capsys, "train", "--config", "run.yaml", *overrides)
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert expect in err
+    assert "Traceback" not in err
+    assert not (tiny_project / "runs").exists() or not any((tiny_project / "runs").iterdir())
+    cache = tiny_project / "cache"
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def _rewrite(path: Path, line_no: int, text: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[line_no - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _drop_column(path: Path, column: str) -> None:
+    rows = list(csv.reader(path.open()))
+    idx = rows[0].index(column)
+    path.write_text("\n".join(",".join(r[:idx] + r[idx + 1:]) for r in rows) + "\n")
+
+
+def test_missing_config_and_bad_yaml(tmp_path, capsys):
+    code, err = _error(capsys, "train", "--config", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "nope.yaml: file not found" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: [unclosed\n")
+    code, err = _error(capsys, "train", "--config", str(bad))
+    assert code == 2 and "bad.yaml" in err and "invalid YAML" in err
+
+
+def test_evaluate_and_predict_errors(tmp_path, capsys):
+    code, err = _error(capsys, "evaluate", str(tmp_path / "norun"))
+    assert code == 2 and "run directory not found" in err
+    code, err = _error(capsys, "predict", str(tmp_path), "--input", "x.csv", "--output", "y.csv")
+    assert code == 2 and "config.yaml: missing" in err
+
+
+def test_help_on_every_command():
+    for cmd in ([], ["train"], ["evaluate"], ["predict"], ["demo"], ["models"]):
+        proc = subprocess.run([sys.executable, "-m", "tf4ctr.cli", *cmd, "--help"],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0 and "usage: tf4ctr" in proc.stdout
+
+
+def test_demo_end_to_end(tmp_path):
+    """`tf4ctr demo` as a user runs it (one epoch to keep the suite fast)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tf4ctr.cli", "demo", "--epochs", "1", "--no-progress",
+         "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "SYNTHETIC" in proc.stdout
+    for line in ("tf4ctr valid", "tf4ctr test", "dualmlp valid", "dualmlp test"):
+        row = next(r for r in proc.stdout.splitlines() if r.startswith(line))
+        auc_value, gauc_value, logloss_value = map(float, row.split()[2:5])
+        assert 0.6 < auc_value <= 1 and 0.5 < gauc_value <= 1 and 0 < logloss_value < 1
+    assert (tmp_path / "runs" / "demo-tf4ctr" / "model.pt").is_file()
