@@ -1,0 +1,298 @@
+"""Turn raw Arrow columns into the integer and float arrays a model eats.
+
+Index convention for every categorical field, fixed so that models, saved
+checkpoints and the cache all agree without passing anything else around:
+
+* 0 = padding; reserved for sequence fields later, never produced now;
+* 1 = OOV: values unseen in train, seen fewer than ``min_categr_count`` times,
+  or missing (unless the field sets ``fill_na``);
+* 2.. = the vocabulary, most frequent first, ties broken by the raw string
+  (byte order), so two fits on the same data give the same indices.
+
+``vocab_size = len(vocab) + 2``. The vocabulary is fitted on the train split
+only; valid and test values it has not seen become OOV, as they would in
+production. All mapping is done by Arrow kernels (``value_counts``,
+``index_in``, ``dictionary_encode``), never by a Python loop over rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tf4ctr.data.buckets import NUMERIC_BUCKETERS
+from tf4ctr.data.readers import validate_labels
+from tf4ctr.data.schema import DatasetConfig, FeatureSpec, load_dataset_config
+from tf4ctr.errors import ConfigError, DataError
+
+__all__ = [
+    "NUMERIC_BUCKETERS",
+    "OOV_INDEX",
+    "PADDING_INDEX",
+    "EncodedSplit",
+    "FeatureSchema",
+    "FieldInfo",
+    "Preprocessor",
+]
+
+PADDING_INDEX = 0
+OOV_INDEX = 1
+_FIRST_VOCAB_INDEX = 2
+_STATE_FORMAT = "tf4ctr.preprocessor/1"
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What a model needs to know about one field."""
+
+    name: str
+    kind: str
+    vocab_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "vocab_size": self.vocab_size}
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The fields in the column order of :class:`EncodedSplit`: categorical first, then numeric."""
+
+    fields: tuple[FieldInfo, ...]
+
+    @property
+    def categorical(self) -> tuple[FieldInfo, ...]:
+        return tuple(f for f in self.fields if f.kind == "categorical")
+
+    @property
+    def numeric(self) -> tuple[FieldInfo, ...]:
+        return tuple(f for f in self.fields if f.kind == "numeric")
+
+    @property
+    def vocab_sizes(self) -> list[int]:
+        """Rows per categorical field, padding and OOV included."""
+        return [f.vocab_size for f in self.categorical]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fields": [f.to_dict() for f in self.fields]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSchema:
+        return cls(
+            fields=tuple(
+                FieldInfo(name=str(f["name"]), kind=str(f["kind"]), vocab_size=int(f["vocab_size"]))
+                for f in d["fields"]
+            )
+        )
+
+
+@dataclass
+class EncodedSplit:
+    """One split, encoded: row i of every array is the same sample."""
+
+    categorical: np.ndarray
+    numeric: np.ndarray
+    label: np.ndarray
+    group: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.label)
+        shapes_ok = (
+            self.categorical.ndim == 2
+            and self.numeric.ndim == 2
+            and self.label.ndim == 1
+            and self.categorical.shape[0] == n
+            and self.numeric.shape[0] == n
+            and (self.group is None or self.group.shape == (n,))
+        )
+        if not shapes_ok:
+            raise ValueError(
+                "EncodedSplit arrays disagree: categorical "
+                f"{self.categorical.shape}, numeric {self.numeric.shape}, label {self.label.shape}, "
+                f"group {None if self.group is None else self.group.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+
+class Preprocessor:
+    """Maps raw columns to field-local indices; fit on the TRAIN split only.
+
+    ``state_dict()`` holds the dataset config and every vocabulary, which is
+    all that is needed to encode raw rows later (e.g. at prediction time)
+    with no other file.
+    """
+
+    def __init__(self, config: DatasetConfig) -> None:
+        self.config = config
+        self._categorical = tuple(f for f in config.feature_cols if f.is_categorical)
+        self._numeric = tuple(f for f in config.feature_cols if not f.is_categorical)
+        self._vocabs: dict[str, pa.Array] | None = None
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._vocabs is not None
+
+    def fit(self, table: pa.Table, *, source: Path | None = None) -> Preprocessor:
+        """Build each categorical field's vocabulary from ``table`` (the train split)."""
+        vocabs: dict[str, pa.Array] = {}
+        for feature in self._categorical:
+            tokens = self._tokens(table, feature, source)
+            counts = pc.value_counts(tokens)
+            freq = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
+            min_count = feature.min_categr_count or self.config.min_categr_count
+            keep = pc.and_(pc.is_valid(freq["value"]), pc.greater_equal(freq["count"], min_count))
+            freq = freq.filter(keep).sort_by([("count", "descending"), ("value", "ascending")])
+            vocabs[feature.name] = freq["value"].combine_chunks().cast(pa.string())
+        self._vocabs = vocabs
+        return self
+
+    def transform(
+        self, table: pa.Table, *, require_label: bool = True, source: Path | None = None
+    ) -> EncodedSplit:
+        """Encode a table read with the same config; ``source`` only names it in errors.
+
+        With ``require_label=False`` (prediction input) a table without the
+        label column gets an all-zero label, and one without the group column
+        gets ``group=None``.
+        """
+        vocabs = self._fitted_vocabs()
+        n = table.num_rows
+        categorical = np.empty((n, len(self._categorical)), dtype=np.int32)
+        for j, feature in enumerate(self._categorical):
+            tokens = self._tokens(table, feature, source)
+            idx = pc.index_in(tokens, value_set=vocabs[feature.name])
+            idx = pc.fill_null(pc.add(idx, _FIRST_VOCAB_INDEX), OOV_INDEX)
+            categorical[:, j] = _to_numpy(idx)
+        numeric = np.empty((n, len(self._numeric)), dtype=np.float32)
+        for j, feature in enumerate(self._numeric):
+            values = _to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
+            fill = 0.0 if feature.fill_na is None else float(feature.fill_na)
+            numeric[:, j] = np.where(np.isnan(values), fill, values)
+        label_name = self.config.label_col.name
+        if label_name in table.column_names:
+            labels = self._float_column(table, label_name, source)
+            validate_labels(labels, source, label_name, first_line=1, unit="row")
+            label = _to_numpy(labels).astype(np.float32)
+        elif require_label:
+            raise _missing_column(table, label_name, source)
+        else:
+            label = np.zeros(n, dtype=np.float32)
+        group_col = self.config.group_col
+        group = None
+        if group_col is not None and (require_label or group_col in table.column_names):
+            group = self._group_ids(table, source)
+        return EncodedSplit(categorical=categorical, numeric=numeric, label=label, group=group)
+
+    @property
+    def schema(self) -> FeatureSchema:
+        vocabs = self._fitted_vocabs()
+        fields = [
+            FieldInfo(f.name, "categorical", len(vocabs[f.name]) + _FIRST_VOCAB_INDEX)
+            for f in self._categorical
+        ]
+        fields += [FieldInfo(f.name, "numeric", 0) for f in self._numeric]
+        return FeatureSchema(tuple(fields))
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state: config, vocabularies (raw strings in index order from 2), schema."""
+        vocabs = self._fitted_vocabs()
+        return {
+            "format": _STATE_FORMAT,
+            "config": self.config.to_dict(),
+            "vocabularies": {name: vocab.to_pylist() for name, vocab in vocabs.items()},
+            "schema": self.schema.to_dict(),
+        }
+
+    @classmethod
+    def from_state_dict(cls, d: dict[str, Any]) -> Preprocessor:
+        """Rebuild a fitted preprocessor from :meth:`state_dict` output (e.g. after JSON)."""
+        if not isinstance(d, dict) or d.get("format") != _STATE_FORMAT:
+            found = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise ConfigError(
+                f"preprocessor state: key 'format': expected '{_STATE_FORMAT}', found {found!r}"
+            )
+        try:
+            config = load_dataset_config(d["config"])
+            raw_vocabs = d["vocabularies"]
+        except KeyError as exc:
+            raise ConfigError(f"preprocessor state: missing key {exc}") from None
+        prep = cls(config)
+        vocabs: dict[str, pa.Array] = {}
+        for feature in prep._categorical:
+            words = raw_vocabs.get(feature.name)
+            if not isinstance(words, list):
+                raise ConfigError(
+                    f"preprocessor state: key 'vocabularies.{feature.name}': expected a list of strings"
+                )
+            vocabs[feature.name] = pa.array(words, type=pa.string())
+        prep._vocabs = vocabs
+        if "schema" in d and FeatureSchema.from_dict(d["schema"]) != prep.schema:
+            raise ConfigError("preprocessor state: key 'schema' does not match the vocabularies")
+        return prep
+
+    def _fitted_vocabs(self) -> dict[str, pa.Array]:
+        if self._vocabs is None:
+            raise RuntimeError("Preprocessor is not fitted: call fit() on the train split first")
+        return self._vocabs
+
+    def _column(self, table: pa.Table, name: str, source: Path | None) -> pa.ChunkedArray:
+        if name not in table.column_names:
+            raise _missing_column(table, name, source)
+        return table[name]
+
+    def _float_column(self, table: pa.Table, name: str, source: Path | None) -> pa.ChunkedArray:
+        col = self._column(table, name, source)
+        if col.type == pa.float64():
+            return col
+        try:
+            return col.cast(pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            where = f"{source}: " if source is not None else ""
+            raise DataError(
+                f"{where}column '{name}' has type {col.type}, expected numbers"
+            ) from None
+
+    def _tokens(
+        self, table: pa.Table, feature: FeatureSpec, source: Path | None
+    ) -> pa.ChunkedArray:
+        """The strings a categorical field's vocabulary is keyed by; null = missing."""
+        if feature.preprocess is not None:
+            values = _to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
+            if feature.fill_na is not None:
+                values = np.where(np.isnan(values), float(feature.fill_na), values)
+            buckets = NUMERIC_BUCKETERS[feature.preprocess](values)
+            # inf has no bucket id; treat it like a missing value (OOV).
+            missing = ~np.isfinite(buckets)
+            ints = np.where(missing, 0, buckets).astype(np.int64)
+            return pa.chunked_array([pa.array(ints, mask=missing).cast(pa.string())])
+        col = self._column(table, feature.name, source)
+        if col.type != pa.string():
+            col = col.cast(pa.string())
+        # An empty cell in a file that was not read by read_table is still missing.
+        col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+        if feature.fill_na is not None:
+            col = pc.fill_null(col, pa.scalar(str(feature.fill_na), pa.string()))
+        return col
+
+    def _group_ids(self, table: pa.Table, source: Path | None) -> np.ndarray:
+        assert self.config.group_col is not None
+        col = self._column(table, self.config.group_col, source).combine_chunks()
+        encoded = pc.dictionary_encode(col)
+        # Missing group values share one extra id after the real ones.
+        ids = pc.fill_null(encoded.indices, len(encoded.dictionary))
+        return _to_numpy(ids).astype(np.int64)
+
+
+def _to_numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False))
+
+
+def _missing_column(table: pa.Table, name: str, source: Path | None) -> DataError:
+    where = f"{source}: " if source is not None else "table: "
+    return DataError(f"{where}missing column '{name}' (has: {', '.join(table.column_names)})")

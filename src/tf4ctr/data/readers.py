@@ -1,0 +1,300 @@
+"""Read one split file (CSV or parquet) into an Arrow table of just the columns a config needs.
+
+Column types are fixed here, once, so the preprocessor never has to guess:
+text-keyed categorical columns are read as strings (a vocabulary is keyed by
+the raw text, so ``007`` and ``7`` stay different values), number-fed columns
+and the label as float64, a group column that is not a feature as strings.
+Empty cells are nulls.
+
+Every problem with the file becomes a one-line :class:`DataError` naming the
+file and, where there is one, the line (1-based, the header being line 1).
+Locating the line costs a second read of the file, but only once something
+is already wrong. Line numbers assume one line per row: a quoted field with a
+line break in it, or a blank line, shifts the numbers after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from tf4ctr.data.schema import DatasetConfig
+from tf4ctr.errors import ConfigError, DataError
+
+__all__ = ["column_types", "read_table", "sha256_file", "validate_labels"]
+
+_CSV_SUFFIXES = (".csv", ".txt", ".csv.gz", ".csv.bz2", ".csv.zst", ".txt.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+# What pyarrow's float parser accepts, near enough to point at the bad cell.
+_NUMBER_RE = r"^\s*[+-]?(((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*$"
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes; the cache key uses it so a changed file is never served stale."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(chunk_size):
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory (expected a data file)") from None
+    return digest.hexdigest()
+
+
+def column_types(config: DatasetConfig) -> dict[str, pa.DataType]:
+    """Arrow type each needed column is read as, label first, in config order.
+
+    A group column that is also a feature keeps the feature's type.
+    """
+    types: dict[str, pa.DataType] = {config.label_col.name: pa.float64()}
+    for feature in config.feature_cols:
+        types[feature.name] = pa.float64() if feature.reads_numbers else pa.string()
+    if config.group_col is not None and config.group_col not in types:
+        types[config.group_col] = pa.string()
+    return types
+
+
+def read_table(path: Path, config: DatasetConfig, *, require_label: bool = True) -> pa.Table:
+    """Read the config's columns from one split file; raise DataError naming file and line.
+
+    With ``require_label=False`` (prediction input) a file without the label
+    column (or without a group column that is not a feature) is accepted and
+    the table simply lacks it; a label column that is present is still
+    checked to be 0/1.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory (expected a data file)")
+    fmt = _data_format(path, config)
+    types = column_types(config)
+    if fmt == "csv":
+        table, first_line = _read_csv(path, config, types, require_label)
+    else:
+        table, first_line = _read_parquet(path, config, types, require_label)
+    label = config.label_col.name
+    if label in table.column_names:
+        validate_labels(
+            table[label], path, label, first_line=first_line, unit="line" if fmt == "csv" else "row"
+        )
+    return table
+
+
+def validate_labels(
+    values: pa.ChunkedArray | pa.Array | np.ndarray,
+    path: Path | str | None,
+    label: str,
+    *,
+    first_line: int = 2,
+    unit: str = "line",
+) -> None:
+    """Raise DataError at the first label that is not 0 or 1 (missing counts as wrong).
+
+    ``first_line`` is the number of the first row's line (2 for a CSV with a
+    header), so the message points at the line a user opens in an editor.
+    """
+    arr = values.to_numpy(zero_copy_only=False) if not isinstance(values, np.ndarray) else values
+    arr = np.asarray(arr, dtype=np.float64)
+    bad = ~((arr == 0.0) | (arr == 1.0))
+    if not bad.any():
+        return
+    idx = int(np.argmax(bad))
+    value = arr[idx]
+    found = "an empty value" if np.isnan(value) else f"{value:g}"
+    where = f"{path}: " if path is not None else ""
+    raise DataError(
+        f"{where}{unit} {idx + first_line}: label '{label}' must be 0 or 1, found {found}"
+    )
+
+
+def _data_format(path: Path, config: DatasetConfig) -> str:
+    if config.data_format != "auto":
+        return config.data_format
+    name = path.name.lower()
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    origin = config.source or "dataset config"
+    raise ConfigError(
+        f"{origin}: key 'data_format': cannot tell the format of {path} from its extension "
+        "(expected data_format: csv or parquet)"
+    )
+
+
+def _needed(
+    types: dict[str, pa.DataType], header: list[str], config: DatasetConfig, require_label: bool
+) -> dict[str, pa.DataType]:
+    if require_label:
+        return types
+    # Prediction input may lack the label and a group column that only serves gAUC.
+    optional = {config.label_col.name}
+    if config.group_col is not None and config.group_col not in config.feature_names:
+        optional.add(config.group_col)
+    present = set(header)
+    return {k: v for k, v in types.items() if k in present or k not in optional}
+
+
+def _check_header(path: Path, header: list[str], needed: dict[str, pa.DataType]) -> None:
+    present = set(header)
+    for name in needed:
+        if name not in present:
+            raise DataError(f"{path}: missing column '{name}' (header has: {', '.join(header)})")
+        if header.count(name) > 1:
+            raise DataError(
+                f"{path}: column '{name}' appears {header.count(name)} times in the header"
+            )
+
+
+def _read_header(path: Path) -> list[str]:
+    """First line of the (possibly compressed) file, split as CSV."""
+    buf = b""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        while b"\n" not in buf:
+            chunk = stream.read(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+    line = buf.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: line 1: header is not UTF-8 text") from None
+    if not text.strip():
+        return []
+    return next(csv.reader([text]))
+
+
+def _csv_convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    # Only the empty cell means "missing": pyarrow's default list would also
+    # turn a real category value such as "NA" or "null" into a missing one.
+    return pacsv.ConvertOptions(
+        include_columns=list(types),
+        column_types=types,
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+
+
+def _read_csv(
+    path: Path, config: DatasetConfig, types: dict[str, pa.DataType], require_label: bool
+) -> tuple[pa.Table, int]:
+    header = _read_header(path)
+    if not header:
+        raise DataError(f"{path}: file is empty (expected a header and at least one row)")
+    types = _needed(types, header, config, require_label)
+    _check_header(path, header, types)
+    try:
+        table = pacsv.read_csv(path, convert_options=_csv_convert_options(types))
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if "CSV parse error" in message:
+            raise _locate_parse_error(path, types, message) from None
+        if "conversion error" in message:
+            numeric = [name for name, t in types.items() if pa.types.is_floating(t)]
+            raise _locate_bad_number(path, numeric, message) from None
+        raise DataError(f"{path}: cannot read CSV ({_first_line(message)})") from None
+    if table.num_rows == 0:
+        raise DataError(
+            f"{path}: file has a header but no rows (expected a header and at least one row)"
+        )
+    return table.select(list(types)), 2
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "unknown error"
+
+
+def _locate_parse_error(path: Path, types: dict[str, pa.DataType], message: str) -> DataError:
+    # A threaded read reports the bad row without its number (and maybe not the
+    # first bad row); a single-threaded re-read knows both.
+    found: list[pacsv.InvalidRow] = []
+
+    def handler(row: pacsv.InvalidRow) -> str:
+        found.append(row)
+        return "error"
+
+    with contextlib.suppress(pa.ArrowInvalid):
+        pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+            convert_options=_csv_convert_options({k: pa.string() for k in types}),
+        )
+    if found and found[0].number is not None:
+        row = found[0]
+        return DataError(
+            f"{path}: line {row.number}: expected {row.expected_columns} fields, found {row.actual_columns}"
+        )
+    return DataError(f"{path}: cannot parse CSV ({_first_line(message)})")
+
+
+def _locate_bad_number(path: Path, numeric: list[str], message: str) -> DataError:
+    if numeric:
+        table = pacsv.read_csv(
+            path, convert_options=_csv_convert_options({k: pa.string() for k in numeric})
+        )
+        best: tuple[int, str, str] | None = None
+        for name in numeric:
+            col = table[name]
+            ok = pc.or_kleene(pc.is_null(col), pc.match_substring_regex(col, _NUMBER_RE))
+            bad = ~ok.to_numpy(zero_copy_only=False)
+            if bad.any():
+                idx = int(np.argmax(bad))
+                if best is None or idx < best[0]:
+                    best = (idx, name, str(col[idx].as_py()))
+        if best is not None:
+            idx, name, value = best
+            value = value if len(value) <= 40 else value[:37] + "..."
+            return DataError(
+                f"{path}: line {idx + 2}: column '{name}' expected a number, found {value!r}"
+            )
+    return DataError(f"{path}: cannot read CSV ({_first_line(message)})")
+
+
+def _read_parquet(
+    path: Path, config: DatasetConfig, types: dict[str, pa.DataType], require_label: bool
+) -> tuple[pa.Table, int]:
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (expected a header and at least one row)")
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable parquet file ({_first_line(str(exc))})") from None
+    header = list(schema.names)
+    types = _needed(types, header, config, require_label)
+    _check_header(path, header, types)
+    try:
+        table = pq.read_table(path, columns=list(types))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable parquet file ({_first_line(str(exc))})") from None
+    if table.num_rows == 0:
+        raise DataError(f"{path}: file has no rows (expected at least one row)")
+    columns = []
+    for name, target in types.items():
+        col = table[name]
+        if col.type != target:
+            if pa.types.is_dictionary(col.type):
+                col = col.cast(col.type.value_type)
+            try:
+                col = col.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                expected = "numbers" if pa.types.is_floating(target) else "text or integers"
+                raise DataError(
+                    f"{path}: column '{name}' has type {col.type}, expected {expected}"
+                ) from None
+        columns.append(col)
+    # Parquet has no header line, so row 1 is the first row.
+    return pa.table(columns, names=list(types)), 1
