@@ -1,6 +1,13 @@
 """The paper's contribution: SSEM, differentiated encoders, TF Loss, DFM, Eq. 12."""
 
-from tf4ctr.framework.encoders import Encoder, MLPEncoder
+from tf4ctr.framework.encoders import (
+    Encoder,
+    EncoderContext,
+    MLPEncoder,
+    available_encoders,
+    build_encoder,
+    register_encoder,
+)
 from tf4ctr.framework.fusion import FUSION_TYPES, Fusion, build_fusion
 from tf4ctr.framework.losses import (
     TwinFocusLoss,
@@ -19,6 +26,10 @@ __all__ = [
     "SSEM",
     "SSEM_TYPES",
     "Encoder",
+    "EncoderContext",
+    "available_encoders",
+    "build_encoder",
+    "register_encoder",
     "Fusion",
     "LossParts",
     "MLPEncoder",

@@ -1,6 +1,21 @@
-"""The model zoo. Importing this package registers every model."""
+"""The model zoo. Importing this package registers every model and encoder."""
 
-from tf4ctr.models import dnn, tf4ctr  # noqa: F401  (registration side effects)
+from tf4ctr.models import (  # noqa: F401  (registration side effects)
+    afn,
+    autoint,
+    cl4ctr,
+    dcn,
+    dcnv2,
+    deepfm,
+    dnn,
+    dualmlp,
+    edcn,
+    eulernet,
+    tf4ctr,
+    tf4ctr_variants,
+    widedeep,
+    xdeepfm,
+)
 from tf4ctr.models.registry import (
     available_models,
     build_model,
