@@ -137,3 +137,55 @@ def test_module_equals_function():
     assert mod(z_s, z_c, y).item() == pytest.approx(
         twin_focus_loss(z_s, z_c, y, alpha=0.35, c=0.9, gamma=1.0).item()
     )
+
+
+# --- the other losses of Table II -------------------------------------------------
+
+from tf4ctr.framework import CTRLoss, focal_loss, reweighted_bce  # noqa: E402
+
+
+def test_focal_loss_by_hand():
+    # y=1, p=0.8: -0.25 * 0.2^2 * ln 0.8 ; y=0, p=0.3 (p_t=0.7): -0.75 * 0.3^2 * ln 0.7
+    z = torch.tensor([logit(0.8), logit(0.3)], dtype=torch.float64)
+    y = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    want = (-0.25 * 0.04 * math.log(0.8) - 0.75 * 0.09 * math.log(0.7)) / 2
+    assert focal_loss(z, y, alpha=0.25, gamma=2.0).item() == pytest.approx(want, rel=1e-12)
+
+
+def test_focal_reduces_to_half_bce():
+    g = torch.Generator().manual_seed(2)
+    z, y = torch.randn(50, generator=g), (torch.rand(50, generator=g) > 0.5).float()
+    assert focal_loss(z, y, alpha=0.5, gamma=0.0).item() == pytest.approx(
+        0.5 * binary_cross_entropy(z, y).item(), rel=1e-6
+    )
+
+
+def test_rce_by_hand_and_detached_weight():
+    # y=1, p=0.8: -(0.8^0.5) ln 0.8 ; y=0, p=0.9 (p_t=0.1): -(0.1^0.5) ln 0.1
+    z = torch.tensor([logit(0.8), logit(0.9)], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    want = (-(0.8**0.5) * math.log(0.8) - (0.1**0.5) * math.log(0.1)) / 2
+    loss = reweighted_bce(z, y, beta=0.5)
+    assert loss.item() == pytest.approx(want, rel=1e-12)
+    loss.backward()
+    # the weight is detached: gradient = w * (p - y) / N
+    p = torch.sigmoid(z.detach())
+    w = torch.tensor([0.8**0.5, 0.1**0.5], dtype=torch.float64)
+    torch.testing.assert_close(z.grad, w * (p - y) / 2)
+
+
+def test_rce_beta_zero_is_bce():
+    g = torch.Generator().manual_seed(3)
+    z, y = torch.randn(40, generator=g), (torch.rand(40, generator=g) > 0.5).float()
+    assert reweighted_bce(z, y, beta=0.0).item() == pytest.approx(binary_cross_entropy(z, y).item())
+
+
+def test_ctr_loss_by_name():
+    z, y = torch.tensor([0.3, -1.2]), torch.tensor([1.0, 0.0])
+    assert CTRLoss("bce")(z, y).item() == pytest.approx(binary_cross_entropy(z, y).item())
+    assert CTRLoss("focal", focal_alpha=0.4, focal_gamma=1.0)(z, y).item() == pytest.approx(
+        focal_loss(z, y, alpha=0.4, gamma=1.0).item()
+    )
+    assert CTRLoss("rce", rce_beta=0.3)(z, y).item() == pytest.approx(reweighted_bce(z, y, beta=0.3).item())
+    with pytest.raises(ValueError, match="unknown CTR loss"):
+        CTRLoss("hinge")

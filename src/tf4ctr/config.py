@@ -29,18 +29,26 @@ import yaml
 from tf4ctr.errors import ConfigError
 
 MONITORS = ("auc", "auc+gauc", "gauc", "logloss")
-LOSSES = ("bce", "tf")
+LOSSES = ("bce", "focal", "rce", "tf")
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """``loss`` section. ``bce``: log loss on the fused logit. ``tf``: Eq. 12, log
-    loss plus the Twin Focus loss (α, c, γ of Eq. 7) on the encoder logits."""
+    """``loss`` section, applied to any model.
+
+    ``bce``: log loss on the fused logit. ``focal``: focal loss (``focal_alpha``,
+    ``focal_gamma``). ``rce``: R-CE, log loss reweighted by p_t^``rce_beta``.
+    ``tf``: Eq. 12, log loss plus the Twin Focus loss (``alpha``, ``c``, ``gamma``
+    of Eq. 7) on the two encoder logits. ``embedding_l2`` adds (λ/2)·‖E‖².
+    """
 
     name: str = "bce"
     alpha: float = 0.25
     c: float = 0.7
     gamma: float = 1.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    rce_beta: float = 0.25
     embedding_l2: float = 0.0
 
 
@@ -186,11 +194,12 @@ def parse_run_config(raw: Any, source: Path | None = None) -> RunConfig:
 
     if loss.name not in LOSSES:
         raise ConfigError(f"{where}loss.name: expected one of {', '.join(LOSSES)}, got {loss.name!r}")
-    for k, low in (("alpha", 0.0), ("c", 0.0)):
+    for k in ("alpha", "c", "focal_alpha"):
         v = getattr(loss, k)
-        if not low <= v <= 1.0:
+        if not 0.0 <= v <= 1.0:
             raise ConfigError(f"{where}loss.{k}: must be in [0, 1], got {v}")
-    _positive(loss.gamma, "loss.gamma", where, allow_zero=True)
+    for k in ("gamma", "focal_gamma", "rce_beta"):
+        _positive(getattr(loss, k), f"loss.{k}", where, allow_zero=True)
     _positive(loss.embedding_l2, "loss.embedding_l2", where, allow_zero=True)
     if train.monitor not in MONITORS:
         raise ConfigError(

@@ -41,7 +41,7 @@ from tf4ctr.data import (
     read_table,
 )
 from tf4ctr.errors import ConfigError, UserError
-from tf4ctr.framework import Objective, TwinFocusLoss
+from tf4ctr.framework import CTRLoss, Objective, TwinFocusLoss
 from tf4ctr.models import build_model, check_model_config
 from tf4ctr.train.trainer import Trainer
 
@@ -87,7 +87,13 @@ def configure_threads(num_threads: int | None) -> None:
 def build_objective(loss: LossConfig) -> Objective:
     """The ``loss`` section as an :class:`Objective` (Eq. 12 for ``tf``)."""
     twin = TwinFocusLoss(loss.alpha, loss.c, loss.gamma) if loss.name == "tf" else None
-    return Objective(twin, embedding_l2=loss.embedding_l2)
+    ctr = CTRLoss(
+        loss.name if loss.name in CTRLoss.NAMES else "bce",
+        focal_alpha=loss.focal_alpha,
+        focal_gamma=loss.focal_gamma,
+        rce_beta=loss.rce_beta,
+    )
+    return Objective(twin, embedding_l2=loss.embedding_l2, ctr_loss=ctr)
 
 
 def resolve_dataset(config: RunConfig) -> DatasetConfig:

@@ -10,10 +10,13 @@ from tf4ctr.framework.encoders import (
 )
 from tf4ctr.framework.fusion import FUSION_TYPES, Fusion, build_fusion
 from tf4ctr.framework.losses import (
+    CTRLoss,
     TwinFocusLoss,
     binary_cross_entropy,
     check_twin_focus_params,
+    focal_loss,
     log_p_true,
+    reweighted_bce,
     twin_focus_loss,
     twin_focus_terms,
 )
@@ -22,6 +25,9 @@ from tf4ctr.framework.ssem import SSEM, SSEM_TYPES, build_ssem
 from tf4ctr.framework.twin import TwinModel
 
 __all__ = [
+    "CTRLoss",
+    "focal_loss",
+    "reweighted_bce",
     "FUSION_TYPES",
     "SSEM",
     "SSEM_TYPES",

@@ -101,3 +101,58 @@ class TwinFocusLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, c={self.c}, gamma={self.gamma}"
+
+
+def focal_loss(
+    logit: torch.Tensor, label: torch.Tensor, *, alpha: float = 0.25, gamma: float = 2.0
+) -> torch.Tensor:
+    """Focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
+
+    FL = −α_t (1 − p_t)^γ log p_t with α_t = α for positives and 1 − α for
+    negatives; batch mean. γ = 0 and α = 0.5 give half the log loss.
+    """
+    log_pt = log_p_true(logit, label)
+    alpha_t = alpha * label + (1.0 - alpha) * (1.0 - label)
+    return (-alpha_t * (1.0 - log_pt.exp()) ** gamma * log_pt).mean()
+
+
+def reweighted_bce(logit: torch.Tensor, label: torch.Tensor, *, beta: float = 0.25) -> torch.Tensor:
+    """R-CE (Wang et al., "Denoising Implicit Feedback for Recommendation", WSDM 2021).
+
+    Each sample's log loss is weighted by the model's own (detached) probability
+    of the true class to the power β, so samples the model finds very unlikely —
+    treated as noisy — pull less. β = 0 is plain log loss.
+    """
+    log_pt = log_p_true(logit, label)
+    weight = (beta * log_pt.detach()).exp()  # p_t^β, computed in log space
+    return (-weight * log_pt).mean()
+
+
+class CTRLoss(nn.Module):
+    """The loss on the fused logit (L_ctr of Eq. 12), chosen by name."""
+
+    NAMES = ("bce", "focal", "rce")
+
+    def __init__(
+        self, name: str = "bce", *, focal_alpha: float = 0.25, focal_gamma: float = 2.0,
+        rce_beta: float = 0.25,
+    ) -> None:
+        super().__init__()
+        if name not in self.NAMES:
+            raise ValueError(f"unknown CTR loss {name!r} (expected one of: {', '.join(self.NAMES)})")
+        if not 0.0 <= focal_alpha <= 1.0:
+            raise ValueError(f"focal_alpha must be in [0, 1], got {focal_alpha}")
+        if focal_gamma < 0 or rce_beta < 0:
+            raise ValueError("focal_gamma and rce_beta must be >= 0")
+        self.name = name
+        self.focal_alpha, self.focal_gamma, self.rce_beta = focal_alpha, focal_gamma, rce_beta
+
+    def forward(self, logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        if self.name == "focal":
+            return focal_loss(logit, label, alpha=self.focal_alpha, gamma=self.focal_gamma)
+        if self.name == "rce":
+            return reweighted_bce(logit, label, beta=self.rce_beta)
+        return binary_cross_entropy(logit, label)
+
+    def extra_repr(self) -> str:
+        return self.name

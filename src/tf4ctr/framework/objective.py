@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tf4ctr.framework.losses import TwinFocusLoss, binary_cross_entropy
+from tf4ctr.framework.losses import CTRLoss, TwinFocusLoss
 from tf4ctr.nn import FeatureEmbedding, ModelOutput
 
 
@@ -26,20 +26,28 @@ class Objective(nn.Module):
     """Combines the CTR loss on the fused logit with the optional extras.
 
     Args:
+        ctr_loss: the loss on the fused logit; log loss by default.
         twin_focus: TF Loss on (z_s, z_c); None trains with L_ctr alone.
         embedding_l2: λ of the (λ/2)·‖E‖² penalty that the paper's code adds
             over every embedding table (both tables under SER), every step.
     """
 
-    def __init__(self, twin_focus: TwinFocusLoss | None = None, embedding_l2: float = 0.0) -> None:
+    def __init__(
+        self,
+        twin_focus: TwinFocusLoss | None = None,
+        embedding_l2: float = 0.0,
+        *,
+        ctr_loss: CTRLoss | None = None,
+    ) -> None:
         super().__init__()
+        self.ctr_loss = ctr_loss if ctr_loss is not None else CTRLoss("bce")
         if embedding_l2 < 0:
             raise ValueError(f"embedding_l2 must be >= 0, got {embedding_l2}")
         self.twin_focus = twin_focus
         self.embedding_l2 = float(embedding_l2)
 
     def forward(self, model: nn.Module, out: ModelOutput, label: torch.Tensor) -> LossParts:
-        ctr = binary_cross_entropy(out.logit, label)
+        ctr = self.ctr_loss(out.logit, label)
         total = ctr
         parts = LossParts(total=total, ctr=ctr)
         if self.twin_focus is not None:
