@@ -68,6 +68,9 @@ class TrainConfig:
     eval_batch_size: int = 65_536
     num_threads: int | None = None
     progress: bool = True
+    #: sparse embedding gradients + lazy row-wise Adam (for huge vocabularies);
+    #: off by default: the paper used dense Adam
+    sparse_embedding: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ Every categorical field owns a contiguous block of rows in a single table, so a
 batch costs one ``embedding`` call instead of a Python loop over fields (the
 fast path that DESIGN.md asks for). Numeric fields kept as numbers get one
 vector each, scaled by the value.
+
+With ``sparse = True`` the table's gradient is a sparse tensor holding only
+the rows a batch touched, so an optimizer step costs what the batch touches
+instead of the whole table (the remedy for Criteo-sized vocabularies).
 """
 
 from __future__ import annotations
@@ -49,18 +53,33 @@ class FeatureEmbedding(nn.Module):
         self.numeric_weight = nn.Parameter(torch.empty(num_numeric, dim))
         nn.init.normal_(self.weight, std=init_std)
         nn.init.normal_(self.numeric_weight, std=init_std)
+        #: sparse gradients for ``weight`` (set by the trainer's sparse option)
+        self.sparse = False
+        self._touched: torch.Tensor | None = None
 
     @property
     def num_fields(self) -> int:
         return self.num_categorical + self.num_numeric
 
     def forward(self, x: FeatureInput) -> torch.Tensor:
-        emb = nn.functional.embedding(x.categorical + self.offsets, self.weight)
+        index = x.categorical + self.offsets
+        if self.sparse and self.training:
+            self._touched = index
+        emb = nn.functional.embedding(index, self.weight, sparse=self.sparse)
         if self.num_numeric == 0:
             return emb
         num = x.numeric.unsqueeze(-1) * self.numeric_weight
         return torch.cat([emb, num], dim=1)
 
     def squared_norm(self) -> torch.Tensor:
-        """‖W‖² over the whole table: the paper's code penalises every row, every step."""
-        return self.weight.pow(2).sum() + self.numeric_weight.pow(2).sum()
+        """‖W‖² over the whole table: the paper's code penalises every row, every step.
+
+        In sparse mode only the rows of the last training batch are penalised
+        (the usual lazy regularisation), since a whole-table penalty would make
+        the gradient dense again.
+        """
+        numeric = self.numeric_weight.pow(2).sum()
+        if self.sparse and self._touched is not None:
+            rows = torch.unique(self._touched)
+            return nn.functional.embedding(rows, self.weight, sparse=True).pow(2).sum() + numeric
+        return self.weight.pow(2).sum() + numeric

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from tf4ctr.config import TrainConfig
 from tf4ctr.framework.objective import Objective
-from tf4ctr.nn import FeatureInput
+from tf4ctr.nn import FeatureEmbedding, FeatureInput
 from tf4ctr.train.metrics import evaluate_predictions
 
 log = logging.getLogger("tf4ctr")
@@ -68,6 +68,50 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.Optimizer]:
+    """Adam over everything (the paper's setting), or, with ``sparse_embedding``,
+    Adam for the dense layers plus a lazy row-wise Adam (``SparseAdam``) for the
+    embedding tables, which then produce sparse gradients."""
+    if not config.sparse_embedding:
+        return [torch.optim.Adam(model.parameters(), lr=config.lr)]
+    tables = [m for m in model.modules() if isinstance(m, FeatureEmbedding)]
+    for table in tables:
+        table.sparse = True
+    sparse_ids = {id(t.weight) for t in tables}
+    dense = [p for p in model.parameters() if id(p) not in sparse_ids]
+    optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=config.lr)]
+    if tables:
+        optimizers.append(torch.optim.SparseAdam([t.weight for t in tables], lr=config.lr))
+    return optimizers
+
+
+@torch.no_grad()
+def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> float:
+    """Clip the global gradient norm, sparse gradients included.
+
+    ``torch.nn.utils.clip_grad_norm_`` rejects sparse gradients; here a sparse
+    gradient counts by its (coalesced) stored values, which is the same norm.
+    """
+    parameters = [p for p in parameters if p.grad is not None]
+    if not any(p.grad.is_sparse for p in parameters):
+        return float(nn.utils.clip_grad_norm_(parameters, max_norm, foreach=True))
+    grads = []
+    for p in parameters:
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            grads.append(p.grad._values())
+        else:
+            grads.append(p.grad)
+    if not grads:
+        return 0.0
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = max_norm / (total + 1e-6)
+    if scale < 1:
+        for g in grads:
+            g.mul_(scale)
+    return float(total)
+
+
 class Trainer:
     """Trains and evaluates one model.
 
@@ -93,7 +137,7 @@ class Trainer:
         self.config = config
         self.device = torch.device(device)
         self.checkpoint_path = checkpoint_path
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizers = make_optimizers(self.model, config)
 
     # -- one pass ---------------------------------------------------------
 
@@ -105,7 +149,10 @@ class Trainer:
 
     @property
     def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        return float(self.optimizers[0].param_groups[0]["lr"])
+
+    def _param_groups(self):
+        return [g for opt in self.optimizers for g in opt.param_groups]
 
     def train_epoch(self, loader: Iterable[Any], *, epoch: int = 1) -> dict[str, float]:
         """One pass over the training data; returns mean losses and timing."""
@@ -125,11 +172,13 @@ class Trainer:
         for batch in bar:
             out = self.model(self._inputs(batch))
             parts = self.objective(self.model, out, batch.label.to(self.device))
-            self.optimizer.zero_grad(set_to_none=True)
+            for opt in self.optimizers:
+                opt.zero_grad(set_to_none=True)
             parts.total.backward()
             if cfg.clip_grad_norm > 0:
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
-            self.optimizer.step()
+                clip_grad_norm(self.model.parameters(), cfg.clip_grad_norm)
+            for opt in self.optimizers:
+                opt.step()
             n_batches += 1
             for name in ("total", "ctr", "twin_focus", "l2"):
                 value = getattr(parts, name)
@@ -208,7 +257,7 @@ class Trainer:
                     atomic_torch_save(best_state, self.checkpoint_path)
             else:
                 bad_epochs += 1
-                for group in self.optimizer.param_groups:
+                for group in self._param_groups():
                     group["lr"] = max(group["lr"] * cfg.reduce_lr_factor, cfg.min_lr)
             result.history.append(record)
             log.info(
