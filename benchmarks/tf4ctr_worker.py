@@ -1,0 +1,93 @@
+"""One timed tf4ctr training/evaluation run; prints one JSON line (used by speed.py).
+
+    python benchmarks/tf4ctr_worker.py --model tf4ctr --epochs 1 --threads 2
+
+Frappe_x1: REBUILT train + real BARS valid (../shared/data/Frappe_x1_rebuilt).
+Preprocessing (cached) and model construction are outside the timed phases;
+training time is the sum of the trainer's per-epoch times (no evaluation);
+evaluation time covers prediction and metrics over the validation split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from flops import training_flops_per_sample  # noqa: E402
+
+from tf4ctr.config import TrainConfig  # noqa: E402
+from tf4ctr.data import BatchLoader, load_dataset_config, prepare_dataset  # noqa: E402
+from tf4ctr.framework import Objective, TwinFocusLoss  # noqa: E402
+from tf4ctr.models import build_model  # noqa: E402
+from tf4ctr.train import Trainer  # noqa: E402
+
+# The paper's Frappe settings (batch 10,000, embedding 16, [400,400,400], BN, dropout 0.2).
+MODELS = {
+    "dnn": ({"name": "dnn"}, False),
+    "dualmlp": ({"name": "dualmlp"}, False),
+    "deepfm": ({"name": "deepfm"}, False),
+    "dcnv2": ({"name": "dcnv2"}, False),
+    "tf4ctr": ({"name": "tf4ctr", "ssem": "ser", "fusion": "wsf"}, True),
+}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", choices=list(MODELS), required=True)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=10_000)
+    p.add_argument("--eval-batch-size", type=int, default=65_536)
+    p.add_argument("--sparse", action="store_true", help="sparse embedding gradients + lazy Adam")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--cache", default=str(ROOT / ".tf4ctr-cache"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(2023)
+
+    cfg = load_dataset_config(ROOT / "configs/datasets/frappe_x1.yaml")
+    data = prepare_dataset(cfg, Path(args.cache), progress=False)
+    spec, twin = MODELS[args.model]
+    model = build_model(spec["name"], data.schema, **{k: v for k, v in spec.items() if k != "name"})
+    flops = training_flops_per_sample(model, data.schema)
+    if args.compile:
+        model = torch.compile(model)
+    objective = Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
+    train_cfg = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, progress=False,
+                            sparse_embedding=args.sparse)
+    trainer = Trainer(model, objective, train_cfg)
+    loader = BatchLoader(data.train, args.batch_size, shuffle=True, seed=2023)
+    seconds = [trainer.train_epoch(loader, epoch=e)["train_seconds"] for e in range(1, args.epochs + 1)]
+    valid_loader = BatchLoader(data.valid, args.eval_batch_size)
+    start = time.perf_counter()
+    metrics = trainer.evaluate(valid_loader)
+    eval_seconds = time.perf_counter() - start
+    n = len(data.train)
+    per_epoch = sorted(seconds)[len(seconds) // 2]
+    print(json.dumps({
+        "library": "tf4ctr",
+        "model": args.model,
+        "threads": args.threads,
+        "sparse": args.sparse,
+        "compile": args.compile,
+        "seconds_per_epoch": per_epoch,
+        "train_samples_per_s": n / per_epoch,
+        "train_flops_per_sample": flops,
+        "eval_samples_per_s": len(data.valid) / eval_seconds,
+        "valid_auc": metrics["auc"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
