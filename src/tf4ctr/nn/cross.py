@@ -28,6 +28,11 @@ def _xavier_normal_std(fan_in: int, fan_out: int) -> float:
     return (2.0 / (fan_in + fan_out)) ** 0.5
 
 
+def cross_step(x0: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """One DCN cross layer x0 · (xᵀ w) + b + x, with w and b vectors of width D."""
+    return x0 * (x @ w).unsqueeze(-1) + b + x
+
+
 class CrossNet(nn.Module):
     """x_{l+1} = x0 · (x_lᵀ w_l) + b_l + x_l (DCN, Eq. 3), ``[B, D] -> [B, D]``."""
 
@@ -45,7 +50,7 @@ class CrossNet(nn.Module):
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0
         for w, b in zip(self.weight, self.bias, strict=True):
-            x = x0 * (x @ w).unsqueeze(-1) + b + x
+            x = cross_step(x0, x, w, b)
         return x
 
 
