@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from tf4ctr.nn.dropout import FastDropout
 from tf4ctr.nn.encoder import Encoder, EncoderContext, register_encoder
 from tf4ctr.nn.types import FeatureInput
 
@@ -89,8 +90,8 @@ class EulerInteractionLayer(nn.Module):
         # explicit one, whose terms have modulus ≈ 1.
         nn.init.normal_(self.implicit.weight, std=0.01)
         nn.init.zeros_(self.implicit.bias)
-        self.explicit_dropout = nn.Dropout(dropout)
-        self.implicit_dropout = nn.Dropout(dropout)
+        self.explicit_dropout = FastDropout(dropout)
+        self.implicit_dropout = FastDropout(dropout)
         self.norm_real = nn.LayerNorm(dim) if layer_norm else None
         self.norm_imag = nn.LayerNorm(dim) if layer_norm else None
 

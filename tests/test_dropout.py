@@ -1,0 +1,49 @@
+"""FastDropout: the same distribution as nn.Dropout, a cheaper mask."""
+
+import pytest
+import torch
+
+from tf4ctr.nn.dropout import FastDropout, dropout_factors
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.9])
+def test_drop_rate_and_scale(p):
+    torch.manual_seed(0)
+    f = dropout_factors(torch.Size([400, 1000]), p)
+    dropped = (f == 0).float().mean().item()
+    # 400k Bernoulli draws: 5 standard deviations is < 0.004
+    assert dropped == pytest.approx(p, abs=5 * (p * (1 - p) / 4e5) ** 0.5 + 1e-4)
+    kept = f[f != 0]
+    assert torch.allclose(kept, torch.full_like(kept, kept[0].item()))
+    assert kept[0].item() == pytest.approx(1 / (1 - p), rel=1e-4)
+
+
+def test_identity_in_eval_and_for_zero_p():
+    x = torch.randn(50, 7)
+    d = FastDropout(0.3).eval()
+    assert d(x) is x
+    assert FastDropout(0.0).train()(x) is x
+
+
+def test_gradient_is_the_same_factors():
+    torch.manual_seed(1)
+    x = torch.randn(64, 33, requires_grad=True)
+    y = FastDropout(0.25).train()(x)
+    factors = torch.where(x.detach() != 0, y.detach() / x.detach(), torch.zeros(()))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, factors)
+
+
+def test_reproducible_under_manual_seed_and_varies_between_calls():
+    d = FastDropout(0.5).train()
+    x = torch.ones(1000)
+    torch.manual_seed(7)
+    a, b = d(x), d(x)
+    torch.manual_seed(7)
+    assert torch.equal(d(x), a)
+    assert not torch.equal(a, b)
+
+
+def test_rejects_bad_p():
+    with pytest.raises(ValueError, match="dropout probability"):
+        FastDropout(1.0)
