@@ -56,8 +56,12 @@ class FastDropout(nn.Module):
     """Drop-in for ``nn.Dropout`` (inverted dropout: kept values scaled by 1/(1 − p)).
 
     Identity in eval mode. Randomness comes from torch's default generator,
-    so ``torch.manual_seed`` makes it reproducible.
+    so ``torch.manual_seed`` makes it reproducible. Setting the class attribute
+    ``use_torch_dropout = True`` switches every instance to ``nn.functional.dropout``
+    (used by ``benchmarks/dropout_equivalence.py`` to show both train alike).
     """
+
+    use_torch_dropout = False
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -68,6 +72,8 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
+        if FastDropout.use_torch_dropout:
+            return nn.functional.dropout(x, self.p, training=True)
         factors = dropout_factors(x.shape, self.p).to(device=x.device, dtype=x.dtype)
         return _Scale.apply(x, factors)
 
