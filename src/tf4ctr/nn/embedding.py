@@ -64,8 +64,14 @@ class FeatureEmbedding(nn.Module):
     def forward(self, x: FeatureInput) -> torch.Tensor:
         index = x.categorical + self.offsets
         if self.sparse and self.training:
-            self._touched = index
-        emb = nn.functional.embedding(index, self.weight, sparse=self.sparse)
+            # Look each distinct row up once: the sparse gradient then has one
+            # entry per row (no duplicates to sort out when it is coalesced),
+            # and the same rows serve the lazy L2 penalty.
+            rows, inverse = torch.unique(index, return_inverse=True)
+            self._touched = rows
+            emb = nn.functional.embedding(rows, self.weight, sparse=True)[inverse]
+        else:
+            emb = nn.functional.embedding(index, self.weight, sparse=self.sparse)
         if self.num_numeric == 0:
             return emb
         num = x.numeric.unsqueeze(-1) * self.numeric_weight
@@ -80,6 +86,5 @@ class FeatureEmbedding(nn.Module):
         """
         numeric = self.numeric_weight.pow(2).sum()
         if self.sparse and self._touched is not None:
-            rows = torch.unique(self._touched)
-            return nn.functional.embedding(rows, self.weight, sparse=True).pow(2).sum() + numeric
+            return nn.functional.embedding(self._touched, self.weight, sparse=True).pow(2).sum() + numeric
         return self.weight.pow(2).sum() + numeric
