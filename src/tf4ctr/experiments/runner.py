@@ -126,9 +126,10 @@ def load_experiment(path: str | Path) -> Experiment:
                 raise ConfigError(f"{path}: cells[{i}] ({label}): duplicates an earlier cell")
             seen.add(key)
             cells.append(Cell(label, seed, seeded, key, reference))
+    # Paths given in the file are relative to the file; the defaults live in the current folder.
     root = Path.cwd()
-    store = Path(raw.get("store", root / ".tf4ctr-results" / f"{name}.jsonl"))
-    runs_dir = Path(raw.get("runs_dir", root / "runs" / name))
+    store = path.parent / raw["store"] if "store" in raw else root / ".tf4ctr-results" / f"{name}.jsonl"
+    runs_dir = path.parent / raw["runs_dir"] if "runs_dir" in raw else root / "runs" / name
     return Experiment(name, cells, store, runs_dir, path, str(raw.get("description", "")))
 
 
