@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tf4ctr.nn.dropout import replace_torch_dropout
 from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.types import FeatureInput
 
@@ -163,7 +164,7 @@ class ContrastiveModule(nn.Module):
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.mask_type = mask_type
         self.mask_ratio = float(mask_ratio)
-        self.encoder = nn.TransformerEncoder(
+        self.encoder = replace_torch_dropout(nn.TransformerEncoder(
             nn.TransformerEncoderLayer(
                 embedding_dim,
                 num_heads,
@@ -173,7 +174,7 @@ class ContrastiveModule(nn.Module):
             ),
             num_layers=num_layers,
             enable_nested_tensor=False,
-        )
+        ))
         width = num_fields * embedding_dim
         self.project1 = nn.Linear(width, embedding_dim)
         self.project2 = nn.Linear(width, embedding_dim)

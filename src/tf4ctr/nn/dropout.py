@@ -79,3 +79,14 @@ class FastDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def replace_torch_dropout(module: nn.Module) -> nn.Module:
+    """Swap every ``nn.Dropout`` inside ``module`` (e.g. in a torch Transformer layer) for
+    :class:`FastDropout` with the same p; returns the module."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Dropout):
+            setattr(module, name, FastDropout(child.p))
+        else:
+            replace_torch_dropout(child)
+    return module
