@@ -93,3 +93,19 @@ def test_store_round_trip(tmp_path):
     store.add({"key": "k1", "value": 1})
     again = ResultStore(tmp_path / "s.jsonl")
     assert "k1" in again and json.loads((tmp_path / "s.jsonl").read_text())["value"] == 1
+
+
+def test_significance_by_hand(tmp_path):
+    from scipy import stats
+
+    from tf4ctr.experiments.report import significance
+    from tf4ctr.experiments.runner import Cell, Experiment
+
+    cells = [Cell("A", s, {}, f"a{s}") for s in range(3)] + [Cell("B", s, {}, f"b{s}") for s in range(3)]
+    store = ResultStore(tmp_path / "s.jsonl")
+    for c, v in zip(cells, [0.90, 0.91, 0.92, 0.80, 0.82, 0.81], strict=True):
+        store.add({"key": c.key, "test": {"auc": v}})
+    exp = Experiment("x", cells, tmp_path / "s.jsonl", tmp_path, tmp_path / "e.yaml")
+    res = significance(exp, store, "A", "B")
+    want = stats.ttest_ind([0.90, 0.91, 0.92], [0.80, 0.82, 0.81], equal_var=False)
+    assert res["pvalue"] == pytest.approx(want.pvalue) and res["mean_difference"] == pytest.approx(0.1)

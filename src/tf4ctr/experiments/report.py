@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from scipy import stats
+
 from tf4ctr.experiments.runner import Experiment, ResultStore
 
 
@@ -44,3 +46,27 @@ def results_table(experiment: Experiment, store: ResultStore) -> str:
             cells.append(f"{ref['test_auc']:.4f}" if "test_auc" in ref else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def significance(
+    experiment: Experiment, store: ResultStore, first: str, second: str, metric: str = "auc"
+) -> dict[str, Any]:
+    """Two-tailed t-test on the test ``metric`` of two cell labels over their seeds.
+
+    Welch's form (no equal-variance assumption); the paper reports two-tailed
+    t-test p-values for TF4CTR against the best baseline over five runs.
+    """
+    def values(label: str) -> list[float]:
+        return [
+            store.records[c.key]["test"][metric]
+            for c in experiment.cells
+            if c.label == label and c.key in store
+        ]
+
+    a, b = values(first), values(second)
+    result: dict[str, Any] = {"first": first, "second": second, "n": (len(a), len(b))}
+    if len(a) > 1 and len(b) > 1:
+        test = stats.ttest_ind(a, b, equal_var=False)
+        result.update(statistic=float(test.statistic), pvalue=float(test.pvalue),
+                      mean_difference=statistics.mean(a) - statistics.mean(b))
+    return result
