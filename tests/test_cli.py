@@ -138,7 +138,7 @@ def test_evaluate_and_predict_errors(tmp_path, capsys):
 
 
 def test_help_on_every_command():
-    for cmd in ([], ["train"], ["evaluate"], ["predict"], ["demo"], ["models"], ["grid"], ["report"]):
+    for cmd in ([], ["train"], ["evaluate"], ["predict"], ["demo"], ["models"], ["grid"], ["report"], ["data"], ["data", "list"], ["data", "info"]):
         proc = subprocess.run([sys.executable, "-m", "tf4ctr.cli", *cmd, "--help"],
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 0 and "usage: tf4ctr" in proc.stdout

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from tf4ctr.data.data_cli import add_data_commands
 from tf4ctr.errors import UserError
 
 log = logging.getLogger("tf4ctr")
@@ -183,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", metavar="EXPERIMENT")
     p.add_argument("--output", metavar="FILE", help="write Markdown here instead of stdout")
     p.set_defaults(func=cmd_report)
+
+    add_data_commands(sub)
 
     p = sub.add_parser("models", help="list registered models and their defaults")
     p.set_defaults(func=cmd_models)

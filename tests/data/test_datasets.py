@@ -1,0 +1,173 @@
+"""Dataset registry, dataset_config, and the `tf4ctr data` commands."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pytest
+
+from tf4ctr.data.data_cli import add_data_commands
+from tf4ctr.data.datasets import DATASETS, dataset_config, get_dataset
+from tf4ctr.data.formats import read_criteo_tsv
+from tf4ctr.data.readers import read_table
+from tf4ctr.data.store import prepare_dataset
+from tf4ctr.errors import ConfigError
+
+PAPER = {"frappe_x1", "movielenslatest_x1", "ml_1m", "kkbox_x1", "criteo_x4"}
+
+
+def test_registry_facts_are_consistent() -> None:
+    assert set(DATASETS) == PAPER | {"avazu_x1", "criteo_x1"}
+    for name, info in DATASETS.items():
+        assert info.name == name
+        assert set(info.splits) == {"train", "valid", "test"}
+        assert all(n > 0 for n in info.splits.values())
+        assert len(set(info.field_names)) == len(info.field_names)
+        assert info.in_paper == (name in PAPER)
+        if info.group_col is not None:
+            assert info.group_col in info.field_names
+        assert info.min_categr_count == (10 if name.startswith("criteo") else 2)
+        assert info.sources and all(u.startswith("https://") for u in info.sources.values())
+        for digest in info.checksums.values():
+            assert digest is None or re.fullmatch(r"[0-9a-f]{32}", digest)
+
+
+def test_registry_matches_paper_table() -> None:
+    assert DATASETS["frappe_x1"].splits == {"train": 202_027, "valid": 57_722, "test": 28_860}
+    assert DATASETS["ml_1m"].total_rows == 1_000_209
+    assert DATASETS["criteo_x4"].total_rows == 45_840_617
+    assert DATASETS["criteo_x1"].total_rows == 45_840_617
+    groups = {n: i.group_col for n, i in DATASETS.items()}
+    assert groups == {
+        "frappe_x1": "user",
+        "movielenslatest_x1": "user_id",
+        "ml_1m": "UserID",
+        "kkbox_x1": "msno",
+        "criteo_x4": None,
+        "avazu_x1": None,
+        "criteo_x1": None,
+    }
+
+
+def test_get_dataset_aliases_and_unknown() -> None:
+    assert get_dataset("Frappe_x1").name == "frappe_x1"
+    assert get_dataset("ML-1M").name == "ml_1m"
+    assert get_dataset("ml-tag").name == "movielenslatest_x1"
+    assert get_dataset("MovielensLatest_x1").name == "movielenslatest_x1"
+    with pytest.raises(ConfigError, match=r"unknown dataset 'nope' \(expected one of: frappe_x1"):
+        get_dataset("nope")
+
+
+@pytest.mark.parametrize("name", sorted(set(DATASETS) - {"kkbox_x1"}))
+def test_dataset_config_builds(name: str, tmp_path: Path) -> None:
+    cfg = dataset_config(name, tmp_path)
+    info = DATASETS[name]
+    assert cfg.name == name
+    assert cfg.feature_names == info.field_names
+    assert cfg.group_col == info.group_col
+    assert cfg.min_categr_count == info.min_categr_count
+    assert cfg.train_data == tmp_path / "train.csv"
+    assert cfg.test_data == tmp_path / "test.csv"
+
+
+def test_dataset_config_options(tmp_path: Path) -> None:
+    default = dataset_config("criteo_x4", tmp_path)
+    assert {f.preprocess for f in default.feature_cols if f.name.startswith("I")} == {
+        "criteo_log_bucket_fuxictr"
+    }
+    assert default.label_col.name == "Label"
+    paper = dataset_config("criteo_x4", tmp_path, criteo_bucketer="criteo_log_bucket")
+    assert {f.preprocess for f in paper.feature_cols if f.name.startswith("I")} == {
+        "criteo_log_bucket"
+    }
+    assert dataset_config("frappe_x1", tmp_path, min_categr_count=1).min_categr_count == 1
+    with pytest.raises(ConfigError, match="key 'criteo_bucketer': expected one of"):
+        dataset_config("criteo_x4", tmp_path, criteo_bucketer="log")
+
+
+def test_kkbox_needs_sequences(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"kkbox_x1.*sequence features \(genre_ids, artist_name\)"
+    ):
+        dataset_config("kkbox_x1", tmp_path)
+
+
+def test_criteo_sample_end_to_end(shared_data: Path, tmp_path: Path) -> None:
+    # Raw sample -> formats reader -> BARS-like split files -> registry config -> cache.
+    sample = shared_data / "criteo_samples" / "deepctr_criteo_sample.txt"
+    if not sample.is_file():
+        pytest.skip(f"{sample} not found")
+    table = read_criteo_tsv(sample)
+    data = tmp_path / "criteo"
+    data.mkdir()
+    for split, (start, n) in {"train": (0, 150), "valid": (150, 25), "test": (175, 25)}.items():
+        pacsv.write_csv(table.slice(start, n), data / f"{split}.csv")
+    cfg = dataset_config("criteo_x4", data, min_categr_count=2)
+    assert cfg.label_col.name == "label"  # picked up from the file's header
+    ds = prepare_dataset(cfg, tmp_path / "cache", progress=False)
+    assert len(ds.train) == 150 and len(ds.test) == 25
+    assert len(ds.schema.categorical) == 39
+
+
+def test_frappe_config_reads_real_splits(shared_data: Path) -> None:
+    folder = shared_data / "Frappe_x1"
+    if not (folder / "valid.csv").is_file():
+        pytest.skip(f"{folder} not found")
+    cfg = dataset_config("frappe_x1", folder)
+    for split in ("valid", "test"):
+        table = read_table(cfg.paths[split], cfg)
+        assert table.num_rows == DATASETS["frappe_x1"].splits[split]
+        assert "user" in table.column_names
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tf4ctr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_data_commands(sub)
+    return parser
+
+
+def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parser().parse_args(["data", "list"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    for name in DATASETS:
+        assert name in out
+    assert "202,027" in out and "needs sequence support" in out
+
+
+def test_cli_info(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parser().parse_args(["data", "info", "Frappe_x1"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "gAUC group:       user" in out
+    assert "ba7306e6c4fc19dd2cd84f2f0596d158" in out
+    assert "https://huggingface.co/datasets/reczoo/Frappe_x1" in out
+    args = _parser().parse_args(["data", "info", "criteo_x4"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "4a53bb7cbc0e4ee25f9d6a73ed824b1a" in out and "criteo_log_bucket_fuxictr" in out
+    assert "none (AUC only)" in out
+    args = _parser().parse_args(["data", "info", "ml-1m"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "checksum unknown" in out and "rating > 3" in out
+
+
+def test_cli_info_unknown_name() -> None:
+    args = _parser().parse_args(["data", "info", "imagenet"])
+    with pytest.raises(ConfigError, match="expected one of: frappe_x1, movielenslatest_x1"):
+        args.func(args)
+
+
+def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(["data", "info", "--help"])
+    assert exc.value.code == 0
+    assert "checksums" in capsys.readouterr().out
