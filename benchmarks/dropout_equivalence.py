@@ -41,9 +41,10 @@ def main() -> int:
             key = f"{mode}-{seed}"
             if key in results:
                 continue
-            FastDropout.use_torch_dropout = mode == "torch"
+            FastDropout.use_torch_dropout = False
             config = load_run_config(ROOT / "configs/frappe_x1/tf4ctr.yaml",
-                                     [f"train.seed={seed}", "train.progress=false"])
+                                     [f"train.seed={seed}", "train.progress=false",
+                                      f"train.fast_dropout={str(mode == 'fast').lower()}"])
             with tempfile.TemporaryDirectory() as tmp:
                 m = run.train(config, run_dir=Path(tmp) / "run", progress=False).metrics
             secs = sorted(e["train_seconds"] for e in m["epochs"])

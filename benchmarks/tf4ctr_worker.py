@@ -49,6 +49,7 @@ def main() -> int:
     p.add_argument("--eval-batch-size", type=int, default=65_536)
     p.add_argument("--sparse", action="store_true", help="sparse embedding gradients + lazy Adam")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--fast-dropout", action="store_true", help="train.fast_dropout (opt-in mask)")
     p.add_argument("--cache", default=str(ROOT / ".tf4ctr-cache"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -63,7 +64,7 @@ def main() -> int:
         model = torch.compile(model)
     objective = Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
     train_cfg = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, progress=False,
-                            sparse_embedding=args.sparse)
+                            sparse_embedding=args.sparse, fast_dropout=args.fast_dropout)
     trainer = Trainer(model, objective, train_cfg)
     loader = BatchLoader(data.train, args.batch_size, shuffle=True, seed=2023)
     seconds = [trainer.train_epoch(loader, epoch=e)["train_seconds"] for e in range(1, args.epochs + 1)]
@@ -79,6 +80,7 @@ def main() -> int:
         "threads": args.threads,
         "sparse": args.sparse,
         "compile": args.compile,
+        "fast_dropout": args.fast_dropout,
         "seconds_per_epoch": per_epoch,
         "train_samples_per_s": n / per_epoch,
         "train_flops_per_sample": flops,

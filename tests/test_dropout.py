@@ -1,4 +1,4 @@
-"""FastDropout: the same distribution as nn.Dropout, a cheaper mask."""
+"""FastDropout: torch's dropout by default; with ``fast`` on, the cheap mask of the same law."""
 
 import pytest
 import torch
@@ -18,24 +18,52 @@ def test_drop_rate_and_scale(p):
     assert kept[0].item() == pytest.approx(1 / (1 - p), rel=1e-4)
 
 
+def fast(p: float) -> FastDropout:
+    d = FastDropout(p)
+    d.fast = True
+    return d
+
+
+def test_default_is_torch_dropout():
+    x = torch.ones(1000)
+    torch.manual_seed(3)
+    a = FastDropout(0.4).train()(x)
+    torch.manual_seed(3)
+    torch.testing.assert_close(a, torch.nn.functional.dropout(x, 0.4, training=True))
+
+
+def test_trainer_switches_fast_masks_on():
+    from tests.models.conftest import TINY
+    from tf4ctr.config import TrainConfig
+    from tf4ctr.framework import Objective
+    from tf4ctr.models import build_model
+    from tf4ctr.train import Trainer
+
+    model = build_model("dnn", TINY, embedding_dim=4, hidden_units=[8])
+    drops = [m for m in model.modules() if isinstance(m, FastDropout)]
+    assert drops and not any(d.fast for d in drops)
+    Trainer(model, Objective(), TrainConfig(fast_dropout=True))
+    assert all(d.fast for d in drops)
+
+
 def test_identity_in_eval_and_for_zero_p():
     x = torch.randn(50, 7)
-    d = FastDropout(0.3).eval()
+    d = fast(0.3).eval()
     assert d(x) is x
-    assert FastDropout(0.0).train()(x) is x
+    assert fast(0.0).train()(x) is x
 
 
 def test_gradient_is_the_same_factors():
     torch.manual_seed(1)
     x = torch.randn(64, 33, requires_grad=True)
-    y = FastDropout(0.25).train()(x)
+    y = fast(0.25).train()(x)
     factors = torch.where(x.detach() != 0, y.detach() / x.detach(), torch.zeros(()))
     y.sum().backward()
     torch.testing.assert_close(x.grad, factors)
 
 
 def test_reproducible_under_manual_seed_and_varies_between_calls():
-    d = FastDropout(0.5).train()
+    d = fast(0.5).train()
     x = torch.ones(1000)
     torch.manual_seed(7)
     a, b = d(x), d(x)

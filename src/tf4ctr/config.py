@@ -71,6 +71,9 @@ class TrainConfig:
     #: sparse embedding gradients + lazy row-wise Adam (for huge vocabularies);
     #: off by default: the paper used dense Adam
     sparse_embedding: bool = False
+    #: dropout masks from the cheap generator (tf4ctr.nn.dropout); off by default:
+    #: its equivalence with torch's dropout is not yet shown on Frappe
+    fast_dropout: bool = False
 
 
 @dataclass(frozen=True)

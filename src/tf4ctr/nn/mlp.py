@@ -35,7 +35,7 @@ class MLP(nn.Module):
 
     The layer order and the Xavier-normal initialisation follow FuxiCTR's
     ``MLP_Block``, which the paper's published runs used. Dropout is
-    :class:`FastDropout` (same distribution as ``nn.Dropout``, a cheaper mask). With ``output_dim``
+    :class:`FastDropout` (torch's dropout unless ``train.fast_dropout`` is on). With ``output_dim``
     a final bare Linear is added (no activation).
     """
 

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from tf4ctr.config import TrainConfig
 from tf4ctr.framework.objective import Objective
 from tf4ctr.nn import FeatureEmbedding, FeatureInput
+from tf4ctr.nn.dropout import FastDropout
 from tf4ctr.train.metrics import evaluate_predictions
 
 log = logging.getLogger("tf4ctr")
@@ -138,6 +139,9 @@ class Trainer:
         self.device = torch.device(device)
         self.checkpoint_path = checkpoint_path
         self.optimizers = make_optimizers(self.model, config)
+        for module in self.model.modules():
+            if isinstance(module, FastDropout):
+                module.fast = config.fast_dropout
 
     # -- one pass ---------------------------------------------------------
 
