@@ -17,7 +17,6 @@ count every physical line of the file, header included.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from tf4ctr.data.readers import first_ragged_row, ragged_row_error
 from tf4ctr.errors import DataError
 
 __all__ = [
@@ -268,27 +268,13 @@ def _locate_criteo_error(
     """Turn Arrow's message into "line N: ..." by re-reading, only after a failure."""
     message = str(exc)
     if "CSV parse error" in message:
-        found: list[pacsv.InvalidRow] = []
-
-        def handler(row: pacsv.InvalidRow) -> str:
-            found.append(row)
-            return "error"
-
-        opts = pacsv.ParseOptions(
-            delimiter=parse_opts.delimiter,
-            quote_char=parse_opts.quote_char,
-            invalid_row_handler=handler,
+        row = first_ragged_row(
+            path,
+            parse_opts,
+            pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
+            column_names=list(read_opts.column_names) or None,
         )
-        single = pacsv.ReadOptions(column_names=read_opts.column_names or None, use_threads=False)
-        with contextlib.suppress(pa.ArrowInvalid):
-            pacsv.read_csv(
-                path,
-                read_options=single,
-                parse_options=opts,
-                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
-            )
-        if found and found[0].number is not None:
-            row = found[0]
+        if row is not None:
             return DataError(
                 f"{path}: line {row.number}: expected {row.expected_columns} fields "
                 f"(Criteo label, I1..I13, C1..C26), found {row.actual_columns}"
@@ -565,26 +551,11 @@ def read_frappe_raw(path: str | Path) -> pa.Table:
         )
     except pa.ArrowInvalid as exc:
         message = str(exc)
-        found: list[pacsv.InvalidRow] = []
-
-        def handler(row: pacsv.InvalidRow) -> str:
-            found.append(row)
-            return "error"
-
-        with contextlib.suppress(pa.ArrowInvalid):
-            pacsv.read_csv(
-                path,
-                read_options=pacsv.ReadOptions(use_threads=False),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=delimiter, quote_char=False, invalid_row_handler=handler
-                ),
-            )
-        if found and found[0].number is not None:
-            row = found[0]
-            raise DataError(
-                f"{path}: line {row.number}: expected {row.expected_columns} fields, "
-                f"found {row.actual_columns}"
-            ) from None
+        row = first_ragged_row(
+            path, pacsv.ParseOptions(delimiter=delimiter, quote_char=False)
+        )
+        if row is not None:
+            raise ragged_row_error(path, row) from None
         raise DataError(f"{path}: cannot read ({_short(message)})") from None
     if table.num_rows == 0:
         raise DataError(f"{path}: header but no rows (expected Frappe log rows)")

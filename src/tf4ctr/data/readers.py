@@ -217,27 +217,50 @@ def _first_line(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else "unknown error"
 
 
-def _locate_parse_error(path: Path, types: dict[str, pa.DataType], message: str) -> DataError:
-    # A threaded read reports the bad row without its number (and maybe not the
-    # first bad row); a single-threaded re-read knows both.
+def first_ragged_row(
+    path: Path,
+    parse_options: pacsv.ParseOptions,
+    convert_options: pacsv.ConvertOptions | None = None,
+    column_names: list[str] | None = None,
+) -> pacsv.InvalidRow | None:
+    """The first row whose field count is wrong, with its line number.
+
+    A threaded read reports a bad row without its number (and maybe not the
+    first bad row); a single-threaded re-read with a handler knows both.
+    """
     found: list[pacsv.InvalidRow] = []
 
     def handler(row: pacsv.InvalidRow) -> str:
         found.append(row)
         return "error"
 
+    options = pacsv.ParseOptions(
+        delimiter=parse_options.delimiter,
+        quote_char=parse_options.quote_char,
+        invalid_row_handler=handler,
+    )
     with contextlib.suppress(pa.ArrowInvalid):
         pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
-            convert_options=_csv_convert_options({k: pa.string() for k in types}),
+            read_options=pacsv.ReadOptions(column_names=column_names or None, use_threads=False),
+            parse_options=options,
+            convert_options=convert_options,
         )
-    if found and found[0].number is not None:
-        row = found[0]
-        return DataError(
-            f"{path}: line {row.number}: expected {row.expected_columns} fields, found {row.actual_columns}"
-        )
+    return found[0] if found and found[0].number is not None else None
+
+
+def ragged_row_error(path: Path, row: pacsv.InvalidRow) -> DataError:
+    return DataError(
+        f"{path}: line {row.number}: expected {row.expected_columns} fields, found {row.actual_columns}"
+    )
+
+
+def _locate_parse_error(path: Path, types: dict[str, pa.DataType], message: str) -> DataError:
+    row = first_ragged_row(
+        path, pacsv.ParseOptions(), _csv_convert_options({k: pa.string() for k in types})
+    )
+    if row is not None:
+        return ragged_row_error(path, row)
     return DataError(f"{path}: cannot parse CSV ({_first_line(message)})")
 
 
