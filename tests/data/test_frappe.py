@@ -7,22 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tf4ctr.data.formats import FRAPPE_FIELDS
 from tf4ctr.data.readers import read_table
 from tf4ctr.data.schema import load_dataset_config
 from tf4ctr.data.store import prepare_dataset
 
-FIELDS = [
-    "user",
-    "item",
-    "daytime",
-    "weekday",
-    "isweekend",
-    "homework",
-    "cost",
-    "weather",
-    "country",
-    "city",
-]
+FIELDS = list(FRAPPE_FIELDS)
 
 
 @pytest.fixture
