@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from tf4ctr.data.readers import first_ragged_row, ragged_row_error
+from tf4ctr.data.readers import first_non_number, first_ragged_row, ragged_row_error
 from tf4ctr.errors import DataError
 
 __all__ = [
@@ -292,17 +292,8 @@ def _locate_criteo_error(
                 strings_can_be_null=True,
             ),
         )
-        best: tuple[int, str, str] | None = None
-        for name in names:
-            if not (name == "label" or name.startswith("I")):
-                continue
-            col = raw[name]
-            ok = pc.or_kleene(pc.is_null(col), pc.match_substring_regex(col, _NUMBER_RE))
-            bad = ~ok.to_numpy(zero_copy_only=False)
-            if bad.any():
-                idx = int(np.argmax(bad))
-                if best is None or idx < best[0]:
-                    best = (idx, name, str(col[idx].as_py()))
+        numeric = [n for n in names if n == "label" or n.startswith("I")]
+        best = first_non_number(raw, numeric)
         if best is not None:
             idx, name, value = best
             return DataError(

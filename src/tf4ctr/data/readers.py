@@ -264,20 +264,26 @@ def _locate_parse_error(path: Path, types: dict[str, pa.DataType], message: str)
     return DataError(f"{path}: cannot parse CSV ({_first_line(message)})")
 
 
+def first_non_number(table: pa.Table, names: list[str]) -> tuple[int, str, str] | None:
+    """(row index, column, text) of the earliest non-empty cell that is not a number."""
+    best: tuple[int, str, str] | None = None
+    for name in names:
+        col = table[name]
+        ok = pc.or_kleene(pc.is_null(col), pc.match_substring_regex(col, _NUMBER_RE))
+        bad = ~ok.to_numpy(zero_copy_only=False)
+        if bad.any():
+            idx = int(np.argmax(bad))
+            if best is None or idx < best[0]:
+                best = (idx, name, str(col[idx].as_py()))
+    return best
+
+
 def _locate_bad_number(path: Path, numeric: list[str], message: str) -> DataError:
     if numeric:
         table = pacsv.read_csv(
             path, convert_options=_csv_convert_options({k: pa.string() for k in numeric})
         )
-        best: tuple[int, str, str] | None = None
-        for name in numeric:
-            col = table[name]
-            ok = pc.or_kleene(pc.is_null(col), pc.match_substring_regex(col, _NUMBER_RE))
-            bad = ~ok.to_numpy(zero_copy_only=False)
-            if bad.any():
-                idx = int(np.argmax(bad))
-                if best is None or idx < best[0]:
-                    best = (idx, name, str(col[idx].as_py()))
+        best = first_non_number(table, numeric)
         if best is not None:
             idx, name, value = best
             value = value if len(value) <= 40 else value[:37] + "..."
