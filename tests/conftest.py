@@ -24,11 +24,19 @@ def write_csv(path: Path, n: int, seed: int, *, crlf: bool = False) -> None:
     item = rng.integers(0, 40, n)
     ctx = rng.integers(0, 4, n)
     price = rng.random(n).round(3)
-    logit = 2.0 * (user < 12) - 2.0 * (item % 2) + 0.5 * (ctx == 1) + np.where((user + item) % 3 == 0, 0.8, -0.4)
+    logit = (
+        2.0 * (user < 12)
+        - 2.0 * (item % 2)
+        + 0.5 * (ctx == 1)
+        + np.where((user + item) % 3 == 0, 0.8, -0.4)
+    )
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     end = "\r\n" if crlf else "\n"
     lines = ["label,user,item,ctx,price"]
-    lines += [f"{a},u{b},i{c},{d},{e}" for a, b, c, d, e in zip(label, user, item, ctx, price, strict=True)]
+    lines += [
+        f"{a},u{b},i{c},{d},{e}"
+        for a, b, c, d, e in zip(label, user, item, ctx, price, strict=True)
+    ]
     path.write_text(end.join(lines) + end)
 
 

@@ -64,8 +64,19 @@ def test_existing_run_dir_needs_overwrite(tiny_project, monkeypatch, capsys):
 
 def test_overrides_reach_the_model(tiny_project, monkeypatch):
     monkeypatch.chdir(tiny_project)
-    assert run_cli("train", "--config", "run.yaml", "train.epochs=1", "name=dual",
-                   "model.name=dualmlp", "loss.name=bce", "model.simple_hidden_units=[8]") == 0
+    assert (
+        run_cli(
+            "train",
+            "--config",
+            "run.yaml",
+            "train.epochs=1",
+            "name=dual",
+            "model.name=dualmlp",
+            "loss.name=bce",
+            "model.simple_hidden_units=[8]",
+        )
+        == 0
+    )
     cfg = (tiny_project / "runs" / "dual" / "config.yaml").read_text()
     assert "dualmlp" in cfg and "- 8" in cfg
 
@@ -87,15 +98,38 @@ def _error(capsys, *args):
         (None, ["loss.gamma=-1"], "loss.gamma: must be >= 0"),
         (lambda p: (p / "test.csv").unlink(), [], "test.csv: file not found"),
         (lambda p: (p / "valid.csv").write_text(""), [], "valid.csv: file is empty"),
-        (lambda p: _rewrite(p / "test.csv", 5, "1,u1,i2,3"), [], "test.csv: line 5: expected 5 fields, found 4"),
+        (
+            lambda p: _rewrite(p / "test.csv", 5, "1,u1,i2,3"),
+            [],
+            "test.csv: line 5: expected 5 fields, found 4",
+        ),
         (lambda p: _rewrite(p / "test.csv", 7, "2,u1,i2,3,0.5"), [], "line 7"),
         (lambda p: _drop_column(p / "valid.csv", "ctx"), [], "missing column 'ctx'"),
-        (lambda p: (p / "dataset.yaml").write_text((p / "dataset.yaml").read_text().replace("min_categr_count", "min_cat_count")), [], "min_cat_count"),
+        (
+            lambda p: (p / "dataset.yaml").write_text(
+                (p / "dataset.yaml").read_text().replace("min_categr_count", "min_cat_count")
+            ),
+            [],
+            "min_cat_count",
+        ),
     ],
-    ids=["c>1", "unknown-train-key", "unknown-model-key", "unknown-model", "gamma<0", "missing-file",
-         "empty-file", "ragged-row", "label-not-binary", "missing-column", "unknown-dataset-key"],
+    ids=[
+        "c>1",
+        "unknown-train-key",
+        "unknown-model-key",
+        "unknown-model",
+        "gamma<0",
+        "missing-file",
+        "empty-file",
+        "ragged-row",
+        "label-not-binary",
+        "missing-column",
+        "unknown-dataset-key",
+    ],
 )
-def test_user_errors_exit_2_with_one_line_and_leave_nothing(tiny_project, monkeypatch, capsys, mutate, overrides, expect):
+def test_user_errors_exit_2_with_one_line_and_leave_nothing(
+    tiny_project, monkeypatch, capsys, mutate, overrides, expect
+):
     monkeypatch.chdir(tiny_project)
     if mutate:
         mutate(tiny_project)
@@ -118,7 +152,7 @@ def _rewrite(path: Path, line_no: int, text: str) -> None:
 def _drop_column(path: Path, column: str) -> None:
     rows = list(csv.reader(path.open()))
     idx = rows[0].index(column)
-    path.write_text("\n".join(",".join(r[:idx] + r[idx + 1:]) for r in rows) + "\n")
+    path.write_text("\n".join(",".join(r[:idx] + r[idx + 1 :]) for r in rows) + "\n")
 
 
 def test_missing_config_and_bad_yaml(tmp_path, capsys):
@@ -138,18 +172,48 @@ def test_evaluate_and_predict_errors(tmp_path, capsys):
 
 
 def test_help_on_every_command():
-    for cmd in ([], ["train"], ["evaluate"], ["predict"], ["demo"], ["models"], ["grid"], ["report"], ["data"], ["data", "list"], ["data", "info"]):
-        proc = subprocess.run([sys.executable, "-m", "tf4ctr.cli", *cmd, "--help"],
-                              capture_output=True, text=True, check=False)
+    for cmd in (
+        [],
+        ["train"],
+        ["evaluate"],
+        ["predict"],
+        ["demo"],
+        ["models"],
+        ["grid"],
+        ["report"],
+        ["data"],
+        ["data", "list"],
+        ["data", "info"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tf4ctr.cli", *cmd, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0 and "usage: tf4ctr" in proc.stdout
 
 
 def test_demo_end_to_end(tmp_path):
     """`tf4ctr demo` as a user runs it (one epoch to keep the suite fast)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "tf4ctr.cli", "demo", "--epochs", "1", "--no-progress",
-         "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")],
-        capture_output=True, text=True, check=False, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "tf4ctr.cli",
+            "demo",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--output-dir",
+            str(tmp_path / "runs"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "SYNTHETIC" in proc.stdout

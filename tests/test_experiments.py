@@ -26,7 +26,12 @@ def test_grid_runs_each_cell_once_and_resumes(tiny_project, monkeypatch):
     monkeypatch.chdir(tiny_project)
     (tiny_project / "exp.yaml").write_text(EXPERIMENT)
     exp = load_experiment(tiny_project / "exp.yaml")
-    assert [(c.label, c.seed) for c in exp.cells] == [("DNN", 1), ("DNN", 2), ("TF4CTR", 1), ("TF4CTR", 2)]
+    assert [(c.label, c.seed) for c in exp.cells] == [
+        ("DNN", 1),
+        ("DNN", 2),
+        ("TF4CTR", 1),
+        ("TF4CTR", 2),
+    ]
     assert len({c.key for c in exp.cells}) == 4
 
     from tf4ctr import run
@@ -66,9 +71,15 @@ def test_grid_runs_each_cell_once_and_resumes(tiny_project, monkeypatch):
 def test_editing_a_cell_reruns_only_that_cell(tiny_project, monkeypatch):
     monkeypatch.chdir(tiny_project)
     (tiny_project / "exp.yaml").write_text(EXPERIMENT)
-    before = {c.label: c.key for c in load_experiment(tiny_project / "exp.yaml").cells if c.seed == 1}
-    (tiny_project / "exp.yaml").write_text(EXPERIMENT.replace("hidden_units: [8]", "hidden_units: [9]"))
-    after = {c.label: c.key for c in load_experiment(tiny_project / "exp.yaml").cells if c.seed == 1}
+    before = {
+        c.label: c.key for c in load_experiment(tiny_project / "exp.yaml").cells if c.seed == 1
+    }
+    (tiny_project / "exp.yaml").write_text(
+        EXPERIMENT.replace("hidden_units: [8]", "hidden_units: [9]")
+    )
+    after = {
+        c.label: c.key for c in load_experiment(tiny_project / "exp.yaml").cells if c.seed == 1
+    }
     assert before["DNN"] != after["DNN"] and before["TF4CTR"] == after["TF4CTR"]
 
 
@@ -76,8 +87,14 @@ def test_editing_a_cell_reruns_only_that_cell(tiny_project, monkeypatch):
     "text,msg",
     [
         ("name: x\nbase: run.yaml\ncells: []\n", "cells: expected a non-empty list"),
-        ("name: x\nbase: run.yaml\ncells:\n  - {label: A, model: {name: nonet}}\n", "unknown model"),
-        ("name: x\nbase: run.yaml\ncells:\n  - {label: A, loss.c: 3}\n", "loss.c: must be in [0, 1]"),
+        (
+            "name: x\nbase: run.yaml\ncells:\n  - {label: A, model: {name: nonet}}\n",
+            "unknown model",
+        ),
+        (
+            "name: x\nbase: run.yaml\ncells:\n  - {label: A, loss.c: 3}\n",
+            "loss.c: must be in [0, 1]",
+        ),
         ("name: x\nbase: run.yaml\nbogus: 1\ncells:\n  - {label: A}\n", "bogus: unknown key"),
         ("name: x\nbase: run.yaml\ncells:\n  - {label: A}\n  - {label: B}\n", "duplicates"),
     ],
@@ -101,11 +118,15 @@ def test_significance_by_hand(tmp_path):
     from tf4ctr.experiments.report import significance
     from tf4ctr.experiments.runner import Cell, Experiment
 
-    cells = [Cell("A", s, {}, f"a{s}") for s in range(3)] + [Cell("B", s, {}, f"b{s}") for s in range(3)]
+    cells = [Cell("A", s, {}, f"a{s}") for s in range(3)] + [
+        Cell("B", s, {}, f"b{s}") for s in range(3)
+    ]
     store = ResultStore(tmp_path / "s.jsonl")
     for c, v in zip(cells, [0.90, 0.91, 0.92, 0.80, 0.82, 0.81], strict=True):
         store.add({"key": c.key, "test": {"auc": v}})
     exp = Experiment("x", cells, tmp_path / "s.jsonl", tmp_path, tmp_path / "e.yaml")
     res = significance(exp, store, "A", "B")
     want = stats.ttest_ind([0.90, 0.91, 0.92], [0.80, 0.82, 0.81], equal_var=False)
-    assert res["pvalue"] == pytest.approx(want.pvalue) and res["mean_difference"] == pytest.approx(0.1)
+    assert res["pvalue"] == pytest.approx(want.pvalue) and res["mean_difference"] == pytest.approx(
+        0.1
+    )

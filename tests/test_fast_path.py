@@ -70,4 +70,6 @@ def test_loader_gathers_whole_batches(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "index_select", counting)
     batches = list(loader)
     assert len(batches) == 10
-    assert len(calls) == 10 * 4  # one gather per array (categorical, numeric, label, group) per batch
+    assert (
+        len(calls) == 10 * 4
+    )  # one gather per array (categorical, numeric, label, group) per batch

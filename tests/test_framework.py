@@ -45,7 +45,9 @@ def test_every_ssem_dfm_pair_trains_a_step(ssem, fusion):
     parts = objective(model, out, y)
     opt.zero_grad()
     parts.total.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not missing, f"no gradient reached {missing}"
     opt.step()
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
@@ -53,8 +55,15 @@ def test_every_ssem_dfm_pair_trains_a_step(ssem, fusion):
 
 
 def test_ser_uses_two_tables_with_derived_widths():
-    model = build_model("tf4ctr", SCHEMA, ssem="ser", embedding_dim=10, simple_embedding_dim=4,
-                        simple_hidden_units=[8], complex_hidden_units=[8, 8])
+    model = build_model(
+        "tf4ctr",
+        SCHEMA,
+        ssem="ser",
+        embedding_dim=10,
+        simple_embedding_dim=4,
+        simple_hidden_units=[8],
+        complex_hidden_units=[8, 8],
+    )
     tables = [m for m in model.modules() if isinstance(m, FeatureEmbedding)]
     assert sorted(t.dim for t in tables) == [4, 10]
     # the simple MLP is sized from the real simple width (5 fields x 4), not half the total
@@ -80,8 +89,14 @@ def test_vf_is_deterministic_in_eval_and_stochastic_in_training():
 
 
 def test_vf_handles_unequal_encoder_widths():
-    model = build_model("tf4ctr", SCHEMA, fusion="vf", embedding_dim=8,
-                        simple_hidden_units=[7], complex_hidden_units=[16, 32])
+    model = build_model(
+        "tf4ctr",
+        SCHEMA,
+        fusion="vf",
+        embedding_dim=8,
+        simple_hidden_units=[7],
+        complex_hidden_units=[16, 32],
+    )
     x, _ = batch()
     assert model(x).logit.shape == (32,)
 
@@ -89,8 +104,9 @@ def test_vf_handles_unequal_encoder_widths():
 def test_wsf_starts_at_half_and_sum_is_plain_sum():
     model = build_model("tf4ctr", SCHEMA, fusion="wsf", **SMALL)
     assert torch.equal(model.fusion.weight.detach(), torch.tensor([0.5, 0.5]))
-    model = build_model("dualmlp", SCHEMA, embedding_dim=8, simple_hidden_units=[8],
-                        complex_hidden_units=[8, 8])
+    model = build_model(
+        "dualmlp", SCHEMA, embedding_dim=8, simple_hidden_units=[8], complex_hidden_units=[8, 8]
+    )
     model.eval()
     out = model(batch()[0])
     torch.testing.assert_close(out.logit, out.z_s + out.z_c)

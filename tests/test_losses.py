@@ -186,6 +186,8 @@ def test_ctr_loss_by_name():
     assert CTRLoss("focal", focal_alpha=0.4, focal_gamma=1.0)(z, y).item() == pytest.approx(
         focal_loss(z, y, alpha=0.4, gamma=1.0).item()
     )
-    assert CTRLoss("rce", rce_beta=0.3)(z, y).item() == pytest.approx(reweighted_bce(z, y, beta=0.3).item())
+    assert CTRLoss("rce", rce_beta=0.3)(z, y).item() == pytest.approx(
+        reweighted_bce(z, y, beta=0.3).item()
+    )
     with pytest.raises(ValueError, match="unknown CTR loss"):
         CTRLoss("hinge")

@@ -33,11 +33,23 @@ def test_yaml_tour_trains(tmp_path, monkeypatch):
         for _ in range(n):
             user = rng.integers(0, 50)
             count = "" if rng.random() < 0.1 else str(rng.integers(0, 500))
-            rows.append(f"{int(rng.random() < 0.2 + 0.4 * (user < 10))},{user},{rng.integers(0, 80)},"
-                        f"{rng.integers(0, 24)},{rng.random():.3f},{count}")
+            rows.append(
+                f"{int(rng.random() < 0.2 + 0.4 * (user < 10))},{user},{rng.integers(0, 80)},"
+                f"{rng.integers(0, 24)},{rng.random():.3f},{count}"
+            )
         (tmp_path / "data" / f"{split}.csv").write_text("\n".join(rows) + "\n")
     monkeypatch.chdir(tmp_path)
-    code = main(["train", "--config", "my_run.yaml", "train.epochs=1", "train.batch_size=512",
-                 "model.simple_hidden_units=[16]", "model.complex_hidden_units=[16,16]", "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--config",
+            "my_run.yaml",
+            "train.epochs=1",
+            "train.batch_size=512",
+            "model.simple_hidden_units=[16]",
+            "model.complex_hidden_units=[16,16]",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert (tmp_path / "runs" / "my-first-run" / "model.pt").is_file()

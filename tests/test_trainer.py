@@ -42,13 +42,16 @@ def test_clip_handles_sparse_gradients():
 def _batch(n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     cat = torch.stack([torch.randint(0, v, (n,), generator=g) for v in TINY.vocab_sizes], 1)
-    return FeatureInput(cat, torch.rand(n, 1, generator=g)), (torch.rand(n, generator=g) > 0.5).float()
+    return FeatureInput(cat, torch.rand(n, 1, generator=g)), (
+        torch.rand(n, generator=g) > 0.5
+    ).float()
 
 
 def test_sparse_option_gives_sparse_grads_and_lazy_adam():
     torch.manual_seed(0)
-    model = build_model("tf4ctr", TINY, embedding_dim=4, simple_hidden_units=[8],
-                        complex_hidden_units=[8, 8])
+    model = build_model(
+        "tf4ctr", TINY, embedding_dim=4, simple_hidden_units=[8], complex_hidden_units=[8, 8]
+    )
     optimizers = make_optimizers(model, TrainConfig(sparse_embedding=True))
     assert [type(o).__name__ for o in optimizers] == ["Adam", "SparseAdam"]
     tables = [m for m in model.modules() if isinstance(m, FeatureEmbedding)]

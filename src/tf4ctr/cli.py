@@ -20,9 +20,7 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     head = f"{'':<22}" + "".join(f"{k:>10}" for k in keys)
     lines = [head]
     for name, metrics in rows.items():
-        cells = "".join(
-            f"{metrics[k]:>10.4f}" if k in metrics else f"{'-':>10}" for k in keys
-        )
+        cells = "".join(f"{metrics[k]:>10.4f}" if k in metrics else f"{'-':>10}" for k in keys)
         lines.append(f"{name:<22}{cells}")
     return "\n".join(lines)
 
@@ -82,7 +80,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name, result in results.items():
         m = result.metrics
         per_epoch = sum(e["train_seconds"] for e in m["epochs"]) / max(len(m["epochs"]), 1)
-        print(f"{name}: best epoch {m['best_epoch']}, {per_epoch:.1f} s/epoch, run in {result.run_dir}")
+        print(
+            f"{name}: best epoch {m['best_epoch']}, {per_epoch:.1f} s/epoch, run in {result.run_dir}"
+        )
     return 0
 
 
@@ -91,8 +91,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from tf4ctr.experiments.report import results_table
 
     experiment = load_experiment(args.experiment)
-    store = run_experiment(experiment, only=args.only, dry_run=args.dry_run,
-                           progress=not args.no_progress)
+    store = run_experiment(
+        experiment, only=args.only, dry_run=args.dry_run, progress=not args.no_progress
+    )
     if not args.dry_run:
         print(results_table(experiment, store))
     return 0
@@ -131,56 +132,78 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a model from a run config",
-                       description="Train from a YAML run config; writes runs/<name>/.")
+    p = sub.add_parser(
+        "train",
+        help="train a model from a run config",
+        description="Train from a YAML run config; writes runs/<name>/.",
+    )
     p.add_argument("--config", required=True, help="run config YAML")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="dotted overrides, e.g. train.lr=1e-4 model.dropout=0.1 name=try2")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted overrides, e.g. train.lr=1e-4 model.dropout=0.1 name=try2",
+    )
     p.add_argument("--run-dir", help="write the run here instead of <output_dir>/<name>")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a finished run",
-                       description="AUC, gAUC and logloss of a run on its valid/test files "
-                                   "(or on --data files), using the run's saved preprocessing.")
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a finished run",
+        description="AUC, gAUC and logloss of a run on its valid/test files "
+        "(or on --data files), using the run's saved preprocessing.",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data", nargs="+", metavar="FILE", help="labelled files to evaluate instead")
     p.add_argument("--batch-size", type=int, default=65_536)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="score raw rows with a finished run",
-                       description="Write click probabilities for the rows of a CSV/parquet file; "
-                                   "the label column may be absent.")
+    p = sub.add_parser(
+        "predict",
+        help="score raw rows with a finished run",
+        description="Write click probabilities for the rows of a CSV/parquet file; "
+        "the label column may be absent.",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--input", required=True, metavar="FILE")
     p.add_argument("--output", required=True, metavar="FILE", help="CSV with a probability column")
     p.add_argument("--batch-size", type=int, default=65_536)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("demo", help="train TF4CTR and DualMLP on built-in synthetic data",
-                       description="No download: generates SYNTHETIC click data, trains TF4CTR "
-                                   "and DualMLP, prints valid/test AUC, gAUC and logloss.")
+    p = sub.add_parser(
+        "demo",
+        help="train TF4CTR and DualMLP on built-in synthetic data",
+        description="No download: generates SYNTHETIC click data, trains TF4CTR "
+        "and DualMLP, prints valid/test AUC, gAUC and logloss.",
+    )
     p.add_argument("--output-dir", default="runs")
     p.add_argument("--cache-dir", default=".tf4ctr-cache")
     p.add_argument("--epochs", type=int, default=None, help="cap the number of epochs")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("grid", help="run an experiment grid (resumable)",
-                       description="Run every cell of an experiment file that is not yet in its "
-                                   "result store; finished cells are skipped, so an interrupted "
-                                   "study resumes. Prints the results table at the end.")
+    p = sub.add_parser(
+        "grid",
+        help="run an experiment grid (resumable)",
+        description="Run every cell of an experiment file that is not yet in its "
+        "result store; finished cells are skipped, so an interrupted "
+        "study resumes. Prints the results table at the end.",
+    )
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment YAML")
     p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these cell labels")
     p.add_argument("--dry-run", action="store_true", help="list cells as done/todo and exit")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_grid)
 
-    p = sub.add_parser("report", help="Markdown table of an experiment's stored results",
-                       description="Build the results table of an experiment from its store "
-                                   "(mean ± std over seeds), with published numbers beside ours.")
+    p = sub.add_parser(
+        "report",
+        help="Markdown table of an experiment's stored results",
+        description="Build the results table of an experiment from its store "
+        "(mean ± std over seeds), with published numbers beside ours.",
+    )
     p.add_argument("experiment", metavar="EXPERIMENT")
     p.add_argument("--output", metavar="FILE", help="write Markdown here instead of stdout")
     p.set_defaults(func=cmd_report)

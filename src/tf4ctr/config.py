@@ -199,7 +199,9 @@ def parse_run_config(raw: Any, source: Path | None = None) -> RunConfig:
     train = _section(TrainConfig, raw.get("train"), "train", where)
 
     if loss.name not in LOSSES:
-        raise ConfigError(f"{where}loss.name: expected one of {', '.join(LOSSES)}, got {loss.name!r}")
+        raise ConfigError(
+            f"{where}loss.name: expected one of {', '.join(LOSSES)}, got {loss.name!r}"
+        )
     for k in ("alpha", "c", "focal_alpha"):
         v = getattr(loss, k)
         if not 0.0 <= v <= 1.0:
@@ -216,7 +218,9 @@ def parse_run_config(raw: Any, source: Path | None = None) -> RunConfig:
     _positive(train.patience, "train.patience", where, allow_zero=True)
     _positive(train.clip_grad_norm, "train.clip_grad_norm", where, allow_zero=True)
     if not 0 < train.reduce_lr_factor <= 1:
-        raise ConfigError(f"{where}train.reduce_lr_factor: must be in (0, 1], got {train.reduce_lr_factor}")
+        raise ConfigError(
+            f"{where}train.reduce_lr_factor: must be in (0, 1], got {train.reduce_lr_factor}"
+        )
     return RunConfig(
         name=name,
         dataset=dataset,

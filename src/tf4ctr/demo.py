@@ -26,14 +26,27 @@ DEMO_TRAIN: dict[str, Any] = {
 }
 DEMO_MODELS: dict[str, dict[str, Any]] = {
     "tf4ctr": {
-        "model": {"name": "tf4ctr", "ssem": "ser", "fusion": "wsf", "embedding_dim": 16,
-                  "simple_hidden_units": [256, 256], "complex_hidden_units": [256, 256, 256],
-                  "dropout": 0.1, "batch_norm": True},
+        "model": {
+            "name": "tf4ctr",
+            "ssem": "ser",
+            "fusion": "wsf",
+            "embedding_dim": 16,
+            "simple_hidden_units": [256, 256],
+            "complex_hidden_units": [256, 256, 256],
+            "dropout": 0.1,
+            "batch_norm": True,
+        },
         "loss": {"name": "tf", "alpha": 0.25, "c": 0.7, "gamma": 1.0, "embedding_l2": 0.0},
     },
     "dualmlp": {
-        "model": {"name": "dualmlp", "embedding_dim": 16, "simple_hidden_units": [256, 256],
-                  "complex_hidden_units": [256, 256, 256], "dropout": 0.1, "batch_norm": True},
+        "model": {
+            "name": "dualmlp",
+            "embedding_dim": 16,
+            "simple_hidden_units": [256, 256],
+            "complex_hidden_units": [256, 256, 256],
+            "dropout": 0.1,
+            "batch_norm": True,
+        },
         "loss": {"name": "bce", "embedding_l2": 0.0},
     },
 }

@@ -79,7 +79,9 @@ def configure_threads(num_threads: int | None) -> None:
     """Use every core by default; torch's own default can be lower in containers."""
     if num_threads is None:
         num_threads = (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
         )
     torch.set_num_threads(max(1, int(num_threads)))
 
@@ -140,7 +142,9 @@ def train(
     """Prepare the data, train, evaluate on valid and test, and write the run directory."""
     final_dir = Path(run_dir) if run_dir is not None else Path(config.output_dir) / config.name
     if final_dir.exists() and not overwrite:
-        raise UserError(f"{final_dir}: run directory already exists (use --overwrite or another name=...)")
+        raise UserError(
+            f"{final_dir}: run directory already exists (use --overwrite or another name=...)"
+        )
     check_model_config(config.model_name, config.model_hparams)
     dataset = resolve_dataset(config)
     show = config.train.progress if progress is None else progress
@@ -158,13 +162,21 @@ def train(
     try:
         resolved = config.to_dict()
         resolved["dataset"] = dataset.to_dict()
-        (partial / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+        (partial / CONFIG_FILE).write_text(
+            yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8"
+        )
         write_json_atomic(data.preprocessor.state_dict(), partial / PREPROCESSOR_FILE)
         n_params = count_parameters(model)
         log.info(
             "run %s: model %s (%s parameters), loss %s, data %s (train %d, valid %d, test %d rows)",
-            config.name, config.model_name, f"{n_params:,}", config.loss.name, dataset.name,
-            len(data.train), len(data.valid), len(data.test),
+            config.name,
+            config.model_name,
+            f"{n_params:,}",
+            config.loss.name,
+            dataset.name,
+            len(data.train),
+            len(data.valid),
+            len(data.test),
         )
         train_cfg = config.train if progress is None else _with_progress(config, progress)
         trainer = Trainer(model, objective, train_cfg, checkpoint_path=partial / MODEL_FILE)
@@ -237,7 +249,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
-        raise ConfigError(f"{run_dir / MODEL_FILE}: weights do not fit the configured model ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(
+            f"{run_dir / MODEL_FILE}: weights do not fit the configured model ({str(exc).splitlines()[0]})"
+        ) from None
     model.eval()
     return LoadedRun(run_dir, config, dataset, preprocessor, model)
 
@@ -263,7 +277,11 @@ def evaluate(
 
 
 def predict(
-    run_dir: str | Path, input_path: str | Path, output_path: str | Path, *, batch_size: int = 65_536
+    run_dir: str | Path,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    batch_size: int = 65_536,
 ) -> int:
     """Score raw rows (label column optional); writes CSV with a ``probability`` column."""
     import pyarrow as pa

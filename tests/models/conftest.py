@@ -55,7 +55,9 @@ def check_shapes_and_gradients(model: torch.nn.Module, batch, *, twin: bool) -> 
         assert out.z_c is not None and out.z_c.shape == y.shape
     loss_fn = Objective(TwinFocusLoss() if twin else None)
     loss_fn(model, out, y).total.backward()
-    dead = [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    dead = [
+        n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)
+    ]
     assert not dead, f"parameters without gradient: {dead}"
 
 
@@ -93,7 +95,9 @@ def quick_valid_auc(
     np.random.seed(0)
     model = build_model(name, data.prepared.schema, **hparams)
     objective = Objective(TwinFocusLoss() if loss == "tf" else None)
-    cfg = TrainConfig(batch_size=1024, epochs=epochs, lr=lr, patience=2, monitor="auc", progress=False)
+    cfg = TrainConfig(
+        batch_size=1024, epochs=epochs, lr=lr, patience=2, monitor="auc", progress=False
+    )
     trainer = Trainer(model, objective, cfg)
     result = trainer.fit(
         BatchLoader(data.prepared.train, 1024, shuffle=True, seed=0),

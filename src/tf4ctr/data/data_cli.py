@@ -10,9 +10,10 @@ becomes one line on stderr and exit code 2 in ``cli.main``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-__all__ = ["add_data_commands", "cmd_data_info", "cmd_data_list"]
+__all__ = ["add_data_commands", "cmd_data_download", "cmd_data_info", "cmd_data_list"]
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
@@ -69,6 +70,31 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_download(args: argparse.Namespace) -> int:
+    """Download, verify and unpack one registry dataset into ``DIR/<archive name>``."""
+    from tf4ctr.data.datasets import download_folder_name, get_dataset
+    from tf4ctr.data.download import fetch_dataset
+
+    info = get_dataset(args.name)
+    url = args.url or info.sources["download"]
+    target = Path(args.dir) / download_folder_name(info)
+    result = fetch_dataset(
+        url,
+        target,
+        info.checksums,
+        keep_archive=args.keep_archive,
+        retries=args.retries,
+        progress=not args.no_progress,
+    )
+    state = "already present" if result.already_present else "downloaded"
+    print(f"{info.title}: {state} in {result.directory}")
+    for name, digest in result.verified.items():
+        print(f"  {name:<12}md5 {digest}  matches the published sum")
+    for name in result.unverified:
+        print(f"  {name:<12}no published md5: not verified")
+    return 0
+
+
 def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``data`` with its ``list`` and ``info`` sub-commands to a sub-parser set."""
     data = subparsers.add_parser(
@@ -93,4 +119,18 @@ def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("name", metavar="NAME", help="dataset name or alias, e.g. frappe_x1 or ml-1m")
     p.set_defaults(func=cmd_data_info)
+    p = data_sub.add_parser(
+        "download",
+        help="download, verify and unpack a dataset",
+        description="Download a dataset's archive (resuming an interrupted download), check "
+        "every file against its published md5 and unpack it into DIR/<name> atomically. A "
+        "checksum mismatch is an error and leaves nothing behind.",
+    )
+    p.add_argument("name", metavar="NAME", help="dataset name or alias, e.g. frappe_x1")
+    p.add_argument("--dir", required=True, help="parent folder for the dataset's folder")
+    p.add_argument("--url", help="fetch from this mirror instead of the registry's address")
+    p.add_argument("--keep-archive", action="store_true", help="keep the archive after unpacking")
+    p.add_argument("--retries", type=int, default=3, help="retries after a dropped connection")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_data_download)
     return data

@@ -34,6 +34,7 @@ __all__ = [
     "DatasetInfo",
     "FieldGroup",
     "dataset_config",
+    "download_folder_name",
     "get_dataset",
 ]
 
@@ -94,6 +95,11 @@ class DatasetInfo:
         return sum(self.splits.values())
 
 
+def _reczoo(name: str) -> str:
+    """RecZoo's archive of a BARS dataset on the Hugging Face hub (one zip of the CSV splits)."""
+    return f"https://huggingface.co/datasets/reczoo/{name}/resolve/main/{name}.zip?download=true"
+
+
 _CRITEO_NOTE = (
     "I1-I13 are bucketed by floor(ln(x)^2) for x > 2. Default criteo_log_bucket_fuxictr is what "
     "the paper's code (FuxiCTR convert_to_bucket) ran: x <= 2 keeps int(x). Empty I-cells are "
@@ -114,7 +120,7 @@ DATASETS: dict[str, DatasetInfo] = {
         min_categr_count=2,
         sources={
             "bars": "https://github.com/reczoo/BARS/tree/main/datasets/Frappe",
-            "download": "https://huggingface.co/datasets/reczoo/Frappe_x1",
+            "download": _reczoo("Frappe_x1"),
             "libfm": "https://github.com/hexiangnan/neural_factorization_machine",
             "original": "https://arxiv.org/abs/1505.03014",
         },
@@ -138,7 +144,7 @@ DATASETS: dict[str, DatasetInfo] = {
         min_categr_count=2,
         sources={
             "reczoo": "https://github.com/reczoo/Datasets/tree/main/MovieLens",
-            "download": "https://huggingface.co/datasets/reczoo/MovielensLatest_x1",
+            "download": _reczoo("MovielensLatest_x1"),
             "original": "https://grouplens.org/datasets/movielens",
         },
         checksums={
@@ -166,9 +172,10 @@ DATASETS: dict[str, DatasetInfo] = {
             "original": "https://grouplens.org/datasets/movielens/1m/",
             "download": "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
         },
-        checksums={"ml-1m.zip": None},
+        checksums={"ratings.dat": None, "users.dat": None, "movies.dat": None},
         notes=(
-            "Checksum unknown. The paper's split files are not published: build the table "
+            "No published checksum: the three .dat files are only checked to exist. "
+            "The paper's split files are not published: build the table "
             "with tf4ctr.data.formats.read_ml1m, split it 8:1:1 and write train/valid/test.",
             "Label: rating > 3 -> 1 (4 and 5 stars), else 0; every rating is kept.",
         ),
@@ -207,7 +214,7 @@ DATASETS: dict[str, DatasetInfo] = {
         min_categr_count=2,
         sources={
             "bars": "https://github.com/reczoo/BARS/tree/main/datasets/KKBox",
-            "download": "https://huggingface.co/datasets/reczoo/KKBox_x1",
+            "download": _reczoo("KKBox_x1"),
             "reczoo": "https://github.com/reczoo/Datasets/tree/main/KKBox/KKBox_x1",
             "original": "https://www.kaggle.com/c/kkbox-music-recommendation-challenge",
         },
@@ -245,7 +252,7 @@ DATASETS: dict[str, DatasetInfo] = {
         min_categr_count=10,
         sources={
             "bars": "https://github.com/reczoo/BARS/tree/main/datasets/Criteo",
-            "download": "https://huggingface.co/datasets/reczoo/Criteo_x4",
+            "download": _reczoo("Criteo_x4"),
             "reczoo": "https://github.com/reczoo/Datasets/tree/main/Criteo/Criteo_x4",
             "raw": "https://s3-eu-west-1.amazonaws.com/"
             "kaggle-display-advertising-challenge-dataset/dac.tar.gz",
@@ -277,7 +284,7 @@ DATASETS: dict[str, DatasetInfo] = {
         min_categr_count=2,
         sources={
             "bars": "https://github.com/reczoo/BARS/tree/main/datasets/Avazu#avazu_x1",
-            "download": "https://huggingface.co/datasets/reczoo/Avazu_x1",
+            "download": _reczoo("Avazu_x1"),
             "original": "https://www.kaggle.com/c/avazu-ctr-prediction",
         },
         checksums={
@@ -313,7 +320,7 @@ DATASETS: dict[str, DatasetInfo] = {
         min_categr_count=10,
         sources={
             "bars": "https://github.com/reczoo/BARS/tree/main/datasets/Criteo",
-            "download": "https://huggingface.co/datasets/reczoo/Criteo_x1",
+            "download": _reczoo("Criteo_x1"),
             "original": "https://www.kaggle.com/c/criteo-display-ad-challenge",
         },
         checksums={"train.csv": None, "valid.csv": None, "test.csv": None},
@@ -326,6 +333,12 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
     ),
 }
+
+
+def download_folder_name(info: DatasetInfo) -> str:
+    """The folder ``tf4ctr data download`` unpacks a dataset into (the archive's own name)."""
+    url = info.sources["download"].split("?", 1)[0]
+    return url.rsplit("/", 1)[-1].removesuffix(".zip")
 
 
 def _normalise(name: str) -> str:

@@ -542,9 +542,7 @@ def read_frappe_raw(path: str | Path) -> pa.Table:
         )
     except pa.ArrowInvalid as exc:
         message = str(exc)
-        row = first_ragged_row(
-            path, pacsv.ParseOptions(delimiter=delimiter, quote_char=False)
-        )
+        row = first_ragged_row(path, pacsv.ParseOptions(delimiter=delimiter, quote_char=False))
         if row is not None:
             raise ragged_row_error(path, row) from None
         raise DataError(f"{path}: cannot read ({_short(message)})") from None

@@ -56,6 +56,7 @@ def significance(
     Welch's form (no equal-variance assumption); the paper reports two-tailed
     t-test p-values for TF4CTR against the best baseline over five runs.
     """
+
     def values(label: str) -> list[float]:
         return [
             store.records[c.key]["test"][metric]
@@ -67,6 +68,9 @@ def significance(
     result: dict[str, Any] = {"first": first, "second": second, "n": (len(a), len(b))}
     if len(a) > 1 and len(b) > 1:
         test = stats.ttest_ind(a, b, equal_var=False)
-        result.update(statistic=float(test.statistic), pvalue=float(test.pvalue),
-                      mean_difference=statistics.mean(a) - statistics.mean(b))
+        result.update(
+            statistic=float(test.statistic),
+            pvalue=float(test.pvalue),
+            mean_difference=statistics.mean(a) - statistics.mean(b),
+        )
     return result

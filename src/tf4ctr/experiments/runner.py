@@ -80,7 +80,9 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for k in raw:
         if k not in _EXPERIMENT_KEYS:
-            raise ConfigError(f"{path}: {k}: unknown key (expected one of: {', '.join(_EXPERIMENT_KEYS)})")
+            raise ConfigError(
+                f"{path}: {k}: unknown key (expected one of: {', '.join(_EXPERIMENT_KEYS)})"
+            )
     for k in ("name", "base", "cells"):
         if k not in raw:
             raise ConfigError(f"{path}: {k}: missing required key")
@@ -128,7 +130,9 @@ def load_experiment(path: str | Path) -> Experiment:
             cells.append(Cell(label, seed, seeded, key, reference))
     # Paths given in the file are relative to the file; the defaults live in the current folder.
     root = Path.cwd()
-    store = path.parent / raw["store"] if "store" in raw else root / ".tf4ctr-results" / f"{name}.jsonl"
+    store = (
+        path.parent / raw["store"] if "store" in raw else root / ".tf4ctr-results" / f"{name}.jsonl"
+    )
     runs_dir = path.parent / raw["runs_dir"] if "runs_dir" in raw else root / "runs" / name
     return Experiment(name, cells, store, runs_dir, path, str(raw.get("description", "")))
 
@@ -183,7 +187,9 @@ def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": metrics["best_epoch"],
         "epochs_run": len(epochs),
         "first_epoch_seconds": train_seconds[0] if train_seconds else None,
-        "seconds_per_epoch": sorted(train_seconds)[len(train_seconds) // 2] if train_seconds else None,
+        "seconds_per_epoch": sorted(train_seconds)[len(train_seconds) // 2]
+        if train_seconds
+        else None,
         "test_seconds": metrics["test"].get("seconds"),
         "parameters": metrics["parameters"],
         "history": [
@@ -194,7 +200,10 @@ def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_experiment(
-    experiment: Experiment, *, only: list[str] | None = None, dry_run: bool = False,
+    experiment: Experiment,
+    *,
+    only: list[str] | None = None,
+    dry_run: bool = False,
     progress: bool = True,
 ) -> ResultStore:
     """Run every cell not yet in the store; returns the store with all results."""
@@ -207,16 +216,26 @@ def run_experiment(
         for c in experiment.cells:
             print(f"{'done' if c.key in store else 'todo'}  {c.key}  {c.label} (seed {c.seed})")
         return store
-    bar = tqdm(total=len(experiment.cells), initial=done_before, desc=experiment.name,
-               unit="cell", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(experiment.cells),
+        initial=done_before,
+        desc=experiment.name,
+        unit="cell",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for cell in todo:
         bar.set_postfix_str(f"{cell.label} seed {cell.seed}")
         raw = copy.deepcopy(cell.raw_config)
         raw["output_dir"] = str(experiment.runs_dir)
         config = parse_run_config(raw, source=experiment.source)
         start = time.perf_counter()
-        result = run.train(config, run_dir=experiment.runs_dir / f"{cell.raw_config['name']}-{cell.key}",
-                           overwrite=True, progress=False)
+        result = run.train(
+            config,
+            run_dir=experiment.runs_dir / f"{cell.raw_config['name']}-{cell.key}",
+            overwrite=True,
+            progress=False,
+        )
         record = {
             "key": cell.key,
             "experiment": experiment.name,

@@ -134,12 +134,18 @@ class CTRLoss(nn.Module):
     NAMES = ("bce", "focal", "rce")
 
     def __init__(
-        self, name: str = "bce", *, focal_alpha: float = 0.25, focal_gamma: float = 2.0,
+        self,
+        name: str = "bce",
+        *,
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
         rce_beta: float = 0.25,
     ) -> None:
         super().__init__()
         if name not in self.NAMES:
-            raise ValueError(f"unknown CTR loss {name!r} (expected one of: {', '.join(self.NAMES)})")
+            raise ValueError(
+                f"unknown CTR loss {name!r} (expected one of: {', '.join(self.NAMES)})"
+            )
         if not 0.0 <= focal_alpha <= 1.0:
             raise ValueError(f"focal_alpha must be in [0, 1], got {focal_alpha}")
         if focal_gamma < 0 or rce_beta < 0:

@@ -50,7 +50,9 @@ def canonical_name(name: str) -> str:
     key = name.lower()
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
-        raise ConfigError(f"model.name: unknown model {name!r} (expected one of: {', '.join(sorted(_REGISTRY))})")
+        raise ConfigError(
+            f"model.name: unknown model {name!r} (expected one of: {', '.join(sorted(_REGISTRY))})"
+        )
     return key
 
 

@@ -45,11 +45,15 @@ def build_twin(
     shared = {"activation": activation, "dropout": dropout, "batch_norm": batch_norm}
 
     def context(width: int) -> EncoderContext:
-        return EncoderContext(embed.num_fields, width, tuple(schema.vocab_sizes), len(schema.numeric))
+        return EncoderContext(
+            embed.num_fields, width, tuple(schema.vocab_sizes), len(schema.numeric)
+        )
 
     simple = build_encoder(simple_encoder, context(embed.simple_dim), shared)
     complex_ = build_encoder(complex_encoder, context(embed.complex_dim), shared)
-    return TwinModel(embed, simple, complex_, build_fusion(fusion, simple.output_dim, complex_.output_dim))
+    return TwinModel(
+        embed, simple, complex_, build_fusion(fusion, simple.output_dim, complex_.output_dim)
+    )
 
 
 def mlp_spec(units: Sequence[int]) -> dict[str, Any]:

@@ -164,17 +164,19 @@ class ContrastiveModule(nn.Module):
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.mask_type = mask_type
         self.mask_ratio = float(mask_ratio)
-        self.encoder = replace_torch_dropout(nn.TransformerEncoder(
-            nn.TransformerEncoderLayer(
-                embedding_dim,
-                num_heads,
-                dim_feedforward=feedforward_dim,
-                dropout=dropout,
-                batch_first=True,
-            ),
-            num_layers=num_layers,
-            enable_nested_tensor=False,
-        ))
+        self.encoder = replace_torch_dropout(
+            nn.TransformerEncoder(
+                nn.TransformerEncoderLayer(
+                    embedding_dim,
+                    num_heads,
+                    dim_feedforward=feedforward_dim,
+                    dropout=dropout,
+                    batch_first=True,
+                ),
+                num_layers=num_layers,
+                enable_nested_tensor=False,
+            )
+        )
         width = num_fields * embedding_dim
         self.project1 = nn.Linear(width, embedding_dim)
         self.project2 = nn.Linear(width, embedding_dim)

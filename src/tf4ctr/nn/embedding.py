@@ -86,5 +86,8 @@ class FeatureEmbedding(nn.Module):
         """
         numeric = self.numeric_weight.pow(2).sum()
         if self.sparse and self._touched is not None:
-            return nn.functional.embedding(self._touched, self.weight, sparse=True).pow(2).sum() + numeric
+            return (
+                nn.functional.embedding(self._touched, self.weight, sparse=True).pow(2).sum()
+                + numeric
+            )
         return self.weight.pow(2).sum() + numeric

@@ -271,7 +271,9 @@ class Trainer:
                 " ".join(f"{k} {v:.6f}" for k, v in valid.items() if k != "seconds"),
                 record["train_seconds"],
                 valid["seconds"],
-                "" if improved else f" | no improvement ({bad_epochs}/{cfg.patience}), lr -> {self.lr:g}",
+                ""
+                if improved
+                else f" | no improvement ({bad_epochs}/{cfg.patience}), lr -> {self.lr:g}",
             )
             if on_epoch_end is not None:
                 on_epoch_end(record)
