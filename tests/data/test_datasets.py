@@ -171,3 +171,12 @@ def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
         _parser().parse_args(["data", "info", "--help"])
     assert exc.value.code == 0
     assert "checksums" in capsys.readouterr().out
+
+
+def test_relative_data_dir_is_not_joined_twice(tmp_path, monkeypatch):
+    from tf4ctr.data.datasets import dataset_config
+
+    (tmp_path / "d").mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = dataset_config("frappe_x1", "d")
+    assert config.paths["train"].resolve() == (tmp_path / "d" / "train.csv").resolve()

@@ -434,9 +434,11 @@ def dataset_config(
     raw: dict[str, Any] = {
         "name": info.name,
         "data_format": "auto",
-        "train_data": str(paths["train"]),
-        "valid_data": str(paths["valid"]),
-        "test_data": str(paths["test"]),
+        # names only: load_dataset_config resolves them against base_dir (a relative
+        # data_dir joined twice pointed at data_dir/data_dir/train.csv)
+        "train_data": paths["train"].name,
+        "valid_data": paths["valid"].name,
+        "test_data": paths["test"].name,
         "min_categr_count": min_categr_count or info.min_categr_count,
         "feature_cols": features,
         "label_col": {"name": label, "dtype": "float"},

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 from tf4ctr.data.schema import DatasetConfig
 from tf4ctr.errors import ConfigError, DataError
 
-__all__ = ["column_types", "read_table", "sha256_file", "validate_labels"]
+__all__ = ["column_types", "iter_chunks", "read_table", "sha256_file", "validate_labels"]
 
 _CSV_SUFFIXES = (".csv", ".txt", ".csv.gz", ".csv.bz2", ".csv.zst", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -77,18 +78,135 @@ def read_table(path: Path, config: DatasetConfig, *, require_label: bool = True)
         raise DataError(f"{path}: file not found")
     if path.is_dir():
         raise DataError(f"{path}: is a directory (expected a data file)")
+    tables = [table for table, _ in iter_chunks(path, config, require_label=require_label)]
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def iter_chunks(
+    path: Path,
+    config: DatasetConfig,
+    *,
+    require_label: bool = True,
+    block_bytes: int = 64 << 20,
+) -> Iterator[tuple[pa.Table, int]]:
+    """Read a split file piece by piece: yields (table, line number of its first row).
+
+    The streaming counterpart of :func:`read_table` for files larger than
+    memory: memory holds one block of ``block_bytes`` of text (or one parquet
+    row group) at a time, whatever the file's length. Columns, types, header
+    checks, label checks and error messages are those of :func:`read_table`.
+    Formats: ``csv``, ``parquet``, and ``criteo_tsv`` (Kaggle's headerless,
+    tab-separated ``train.txt``).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory (expected a data file)")
     fmt = _data_format(path, config)
     types = column_types(config)
-    if fmt == "csv":
-        table, first_line = _read_csv(path, config, types, require_label)
+    if fmt == "parquet":
+        chunks = _parquet_chunks(path, config, types, require_label)
     else:
-        table, first_line = _read_parquet(path, config, types, require_label)
+        chunks = _csv_chunks(path, config, types, require_label, fmt, block_bytes)
     label = config.label_col.name
-    if label in table.column_names:
-        validate_labels(
-            table[label], path, label, first_line=first_line, unit="line" if fmt == "csv" else "row"
+    rows = 0
+    for table, first_line in chunks:
+        if label in table.column_names:
+            validate_labels(
+                table[label],
+                path,
+                label,
+                first_line=first_line,
+                unit="row" if fmt == "parquet" else "line",
+            )
+        rows += table.num_rows
+        yield table, first_line
+    if rows == 0:
+        if fmt == "csv":
+            raise DataError(
+                f"{path}: file has a header but no rows (expected a header and at least one row)"
+            )
+        raise DataError(f"{path}: file has no rows (expected at least one row)")
+
+
+def _csv_chunks(
+    path: Path,
+    config: DatasetConfig,
+    types: dict[str, pa.DataType],
+    require_label: bool,
+    fmt: str,
+    block_bytes: int,
+) -> Iterator[tuple[pa.Table, int]]:
+    if fmt == "criteo_tsv":
+        from tf4ctr.data.formats import CRITEO_COLUMNS
+
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: file is empty (expected Criteo rows)")
+        header = list(CRITEO_COLUMNS)
+        read_options = pacsv.ReadOptions(column_names=header, block_size=block_bytes)
+        parse_options = pacsv.ParseOptions(delimiter="\t", quote_char=False)
+        line = 1
+    else:
+        header = _read_header(path)
+        if not header:
+            raise DataError(f"{path}: file is empty (expected a header and at least one row)")
+        read_options = pacsv.ReadOptions(block_size=block_bytes)
+        parse_options = pacsv.ParseOptions()
+        line = 2
+    types = _needed(types, header, config, require_label)
+    _check_header(path, header, types)
+    names = list(types)
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=_csv_convert_options(types),
         )
-    return table
+        for batch in reader:
+            if batch.num_rows:
+                yield pa.Table.from_batches([batch]).select(names), line
+                line += batch.num_rows
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if "conversion error" in message or "In CSV column" in message:
+            numeric = [n for n, t in types.items() if pa.types.is_floating(t)]
+            raise _locate_bad_number(path, numeric, message, read_options, parse_options) from None
+        row = first_ragged_row(
+            path,
+            parse_options,
+            _csv_convert_options({k: pa.string() for k in types}),
+            read_options.column_names or None,
+        )
+        if row is not None:
+            raise ragged_row_error(path, row) from None
+        raise DataError(f"{path}: cannot parse CSV ({_first_line(message)})") from None
+
+
+def _parquet_chunks(
+    path: Path, config: DatasetConfig, types: dict[str, pa.DataType], require_label: bool
+) -> Iterator[tuple[pa.Table, int]]:
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (expected a header and at least one row)")
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable parquet file ({_first_line(str(exc))})") from None
+    header = list(parquet.schema_arrow.names)
+    types = _needed(types, header, config, require_label)
+    _check_header(path, header, types)
+    row = 1
+    for i in range(parquet.num_row_groups):
+        try:
+            group = parquet.read_row_group(i, columns=list(types))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(
+                f"{path}: not a readable parquet file ({_first_line(str(exc))})"
+            ) from None
+        if group.num_rows:
+            yield _cast_parquet_columns(path, group, types), row
+            row += group.num_rows
 
 
 def validate_labels(
@@ -188,31 +306,6 @@ def _csv_convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
     )
 
 
-def _read_csv(
-    path: Path, config: DatasetConfig, types: dict[str, pa.DataType], require_label: bool
-) -> tuple[pa.Table, int]:
-    header = _read_header(path)
-    if not header:
-        raise DataError(f"{path}: file is empty (expected a header and at least one row)")
-    types = _needed(types, header, config, require_label)
-    _check_header(path, header, types)
-    try:
-        table = pacsv.read_csv(path, convert_options=_csv_convert_options(types))
-    except pa.ArrowInvalid as exc:
-        message = str(exc)
-        if "CSV parse error" in message:
-            raise _locate_parse_error(path, types, message) from None
-        if "conversion error" in message:
-            numeric = [name for name, t in types.items() if pa.types.is_floating(t)]
-            raise _locate_bad_number(path, numeric, message) from None
-        raise DataError(f"{path}: cannot read CSV ({_first_line(message)})") from None
-    if table.num_rows == 0:
-        raise DataError(
-            f"{path}: file has a header but no rows (expected a header and at least one row)"
-        )
-    return table.select(list(types)), 2
-
-
 def _first_line(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else "unknown error"
 
@@ -255,15 +348,6 @@ def ragged_row_error(path: Path, row: pacsv.InvalidRow) -> DataError:
     )
 
 
-def _locate_parse_error(path: Path, types: dict[str, pa.DataType], message: str) -> DataError:
-    row = first_ragged_row(
-        path, pacsv.ParseOptions(), _csv_convert_options({k: pa.string() for k in types})
-    )
-    if row is not None:
-        return ragged_row_error(path, row)
-    return DataError(f"{path}: cannot parse CSV ({_first_line(message)})")
-
-
 def first_non_number(table: pa.Table, names: list[str]) -> tuple[int, str, str] | None:
     """(row index, column, text) of the earliest non-empty cell that is not a number."""
     best: tuple[int, str, str] | None = None
@@ -278,39 +362,34 @@ def first_non_number(table: pa.Table, names: list[str]) -> tuple[int, str, str] 
     return best
 
 
-def _locate_bad_number(path: Path, numeric: list[str], message: str) -> DataError:
+def _locate_bad_number(
+    path: Path,
+    numeric: list[str],
+    message: str,
+    read_options: pacsv.ReadOptions | None = None,
+    parse_options: pacsv.ParseOptions | None = None,
+) -> DataError:
     if numeric:
         table = pacsv.read_csv(
-            path, convert_options=_csv_convert_options({k: pa.string() for k in numeric})
+            path,
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=_csv_convert_options({k: pa.string() for k in numeric}),
         )
         best = first_non_number(table, numeric)
         if best is not None:
             idx, name, value = best
             value = value if len(value) <= 40 else value[:37] + "..."
+            first_line = 1 if read_options is not None and read_options.column_names else 2
             return DataError(
-                f"{path}: line {idx + 2}: column '{name}' expected a number, found {value!r}"
+                f"{path}: line {idx + first_line}: column '{name}' expected a number, "
+                f"found {value!r}"
             )
     return DataError(f"{path}: cannot read CSV ({_first_line(message)})")
 
 
-def _read_parquet(
-    path: Path, config: DatasetConfig, types: dict[str, pa.DataType], require_label: bool
-) -> tuple[pa.Table, int]:
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty (expected a header and at least one row)")
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"{path}: not a readable parquet file ({_first_line(str(exc))})") from None
-    header = list(schema.names)
-    types = _needed(types, header, config, require_label)
-    _check_header(path, header, types)
-    try:
-        table = pq.read_table(path, columns=list(types))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"{path}: not a readable parquet file ({_first_line(str(exc))})") from None
-    if table.num_rows == 0:
-        raise DataError(f"{path}: file has no rows (expected at least one row)")
+def _cast_parquet_columns(path: Path, table: pa.Table, types: dict[str, pa.DataType]) -> pa.Table:
+    """The needed columns with the reader's types (dictionary and integer columns converted)."""
     columns = []
     for name, target in types.items():
         col = table[name]
@@ -325,5 +404,4 @@ def _read_parquet(
                     f"{path}: column '{name}' has type {col.type}, expected {expected}"
                 ) from None
         columns.append(col)
-    # Parquet has no header line, so row 1 is the first row.
-    return pa.table(columns, names=list(types)), 1
+    return pa.table(columns, names=list(types))

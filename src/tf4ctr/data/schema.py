@@ -37,7 +37,7 @@ __all__ = [
 FEATURE_TYPES = ("categorical", "numeric")
 FEATURE_DTYPES = ("str", "int", "float")
 LABEL_DTYPES = ("float", "int")
-DATA_FORMATS = ("auto", "csv", "parquet")
+DATA_FORMATS = ("auto", "csv", "parquet", "criteo_tsv")
 SPLITS = ("train", "valid", "test")
 
 _TOP_KEYS = (
