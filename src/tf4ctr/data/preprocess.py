@@ -17,6 +17,7 @@ production. All mapping is done by Arrow kernels (``value_counts``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "FeatureSchema",
     "FieldInfo",
     "Preprocessor",
+    "distinct_values",
 ]
 
 PADDING_INDEX = 0
@@ -140,11 +142,22 @@ class Preprocessor:
 
     def fit(self, table: pa.Table, *, source: Path | None = None) -> Preprocessor:
         """Build each categorical field's vocabulary from ``table`` (the train split)."""
+        return self.fit_chunks([table], source=source)
+
+    def fit_chunks(self, chunks: Iterable[pa.Table], *, source: Path | None = None) -> Preprocessor:
+        """:meth:`fit` over a table given in pieces (a streamed train file).
+
+        Counts are merged as the pieces arrive, so memory grows with the
+        number of distinct values, not of rows; the vocabulary is identical
+        to that of :meth:`fit` on the concatenated table.
+        """
+        counters = {f.name: _ValueCounter() for f in self._categorical}
+        for table in chunks:
+            for feature in self._categorical:
+                counters[feature.name].add(self._tokens(table, feature, source))
         vocabs: dict[str, pa.Array] = {}
         for feature in self._categorical:
-            tokens = self._tokens(table, feature, source)
-            counts = pc.value_counts(tokens)
-            freq = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
+            freq = counters[feature.name].result()
             min_count = feature.min_categr_count or self.config.min_categr_count
             keep = pc.and_(pc.is_valid(freq["value"]), pc.greater_equal(freq["count"], min_count))
             freq = freq.filter(keep).sort_by([("count", "descending"), ("value", "ascending")])
@@ -153,13 +166,22 @@ class Preprocessor:
         return self
 
     def transform(
-        self, table: pa.Table, *, require_label: bool = True, source: Path | None = None
+        self,
+        table: pa.Table,
+        *,
+        require_label: bool = True,
+        source: Path | None = None,
+        first_row: int = 1,
+        group_values: pa.Array | None = None,
     ) -> EncodedSplit:
         """Encode a table read with the same config; ``source`` only names it in errors.
 
         With ``require_label=False`` (prediction input) a table without the
         label column gets an all-zero label, and one without the group column
-        gets ``group=None``.
+        gets ``group=None``. For a split encoded in pieces, ``first_row`` is
+        the row number of the piece's first row (for error messages) and
+        ``group_values`` the split's distinct group values, so every piece
+        numbers the groups alike (see :func:`distinct_values`).
         """
         vocabs = self._fitted_vocabs()
         n = table.num_rows
@@ -177,7 +199,7 @@ class Preprocessor:
         label_name = self.config.label_col.name
         if label_name in table.column_names:
             labels = self._float_column(table, label_name, source)
-            validate_labels(labels, source, label_name, first_line=1, unit="row")
+            validate_labels(labels, source, label_name, first_line=first_row, unit="row")
             label = _to_numpy(labels).astype(np.float32)
         elif require_label:
             raise _missing_column(table, label_name, source)
@@ -186,7 +208,7 @@ class Preprocessor:
         group_col = self.config.group_col
         group = None
         if group_col is not None and (require_label or group_col in table.column_names):
-            group = self._group_ids(table, source)
+            group = self._group_ids(table, source, group_values)
         return EncodedSplit(categorical=categorical, numeric=numeric, label=label, group=group)
 
     @property
@@ -280,13 +302,77 @@ class Preprocessor:
             col = pc.fill_null(col, pa.scalar(str(feature.fill_na), pa.string()))
         return col
 
-    def _group_ids(self, table: pa.Table, source: Path | None) -> np.ndarray:
+    def _group_ids(
+        self, table: pa.Table, source: Path | None, group_values: pa.Array | None
+    ) -> np.ndarray:
         assert self.config.group_col is not None
         col = self._column(table, self.config.group_col, source).combine_chunks()
-        encoded = pc.dictionary_encode(col)
+        if col.type != pa.string():
+            col = col.cast(pa.string())
+        if group_values is None:
+            encoded = pc.dictionary_encode(col)
+            ids, n_values = encoded.indices, len(encoded.dictionary)
+        else:
+            ids, n_values = pc.index_in(col, value_set=group_values), len(group_values)
         # Missing group values share one extra id after the real ones.
-        ids = pc.fill_null(encoded.indices, len(encoded.dictionary))
-        return _to_numpy(ids).astype(np.int64)
+        return _to_numpy(pc.fill_null(ids, n_values)).astype(np.int64)
+
+
+def distinct_values(chunks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.Array:
+    """The distinct non-null strings of a column read in pieces (e.g. a split's gAUC groups)."""
+    seen: list[pa.Array] = []
+    for values in chunks:
+        values = values.cast(pa.string()) if values.type != pa.string() else values
+        seen.append(
+            pc.unique(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+        )
+        if len(seen) > 16:
+            seen = [pc.unique(pa.concat_arrays(seen))]
+    if not seen:
+        return pa.array([], type=pa.string())
+    merged = pc.unique(pa.concat_arrays(seen))
+    return merged.filter(pc.is_valid(merged))
+
+
+class _ValueCounter:
+    """Running value counts of one column seen in pieces, merged with Arrow's hash aggregation.
+
+    Per-piece counts are kept until they outnumber the merged table, then
+    folded in, so the work per row stays constant and memory stays within a
+    small multiple of the number of distinct values.
+    """
+
+    #: pending rows below which pieces are not merged yet (tests lower it)
+    merge_rows = 1 << 20
+
+    def __init__(self) -> None:
+        self._merged: pa.Table | None = None
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def add(self, tokens: pa.ChunkedArray | pa.Array) -> None:
+        counts = pc.value_counts(tokens)
+        part = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
+        self._pending.append(part)
+        self._pending_rows += part.num_rows
+        merged_rows = 0 if self._merged is None else self._merged.num_rows
+        if self._pending_rows > max(self.merge_rows, merged_rows):
+            self._merge()
+
+    def _merge(self) -> None:
+        parts = ([self._merged] if self._merged is not None else []) + self._pending
+        if len(parts) == 1:
+            self._merged = parts[0]
+        else:
+            summed = pa.concat_tables(parts).group_by("value").aggregate([("count", "sum")])
+            self._merged = pa.table({"value": summed["value"], "count": summed["count_sum"]})
+        self._pending, self._pending_rows = [], 0
+
+    def result(self) -> pa.Table:
+        self._merge()
+        if self._merged is None:
+            return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
+        return self._merged
 
 
 def _to_numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:

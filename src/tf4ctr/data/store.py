@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -29,13 +30,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from tqdm import tqdm
 
-from tf4ctr.data.preprocess import EncodedSplit, FeatureSchema, Preprocessor
-from tf4ctr.data.readers import read_table, sha256_file
+from tf4ctr.data.preprocess import EncodedSplit, FeatureSchema, Preprocessor, distinct_values
+from tf4ctr.data.readers import iter_chunks, sha256_file
 from tf4ctr.data.schema import SPLITS, DatasetConfig
 from tf4ctr.errors import UserError
 
@@ -43,7 +44,7 @@ __all__ = ["FORMAT_VERSION", "PreparedDataset", "cache_dir_for", "cache_key", "p
 
 # Bump whenever the bytes written for the same inputs would change (index
 # convention, bucketers, file layout), so old caches are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _META = "meta.json"
 _PREPROCESSOR = "preprocessor.json"
@@ -96,42 +97,75 @@ def cache_dir_for(config: DatasetConfig, cache_root: Path, key: str | None = Non
     return Path(cache_root) / f"{config.name}-{key[:16]}"
 
 
+@overload
 def prepare_dataset(
-    config: DatasetConfig, cache_root: Path, *, progress: bool = True
-) -> PreparedDataset:
+    config: DatasetConfig,
+    cache_root: Path,
+    *,
+    progress: bool = ...,
+    load: Literal[True] = ...,
+    block_bytes: int = ...,
+) -> PreparedDataset: ...
+
+
+@overload
+def prepare_dataset(
+    config: DatasetConfig,
+    cache_root: Path,
+    *,
+    progress: bool = ...,
+    load: bool = ...,
+    block_bytes: int = ...,
+) -> PreparedDataset | None: ...
+
+
+def prepare_dataset(
+    config: DatasetConfig,
+    cache_root: Path,
+    *,
+    progress: bool = True,
+    load: bool = True,
+    block_bytes: int = 64 << 20,
+) -> PreparedDataset | None:
     """Return the encoded dataset, building the cache on the first call and reading it after.
 
-    Raises DataError/ConfigError for bad inputs; a failed build leaves nothing
-    under ``cache_root``. Prints nothing but the optional tqdm bar.
+    The build streams each file in blocks of ``block_bytes``, so its memory
+    does not grow with the number of rows. With ``load=False`` the cache is
+    only built (``tf4ctr data prepare``) and None is returned. Raises
+    DataError/ConfigError for bad inputs; a failed build leaves nothing
+    under ``cache_root``. Prints nothing but the optional tqdm bars.
     """
     cache_root = Path(cache_root)
     hashes = _source_hashes(config)
     key = _key_from(config, hashes)
     target = cache_dir_for(config, cache_root, key)
     if (target / _META).is_file():
-        loaded = _try_load(target, config, key)
-        if loaded is not None:
-            return loaded
+        loaded = _try_load(target, config, key) if load else _meta_matches(target, key)
+        if loaded:
+            return loaded if load else None
         # Unreadable or foreign contents under our key's name: rebuild it.
         shutil.rmtree(target, ignore_errors=True)
     cache_root.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_builds(cache_root, config.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{config.name}-", dir=cache_root))
     try:
-        prepared = _build(config, key, hashes, tmp, target, progress)
+        _build(config, key, hashes, tmp, progress, block_bytes)
         try:
             os.rename(tmp, target)
         except OSError:
             # Another process won the race; its cache is as good as ours.
-            loaded = _try_load(target, config, key)
-            if loaded is None:
+            if not (target / _META).is_file():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
-            return loaded
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return prepared
+    if not load:
+        return None
+    loaded = _try_load(target, config, key)
+    if loaded is None:
+        raise UserError(f"{target}: the cache just built cannot be read back")
+    return loaded
 
 
 def _remove_abandoned_builds(cache_root: Path, name: str) -> None:
@@ -149,25 +183,40 @@ def _build(
     key: str,
     hashes: dict[str, str],
     tmp: Path,
-    target: Path,
     progress: bool,
-) -> PreparedDataset:
+    block_bytes: int,
+) -> Preprocessor:
+    """Stream every split twice at most: count the train split, then encode each split.
+
+    Memory holds one block of the file, the vocabularies and the counts, never
+    a whole split: the encoded columns go straight to their ``.npy`` files.
+    """
     preprocessor = Preprocessor(config)
-    splits: dict[str, EncodedSplit] = {}
-    with tqdm(
-        total=2 * len(SPLITS), desc=f"prepare {config.name}", disable=not progress, leave=False
-    ) as bar:
-        for split, path in config.paths.items():
-            bar.set_postfix_str(f"read {split}")
-            table = read_table(path, config)
-            bar.update(1)
-            bar.set_postfix_str(f"encode {split}")
-            if split == "train":
-                preprocessor.fit(table, source=path)
-            splits[split] = preprocessor.transform(table, source=path)
-            del table
-            _save_split(tmp / split, splits[split], preprocessor)
-            bar.update(1)
+    train_path = config.paths["train"]
+
+    def rows_of(path: Path, bar: tqdm):
+        for table, first_line in iter_chunks(path, config, block_bytes=block_bytes):
+            bar.update(table.num_rows)
+            yield table, first_line
+
+    bar_options = {"unit": " rows", "unit_scale": True, "disable": not progress, "leave": False}
+    with tqdm(desc=f"{config.name}: count train", **bar_options) as bar:
+        preprocessor.fit_chunks((t for t, _ in rows_of(train_path, bar)), source=train_path)
+    schema = preprocessor.schema
+    rows: dict[str, int] = {}
+    for split, path in config.paths.items():
+        group_values = None
+        if config.group_col is not None:
+            with tqdm(desc=f"{config.name}: groups of {split}", **bar_options) as bar:
+                group_values = distinct_values(t[config.group_col] for t, _ in rows_of(path, bar))
+        writer = _SplitWriter(tmp / split, schema, has_group=config.group_col is not None)
+        with tqdm(desc=f"{config.name}: encode {split}", **bar_options) as bar:
+            for table, first_line in rows_of(path, bar):
+                encoded = preprocessor.transform(
+                    table, source=path, first_row=first_line, group_values=group_values
+                )
+                writer.append(encoded)
+        rows[split] = writer.close()
     _write_json(tmp / _PREPROCESSOR, preprocessor.state_dict())
     meta = {
         "format_version": FORMAT_VERSION,
@@ -179,38 +228,93 @@ def _build(
             split: {"path": str(path), "sha256": hashes[split], "bytes": path.stat().st_size}
             for split, path in config.paths.items()
         },
-        "rows": {split: len(s) for split, s in splits.items()},
+        "rows": rows,
         "has_group": config.group_col is not None,
-        "schema": preprocessor.schema.to_dict(),
+        "schema": schema.to_dict(),
     }
     # meta.json last: its presence is what marks a directory as complete.
     _write_json(tmp / _META, meta)
-    return PreparedDataset(
-        config=config,
-        preprocessor=preprocessor,
-        train=splits["train"],
-        valid=splits["valid"],
-        test=splits["test"],
-        cache_dir=target,
-    )
+    return preprocessor
 
 
-def _save_split(directory: Path, split: EncodedSplit, preprocessor: Preprocessor) -> None:
-    directory.mkdir(parents=True)
-    schema = preprocessor.schema
-    for j, field in enumerate(schema.categorical):
-        np.save(directory / f"{field.name}.npy", np.ascontiguousarray(split.categorical[:, j]))
-    for j, field in enumerate(schema.numeric):
-        np.save(directory / f"{field.name}.npy", np.ascontiguousarray(split.numeric[:, j]))
-    np.save(directory / f"{_LABEL}.npy", split.label)
-    if split.group is not None:
-        np.save(directory / f"{_GROUP}.npy", split.group)
+# An .npy header for a 1-D array of up to ~10^30 rows fits in this many bytes
+# (numpy pads headers to a multiple of 64), so it can be written after the data.
+_NPY_HEADER_BYTES = 128
+
+
+class _NpyColumnWriter:
+    """Append 1-D chunks to an ``.npy`` file whose length is known only at the end."""
+
+    def __init__(self, path: Path, dtype: type) -> None:
+        self.path, self.dtype, self.rows = path, np.dtype(dtype), 0
+        self._fh = open(path, "wb")  # noqa: SIM115 - stays open across append() calls
+        self._fh.write(b"\0" * _NPY_HEADER_BYTES)
+
+    def append(self, values: np.ndarray) -> None:
+        np.ascontiguousarray(values, dtype=self.dtype).tofile(self._fh)
+        self.rows += len(values)
+
+    def close(self) -> None:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header,
+            {
+                "descr": np.lib.format.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": (self.rows,),
+            },
+        )
+        if len(header.getvalue()) != _NPY_HEADER_BYTES:
+            raise RuntimeError(f"{self.path}: unexpected .npy header size {len(header.getvalue())}")
+        self._fh.seek(0)
+        self._fh.write(header.getvalue())
+        self._fh.close()
+
+
+class _SplitWriter:
+    """One ``.npy`` per field (plus label and group) of one split, filled chunk by chunk."""
+
+    def __init__(self, directory: Path, schema: FeatureSchema, *, has_group: bool) -> None:
+        directory.mkdir(parents=True)
+        self._categorical = [
+            _NpyColumnWriter(directory / f"{f.name}.npy", np.int32) for f in schema.categorical
+        ]
+        self._numeric = [
+            _NpyColumnWriter(directory / f"{f.name}.npy", np.float32) for f in schema.numeric
+        ]
+        self._label = _NpyColumnWriter(directory / f"{_LABEL}.npy", np.float32)
+        self._group = _NpyColumnWriter(directory / f"{_GROUP}.npy", np.int64) if has_group else None
+
+    def append(self, split: EncodedSplit) -> None:
+        for j, writer in enumerate(self._categorical):
+            writer.append(split.categorical[:, j])
+        for j, writer in enumerate(self._numeric):
+            writer.append(split.numeric[:, j])
+        self._label.append(split.label)
+        if self._group is not None:
+            assert split.group is not None
+            self._group.append(split.group)
+
+    def close(self) -> int:
+        writers = [*self._categorical, *self._numeric, self._label]
+        writers += [self._group] if self._group is not None else []
+        for writer in writers:
+            writer.close()
+        return self._label.rows
 
 
 def _write_json(path: Path, obj: Any) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=1, sort_keys=True)
         fh.write("\n")
+
+
+def _meta_matches(directory: Path, key: str) -> bool:
+    try:
+        meta = json.loads((directory / _META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return meta.get("key") == key and meta.get("format_version") == FORMAT_VERSION
 
 
 def _try_load(directory: Path, config: DatasetConfig, key: str) -> PreparedDataset | None:
