@@ -19,6 +19,7 @@ __all__ = [
     "cmd_data_info",
     "cmd_data_list",
     "cmd_data_prepare",
+    "cmd_data_synth",
 ]
 
 
@@ -142,6 +143,26 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    """Write a SYNTHETIC Criteo-shaped dataset (Kaggle TSV layout) and its dataset.yaml."""
+    from tf4ctr.data.synth_criteo import CriteoSynthSpec, write_synthetic_criteo
+    from tf4ctr.errors import ConfigError
+
+    try:
+        split = tuple(float(x) for x in args.split.split(":"))
+    except ValueError:
+        raise ConfigError(
+            f"--split: expected three numbers like 8:1:1, got {args.split!r}"
+        ) from None
+    spec = CriteoSynthSpec(rows=args.rows, split=split, zipf_s=args.zipf, seed=args.seed)  # type: ignore[arg-type]
+    paths = write_synthetic_criteo(args.dir, spec, progress=not args.no_progress)
+    rows = spec.split_rows()
+    for split_name in ("train", "valid", "test"):
+        print(f"{split_name:<6}{rows[split_name]:>12,} rows  {paths[split_name]}")
+    print(f"config {paths['config']}  (SYNTHETIC data: for speed and memory benchmarks only)")
+    return 0
+
+
 def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``data`` with its ``list`` and ``info`` sub-commands to a sub-parser set."""
     data = subparsers.add_parser(
@@ -201,4 +222,25 @@ def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--block-mb", type=int, default=64, help="read block size in MiB")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_data_prepare)
+    p = data_sub.add_parser(
+        "synth",
+        help="write a SYNTHETIC Criteo-shaped dataset for benchmarks",
+        description="Write train/valid/test.txt in the layout of Criteo's Kaggle train.txt, "
+        "with Criteo's real per-field cardinalities and Zipf-like value frequencies, plus a "
+        "dataset.yaml with the paper's Criteo preprocessing. The clicks are SYNTHETIC: use it "
+        "to measure speed and memory, never to report accuracy.",
+    )
+    p.add_argument("kind", choices=["criteo"], help="which dataset's shape to imitate")
+    p.add_argument(
+        "--rows",
+        type=int,
+        default=45_840_617,
+        help="total rows (default: %(default)s, the real Kaggle train.txt)",
+    )
+    p.add_argument("--dir", required=True, help="folder to write into")
+    p.add_argument("--split", default="8:1:1", help="train:valid:test shares (default %(default)s)")
+    p.add_argument("--zipf", type=float, default=1.1, help="frequency-law exponent, > 1")
+    p.add_argument("--seed", type=int, default=2023)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_data_synth)
     return data
