@@ -31,6 +31,7 @@ import pyarrow.csv as pacsv
 import yaml
 from tqdm import tqdm
 
+from tf4ctr.data.datasets import CRITEO_BUCKETERS
 from tf4ctr.data.formats import CRITEO_CATEGORICAL, CRITEO_NUMERIC
 from tf4ctr.errors import ConfigError
 
@@ -138,7 +139,7 @@ def write_synthetic_criteo(
     """Write ``train.txt``, ``valid.txt``, ``test.txt`` (Kaggle layout) and ``dataset.yaml``.
 
     ``dataset.yaml`` is a tf4ctr dataset config with the paper's Criteo
-    preprocessing (log bucketing of I1-I13, min count 10), ready for
+    preprocessing (log bucketing of I1-I13 as the paper's code does it, min count 10), ready for
     ``tf4ctr data prepare``. Each file is written under a temporary name and
     renamed when complete.
     """
@@ -180,7 +181,7 @@ def write_synthetic_criteo(
                     "active": True,
                     "type": "categorical",
                     "dtype": "float",
-                    "preprocess": "criteo_log_bucket",
+                    "preprocess": CRITEO_BUCKETERS[0],  # as the registry: the paper code's
                     "fill_na": 0,
                 },
                 {
