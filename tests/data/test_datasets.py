@@ -88,11 +88,36 @@ def test_dataset_config_options(tmp_path: Path) -> None:
         dataset_config("criteo_x4", tmp_path, criteo_bucketer="log")
 
 
-def test_kkbox_needs_sequences(tmp_path: Path) -> None:
-    with pytest.raises(
-        ConfigError, match=r"kkbox_x1.*sequence features \(genre_ids, artist_name\)"
-    ):
-        dataset_config("kkbox_x1", tmp_path)
+def _kkbox_files(directory: Path) -> None:
+    header = (
+        "label,msno,song_id,source_system_tab,source_screen_name,source_type,city,gender,"
+        "registered_via,language,genre_ids,artist_name,isrc,bd"
+    )
+    rows = [
+        "1,u1,s1,my library,Local playlist more,local-library,1,female,7,52,465|958,Jay Chou,TWK231410303,24",
+        "0,u2,s2,discover,Online playlist more,online-playlist,13,,9,3,465,Eason Chan|Jolin,USUM71500312,0",
+        "1,u1,s3,my library,,local-library,1,female,7,52,,Jay Chou,,61",
+        "0,u3,s1,search,Search,song,5,male,4,-1,958|1259|465|2022,Jay Chou,TWK231410303,1051",
+    ]
+    for split in ("train", "valid", "test"):
+        (directory / f"{split}.csv").write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_kkbox_sequences_and_its_preprocessors(tmp_path: Path) -> None:
+    _kkbox_files(tmp_path)
+    cfg = dataset_config("kkbox_x1", tmp_path, min_categr_count=1)
+    kinds = {f.name: f.type for f in cfg.feature_cols}
+    assert kinds["genre_ids"] == kinds["artist_name"] == "sequence"
+    data = prepare_dataset(cfg, tmp_path / "cache", progress=False)
+    schema = data.schema
+    names = [f.name for f in schema.categorical]
+    assert schema.widths[names.index("genre_ids")] == 3
+    start = sum(schema.widths[: names.index("genre_ids")])
+    genre = data.train.categorical[:, start : start + 3]
+    # vocabulary by frequency: 465 (3x), 958 (2x), then 1259 and 2022 (1x, byte order)
+    assert genre.tolist() == [[2, 3, 0], [2, 0, 0], [0, 0, 0], [3, 4, 2]]
+    prep = data.preprocessor.state_dict()["vocabularies"]
+    assert prep["isrc"] == ["TW", "US"] and prep["bd"] == ["3", "7"]
 
 
 def test_criteo_sample_end_to_end(shared_data: Path, tmp_path: Path) -> None:
@@ -139,7 +164,7 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for name in DATASETS:
         assert name in out
-    assert "202,027" in out and "needs sequence support" in out
+    assert "202,027" in out and "has sequence fields" in out
 
 
 def test_cli_info(capsys: pytest.CaptureFixture[str]) -> None:

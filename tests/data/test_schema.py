@@ -124,7 +124,19 @@ def _with(**changes: object) -> dict:
         ),
         (
             _with(feature_cols=[{"name": "x", "type": "sequence"}]),
-            "key 'ds.feature_cols[0].type': sequence features are not supported yet",
+            "key 'ds.feature_cols[0].max_len': expected a positive integer",
+        ),
+        (
+            _with(feature_cols=[{"name": "x", "type": "sequence", "max_len": 3, "splitter": ""}]),
+            "key 'ds.feature_cols[0].splitter': expected a non-empty string",
+        ),
+        (
+            _with(feature_cols=[{"name": "x", "type": "sequence", "max_len": 3, "encoder": "GRU"}]),
+            "key 'ds.feature_cols[0].encoder': expected one of sum, mean, MaskedSumPooling",
+        ),
+        (
+            _with(feature_cols=[{"name": "x", "type": "categorical", "max_len": 3}]),
+            "key 'ds.feature_cols[0].max_len': only sequence features take it",
         ),
         (
             _with(feature_cols=[{"name": "x", "type": "dense"}]),

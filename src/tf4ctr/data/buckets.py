@@ -17,11 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "NUMERIC_BUCKETERS",
+    "TEXT_PREPROCESSORS",
+    "bucketize_age",
     "criteo_log_bucket",
     "criteo_log_bucket_fuxictr",
+    "extract_country_code",
 ]
 
 
@@ -56,9 +61,32 @@ def criteo_log_bucket_fuxictr(x: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), np.nan, out)
 
 
+def bucketize_age(x: np.ndarray) -> np.ndarray:
+    """KKBox's ``bd`` as an age bucket: 1-10 → 1, 11-20 → 2, ..., 51-60 → 6, 61-95 → 7.
+
+    Ages outside [1, 95] (KKBox has 0 for most users and some negative or
+    four-digit values) and missing ones become missing, i.e. OOV, as in the
+    BARS KKBox_x1 preprocessing, which maps them to an empty string.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    out = np.minimum(np.ceil(x / 10.0), 7.0)
+    return np.where((x >= 1) & (x <= 95), out, np.nan)
+
+
+def extract_country_code(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The country code of an ISRC (its first two characters; KKBox's ``isrc``)."""
+    return pc.utf8_slice_codeunits(values, 0, 2)
+
+
 NUMERIC_BUCKETERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "criteo_log_bucket": criteo_log_bucket,
     "criteo_log_bucket_fuxictr": criteo_log_bucket_fuxictr,
     # FuxiCTR's own name for the same function, so its Criteo YAML loads as is.
     "convert_to_bucket": criteo_log_bucket_fuxictr,
+    "bucketize_age": bucketize_age,
+}
+
+#: preprocessors that map a text column to other text (no numbers read)
+TEXT_PREPROCESSORS: dict[str, Callable[[pa.ChunkedArray], pa.ChunkedArray]] = {
+    "extract_country_code": extract_country_code,
 }

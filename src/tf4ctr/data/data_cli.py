@@ -32,7 +32,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     )
     print(head)
     for info in DATASETS.values():
-        status = "needs sequence support" if info.needs_sequences else ""
+        status = "has sequence fields" if any(g.sequence for g in info.fields) else ""
         row = (
             f"{info.name:<20}"
             + "".join(f"{info.splits[s]:>12,}" for s in ("train", "valid", "test"))
@@ -60,7 +60,6 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         f"gAUC group:       {info.group_col or 'none (AUC only)'}",
         f"min_categr_count: {info.min_categr_count}",
         f"in TF4CTR paper:  {'yes' if info.in_paper else 'no'}",
-        f"supported:        {'no - needs sequence features' if info.needs_sequences else 'yes'}",
         "fields:",
     ]
     lines += [f"  {', '.join(g.names)}: {g.describe()}" for g in info.fields]

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tf4ctr.data.buckets import NUMERIC_BUCKETERS
+from tf4ctr.data.buckets import NUMERIC_BUCKETERS, TEXT_PREPROCESSORS
 from tf4ctr.data.readers import validate_labels
 from tf4ctr.data.schema import DatasetConfig, FeatureSpec, load_dataset_config
 from tf4ctr.errors import ConfigError, DataError
@@ -55,9 +55,16 @@ class FieldInfo:
     name: str
     kind: str
     vocab_size: int
+    #: columns the field takes in ``EncodedSplit.categorical`` (a sequence's max_len, else 1)
+    width: int = 1
+    #: how a sequence's token vectors become one: "sum" or "mean"
+    pooling: str = "sum"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "vocab_size": self.vocab_size}
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "vocab_size": self.vocab_size}
+        if self.kind == "sequence":
+            d.update(width=self.width, pooling=self.pooling)
+        return d
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,22 @@ class FeatureSchema:
 
     @property
     def categorical(self) -> tuple[FieldInfo, ...]:
-        return tuple(f for f in self.fields if f.kind == "categorical")
+        """Fields with a vocabulary: categorical and sequence, in column order."""
+        return tuple(f for f in self.fields if f.kind in ("categorical", "sequence"))
+
+    @property
+    def widths(self) -> list[int]:
+        """Columns per vocabulary field in ``EncodedSplit.categorical`` (1, or a sequence's max_len)."""
+        return [f.width for f in self.categorical]
+
+    @property
+    def has_sequences(self) -> bool:
+        return any(f.kind == "sequence" for f in self.fields)
+
+    @property
+    def table_layout(self) -> dict[str, Any]:
+        """Keyword arguments that tell a FeatureEmbedding how columns map to fields."""
+        return {"widths": self.widths, "pooling": [f.pooling for f in self.categorical]}
 
     @property
     def numeric(self) -> tuple[FieldInfo, ...]:
@@ -86,7 +108,13 @@ class FeatureSchema:
     def from_dict(cls, d: dict[str, Any]) -> FeatureSchema:
         return cls(
             fields=tuple(
-                FieldInfo(name=str(f["name"]), kind=str(f["kind"]), vocab_size=int(f["vocab_size"]))
+                FieldInfo(
+                    name=str(f["name"]),
+                    kind=str(f["kind"]),
+                    vocab_size=int(f["vocab_size"]),
+                    width=int(f.get("width", 1)),
+                    pooling=str(f.get("pooling", "sum")),
+                )
                 for f in d["fields"]
             )
         )
@@ -185,12 +213,23 @@ class Preprocessor:
         """
         vocabs = self._fitted_vocabs()
         n = table.num_rows
-        categorical = np.empty((n, len(self._categorical)), dtype=np.int32)
-        for j, feature in enumerate(self._categorical):
-            tokens = self._tokens(table, feature, source)
-            idx = pc.index_in(tokens, value_set=vocabs[feature.name])
-            idx = pc.fill_null(pc.add(idx, _FIRST_VOCAB_INDEX), OOV_INDEX)
-            categorical[:, j] = _to_numpy(idx)
+        widths = [f.max_len if f.is_sequence else 1 for f in self._categorical]
+        categorical = np.zeros((n, sum(widths)), dtype=np.int32)
+        column = 0
+        for feature, width in zip(self._categorical, widths, strict=True):
+            if feature.is_sequence:
+                lists = self._sequence_lists(table, feature, source)
+                idx = pc.index_in(pc.list_flatten(lists), value_set=vocabs[feature.name])
+                idx = _to_numpy(pc.fill_null(pc.add(idx, _FIRST_VOCAB_INDEX), OOV_INDEX))
+                _scatter_sequences(
+                    categorical[:, column : column + width], idx, _list_lengths(lists)
+                )
+            else:
+                tokens = self._tokens(table, feature, source)
+                idx = pc.index_in(tokens, value_set=vocabs[feature.name])
+                idx = pc.fill_null(pc.add(idx, _FIRST_VOCAB_INDEX), OOV_INDEX)
+                categorical[:, column] = _to_numpy(idx)
+            column += width
         numeric = np.empty((n, len(self._numeric)), dtype=np.float32)
         for j, feature in enumerate(self._numeric):
             values = _to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
@@ -215,7 +254,13 @@ class Preprocessor:
     def schema(self) -> FeatureSchema:
         vocabs = self._fitted_vocabs()
         fields = [
-            FieldInfo(f.name, "categorical", len(vocabs[f.name]) + _FIRST_VOCAB_INDEX)
+            FieldInfo(
+                f.name,
+                "sequence" if f.is_sequence else "categorical",
+                len(vocabs[f.name]) + _FIRST_VOCAB_INDEX,
+                f.max_len if f.is_sequence and f.max_len else 1,
+                f.pooling or "sum",
+            )
             for f in self._categorical
         ]
         fields += [FieldInfo(f.name, "numeric", 0) for f in self._numeric]
@@ -280,10 +325,39 @@ class Preprocessor:
                 f"{where}column '{name}' has type {col.type}, expected numbers"
             ) from None
 
+    def _sequence_lists(
+        self, table: pa.Table, feature: FeatureSpec, source: Path | None
+    ) -> pa.ListArray:
+        """A sequence field's rows as lists of tokens; empty tokens and missing rows give none."""
+        col = self._column(table, feature.name, source).combine_chunks()
+        if col.type != pa.string():
+            col = col.cast(pa.string())
+        col = pc.fill_null(col, "")
+        lists = pc.split_pattern(col, pattern=feature.splitter or "|")
+        flat = pc.list_flatten(lists)
+        if pc.any(pc.equal(flat, "")).as_py():
+            # "a||b", a trailing separator or an empty cell: drop the empty tokens
+            keep = _to_numpy(pc.not_equal(flat, "")).astype(bool)
+            rows = np.repeat(np.arange(len(lists)), _list_lengths(lists))
+            lengths = np.bincount(rows[keep], minlength=len(lists))
+            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+            lists = pa.ListArray.from_arrays(pa.array(offsets), flat.filter(pa.array(keep)))
+        return lists
+
     def _tokens(
         self, table: pa.Table, feature: FeatureSpec, source: Path | None
-    ) -> pa.ChunkedArray:
-        """The strings a categorical field's vocabulary is keyed by; null = missing."""
+    ) -> pa.ChunkedArray | pa.Array:
+        """The strings a categorical field's vocabulary is keyed by; null = missing.
+
+        For a sequence field: every token of every row, flattened.
+        """
+        if feature.is_sequence:
+            return pc.list_flatten(self._sequence_lists(table, feature, source))
+        if feature.preprocess in TEXT_PREPROCESSORS:
+            col = self._column(table, feature.name, source)
+            col = col.cast(pa.string()) if col.type != pa.string() else col
+            col = TEXT_PREPROCESSORS[feature.preprocess](col)
+            return pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
         if feature.preprocess is not None:
             values = _to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
             if feature.fill_na is not None:
@@ -373,6 +447,23 @@ class _ValueCounter:
         if self._merged is None:
             return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
         return self._merged
+
+
+def _list_offsets(lists: pa.ListArray) -> np.ndarray:
+    return _to_numpy(lists.offsets).astype(np.int64)
+
+
+def _list_lengths(lists: pa.ListArray) -> np.ndarray:
+    return np.diff(_list_offsets(lists))
+
+
+def _scatter_sequences(out: np.ndarray, flat_index: np.ndarray, lengths: np.ndarray) -> None:
+    """Write each row's first ``out.shape[1]`` token indices left-aligned; the rest stays 0 (padding)."""
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    position = np.arange(len(flat_index)) - starts
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    keep = position < out.shape[1]
+    out[rows[keep], position[keep]] = flat_index[keep]
 
 
 def _to_numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tf4ctr.data.buckets import NUMERIC_BUCKETERS
+from tf4ctr.data.buckets import NUMERIC_BUCKETERS, TEXT_PREPROCESSORS
 from tf4ctr.errors import ConfigError
 
 __all__ = [
@@ -34,7 +34,14 @@ __all__ = [
     "load_dataset_config",
 ]
 
-FEATURE_TYPES = ("categorical", "numeric")
+FEATURE_TYPES = ("categorical", "numeric", "sequence")
+#: how a sequence field's token vectors become one vector (FuxiCTR's names accepted too)
+SEQUENCE_POOLING = {
+    "sum": "sum",
+    "mean": "mean",
+    "MaskedSumPooling": "sum",
+    "MaskedAveragePooling": "mean",
+}
 FEATURE_DTYPES = ("str", "int", "float")
 LABEL_DTYPES = ("float", "int")
 DATA_FORMATS = ("auto", "csv", "parquet", "criteo_tsv")
@@ -54,7 +61,10 @@ _TOP_KEYS = (
     "group_col",
     "group_id",
 )
-_FEATURE_KEYS = ("name", "type", "dtype", "active", "preprocess", "min_categr_count", "fill_na")
+_FEATURE_KEYS = (
+    "name", "type", "dtype", "active", "preprocess", "min_categr_count", "fill_na",
+    "splitter", "max_len", "encoder",
+)  # fmt: skip
 _LABEL_KEYS = ("name", "dtype")
 # Dataset names become cache directory names.
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -77,18 +87,29 @@ class FeatureSpec:
     preprocess: str | None = None
     min_categr_count: int | None = None
     fill_na: str | float | None = None
+    #: sequence fields only: token separator, tokens kept (the first ones), pooling
+    splitter: str | None = None
+    max_len: int | None = None
+    pooling: str | None = None
 
     @property
     def is_categorical(self) -> bool:
-        return self.type == "categorical"
+        """True for every field with a vocabulary (categorical and sequence)."""
+        return self.type in ("categorical", "sequence")
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.type == "sequence"
 
     @property
     def reads_numbers(self) -> bool:
         """True when the raw column is parsed as numbers (numeric, or bucketed)."""
-        return self.type == "numeric" or self.preprocess is not None
+        return self.type == "numeric" or (
+            self.preprocess is not None and self.preprocess not in TEXT_PREPROCESSORS
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "type": self.type,
             "dtype": self.dtype,
@@ -96,6 +117,9 @@ class FeatureSpec:
             "min_categr_count": self.min_categr_count,
             "fill_na": self.fill_na,
         }
+        if self.is_sequence:  # keep old configs' hashes (and caches) unchanged
+            d.update(splitter=self.splitter, max_len=self.max_len, encoder=self.pooling)
+        return d
 
 
 @dataclass(frozen=True)
@@ -379,11 +403,6 @@ def _parse_feature_settings(entry: Mapping[str, Any], path: str, where: _Where) 
     ftype = entry.get("type")
     if ftype is None:
         raise where.error(f"missing required key '{where.key(path + '.type')}'")
-    if ftype == "sequence":
-        raise where.error(
-            f"key '{where.key(path + '.type')}': sequence features are not supported yet "
-            f"(expected one of: {', '.join(FEATURE_TYPES)})"
-        )
     if ftype not in FEATURE_TYPES:
         raise where.bad_value(f"{path}.type", f"one of {', '.join(FEATURE_TYPES)}", ftype)
     dtype = entry.get("dtype")
@@ -392,11 +411,16 @@ def _parse_feature_settings(entry: Mapping[str, Any], path: str, where: _Where) 
     if dtype not in FEATURE_DTYPES:
         raise where.bad_value(f"{path}.dtype", f"one of {', '.join(FEATURE_DTYPES)}", dtype)
     preprocess = entry.get("preprocess")
-    if preprocess is not None:
-        if not isinstance(preprocess, str) or preprocess not in NUMERIC_BUCKETERS:
-            raise where.bad_value(
-                f"{path}.preprocess", f"one of {', '.join(sorted(NUMERIC_BUCKETERS))}", preprocess
+    known = sorted([*NUMERIC_BUCKETERS, *TEXT_PREPROCESSORS])
+    if preprocess is not None and preprocess in TEXT_PREPROCESSORS:
+        if ftype != "categorical":
+            raise where.error(
+                f"key '{where.key(path + '.preprocess')}': '{preprocess}' makes a categorical "
+                f"field; set type: categorical (found type: {ftype})"
             )
+    elif preprocess is not None:
+        if not isinstance(preprocess, str) or preprocess not in NUMERIC_BUCKETERS:
+            raise where.bad_value(f"{path}.preprocess", f"one of {', '.join(known)}", preprocess)
         if ftype != "categorical":
             raise where.error(
                 f"key '{where.key(path + '.preprocess')}': a bucketer makes a categorical field; "
@@ -407,12 +431,15 @@ def _parse_feature_settings(entry: Mapping[str, Any], path: str, where: _Where) 
                 f"key '{where.key(path + '.dtype')}': preprocess '{preprocess}' reads numbers; "
                 "expected dtype int or float, found 'str'"
             )
+    sequence = _parse_sequence_settings(entry, ftype, path, where)
     min_count = _parse_count(entry.get("min_categr_count"), f"{path}.min_categr_count", where)
-    if min_count is not None and ftype != "categorical":
+    if min_count is not None and ftype == "numeric":
         raise where.error(
             f"key '{where.key(path + '.min_categr_count')}': only categorical features have a vocabulary"
         )
-    reads_numbers = ftype == "numeric" or preprocess is not None
+    reads_numbers = ftype == "numeric" or (
+        preprocess is not None and preprocess not in TEXT_PREPROCESSORS
+    )
     fill_na = _parse_fill_na(entry.get("fill_na"), reads_numbers, f"{path}.fill_na", where)
     return {
         "type": ftype,
@@ -420,7 +447,34 @@ def _parse_feature_settings(entry: Mapping[str, Any], path: str, where: _Where) 
         "preprocess": preprocess,
         "min_categr_count": min_count,
         "fill_na": fill_na,
+        **sequence,
     }
+
+
+def _parse_sequence_settings(
+    entry: Mapping[str, Any], ftype: str, path: str, where: _Where
+) -> dict[str, Any]:
+    """splitter / max_len / encoder of a sequence field (FuxiCTR's keys); refused elsewhere."""
+    keys = [k for k in ("splitter", "max_len", "encoder") if k in entry]
+    if ftype != "sequence":
+        if keys:
+            raise where.error(
+                f"key '{where.key(path + '.' + keys[0])}': only sequence features take it "
+                f"(found type: {ftype})"
+            )
+        return {}
+    splitter = entry.get("splitter", "|")
+    if not isinstance(splitter, str) or not splitter:
+        raise where.bad_value(f"{path}.splitter", "a non-empty string", splitter)
+    max_len = entry.get("max_len")
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+        raise where.bad_value(
+            f"{path}.max_len", "a positive integer (tokens kept per row)", max_len
+        )
+    encoder = entry.get("encoder", "MaskedSumPooling")
+    if encoder not in SEQUENCE_POOLING:
+        raise where.bad_value(f"{path}.encoder", f"one of {', '.join(SEQUENCE_POOLING)}", encoder)
+    return {"splitter": splitter, "max_len": max_len, "pooling": SEQUENCE_POOLING[encoder]}
 
 
 def _parse_fill_na(value: Any, reads_numbers: bool, path: str, where: _Where) -> str | float | None:

@@ -245,8 +245,8 @@ _NPY_HEADER_BYTES = 128
 class _NpyColumnWriter:
     """Append 1-D chunks to an ``.npy`` file whose length is known only at the end."""
 
-    def __init__(self, path: Path, dtype: type) -> None:
-        self.path, self.dtype, self.rows = path, np.dtype(dtype), 0
+    def __init__(self, path: Path, dtype: type, width: int = 1) -> None:
+        self.path, self.dtype, self.rows, self.width = path, np.dtype(dtype), 0, width
         self._fh = open(path, "wb")  # noqa: SIM115 - stays open across append() calls
         self._fh.write(b"\0" * _NPY_HEADER_BYTES)
 
@@ -261,7 +261,7 @@ class _NpyColumnWriter:
             {
                 "descr": np.lib.format.dtype_to_descr(self.dtype),
                 "fortran_order": False,
-                "shape": (self.rows,),
+                "shape": (self.rows,) if self.width == 1 else (self.rows, self.width),
             },
         )
         if len(header.getvalue()) != _NPY_HEADER_BYTES:
@@ -277,8 +277,10 @@ class _SplitWriter:
     def __init__(self, directory: Path, schema: FeatureSchema, *, has_group: bool) -> None:
         directory.mkdir(parents=True)
         self._categorical = [
-            _NpyColumnWriter(directory / f"{f.name}.npy", np.int32) for f in schema.categorical
+            _NpyColumnWriter(directory / f"{f.name}.npy", np.int32, f.width)
+            for f in schema.categorical
         ]
+        self._starts = np.cumsum([0, *schema.widths])[:-1].tolist()
         self._numeric = [
             _NpyColumnWriter(directory / f"{f.name}.npy", np.float32) for f in schema.numeric
         ]
@@ -286,8 +288,9 @@ class _SplitWriter:
         self._group = _NpyColumnWriter(directory / f"{_GROUP}.npy", np.int64) if has_group else None
 
     def append(self, split: EncodedSplit) -> None:
-        for j, writer in enumerate(self._categorical):
-            writer.append(split.categorical[:, j])
+        for start, writer in zip(self._starts, self._categorical, strict=True):
+            block = split.categorical[:, start : start + writer.width]
+            writer.append(block[:, 0] if writer.width == 1 else block)
         for j, writer in enumerate(self._numeric):
             writer.append(split.numeric[:, j])
         self._label.append(split.label)
@@ -347,16 +350,18 @@ def _try_load(directory: Path, config: DatasetConfig, key: str) -> PreparedDatas
 
 
 def _load_split(directory: Path, schema: FeatureSchema, rows: int, has_group: bool) -> EncodedSplit:
-    def load(name: str, dtype: type) -> np.ndarray:
+    def load(name: str, dtype: type, width: int = 1) -> np.ndarray:
         arr = np.load(directory / f"{name}.npy", allow_pickle=False)
-        if arr.shape != (rows,) or arr.dtype != dtype:
+        shape = (rows,) if width == 1 else (rows, width)
+        if arr.shape != shape or arr.dtype != dtype:
             raise ValueError(f"{directory / name}.npy: shape {arr.shape} dtype {arr.dtype}")
         return arr
 
     def stack(fields: tuple, dtype: type) -> np.ndarray:
         if not fields:
             return np.empty((rows, 0), dtype=dtype)
-        return np.stack([load(f.name, dtype) for f in fields], axis=1)
+        parts = [load(f.name, dtype, f.width).reshape(rows, -1) for f in fields]
+        return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
     return EncodedSplit(
         categorical=stack(schema.categorical, np.int32),

@@ -8,7 +8,8 @@ either side, not only MLPs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,9 +32,16 @@ class SSEM(nn.Module):
 class SharedEmbedding(SSEM):
     """``share``: no selection, both encoders read the same embedding (DualMLP, DeepFM…)."""
 
-    def __init__(self, vocab_sizes: Sequence[int], num_numeric: int, dim: int) -> None:
+    def __init__(
+        self,
+        vocab_sizes: Sequence[int],
+        num_numeric: int,
+        dim: int,
+        *,
+        table_layout: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
-        self.embedding = FeatureEmbedding(vocab_sizes, num_numeric, dim)
+        self.embedding = FeatureEmbedding(vocab_sizes, num_numeric, dim, **(table_layout or {}))
         self.simple_dim = self.complex_dim = dim
         self.num_fields = self.embedding.num_fields
 
@@ -56,11 +64,14 @@ class SeparateEmbedding(SSEM):
         num_numeric: int,
         dim: int,
         simple_dim: int | None = None,
+        *,
+        table_layout: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         simple_dim = simple_dim if simple_dim is not None else max(1, dim // 2)
-        self.simple_embedding = FeatureEmbedding(vocab_sizes, num_numeric, simple_dim)
-        self.complex_embedding = FeatureEmbedding(vocab_sizes, num_numeric, dim)
+        layout = table_layout or {}
+        self.simple_embedding = FeatureEmbedding(vocab_sizes, num_numeric, simple_dim, **layout)
+        self.complex_embedding = FeatureEmbedding(vocab_sizes, num_numeric, dim, **layout)
         self.simple_dim, self.complex_dim = simple_dim, dim
         self.num_fields = self.complex_embedding.num_fields
 
@@ -76,10 +87,16 @@ class GatedEmbedding(SSEM):
     """
 
     def __init__(
-        self, vocab_sizes: Sequence[int], num_numeric: int, dim: int, *, activation: str = "relu"
+        self,
+        vocab_sizes: Sequence[int],
+        num_numeric: int,
+        dim: int,
+        *,
+        activation: str = "relu",
+        table_layout: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.embedding = FeatureEmbedding(vocab_sizes, num_numeric, dim)
+        self.embedding = FeatureEmbedding(vocab_sizes, num_numeric, dim, **(table_layout or {}))
         self.num_fields = self.embedding.num_fields
         width = self.num_fields * dim
         self.gate = MLP(width, [max(1, width // 4)], activation=activation, output_dim=1)
@@ -106,9 +123,10 @@ class MMoEEmbedding(SSEM):
         *,
         num_experts: int = 2,
         activation: str = "relu",
+        table_layout: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.embedding = FeatureEmbedding(vocab_sizes, num_numeric, dim)
+        self.embedding = FeatureEmbedding(vocab_sizes, num_numeric, dim, **(table_layout or {}))
         self.num_fields = self.embedding.num_fields
         width = self.num_fields * dim
         self.experts = nn.ModuleList(
@@ -150,13 +168,21 @@ def build_ssem(
     *,
     simple_dim: int | None = None,
     activation: str = "relu",
+    table_layout: Mapping[str, Any] | None = None,
 ) -> SSEM:
-    """Build an SSEM by name: ``share``, ``ser``, ``gm`` or ``mmoe``."""
+    """Build an SSEM by name: ``share``, ``ser``, ``gm`` or ``mmoe``.
+
+    ``table_layout`` (``FeatureSchema.table_layout``) describes sequence fields.
+    """
     key = SSEM_ALIASES.get(name.lower(), name.lower())
     if key not in SSEM_TYPES:
         raise ValueError(f"unknown ssem {name!r} (expected one of: {', '.join(SSEM_TYPES)})")
     if key == "ser":
-        return SeparateEmbedding(vocab_sizes, num_numeric, dim, simple_dim=simple_dim)
+        return SeparateEmbedding(
+            vocab_sizes, num_numeric, dim, simple_dim=simple_dim, table_layout=table_layout
+        )
     if key == "share":
-        return SharedEmbedding(vocab_sizes, num_numeric, dim)
-    return SSEM_TYPES[key](vocab_sizes, num_numeric, dim, activation=activation)
+        return SharedEmbedding(vocab_sizes, num_numeric, dim, table_layout=table_layout)
+    return SSEM_TYPES[key](
+        vocab_sizes, num_numeric, dim, activation=activation, table_layout=table_layout
+    )

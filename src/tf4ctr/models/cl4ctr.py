@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register
+from tf4ctr.models.registry import SchemaLike, register, table_layout
 from tf4ctr.nn.contrastive import (
     ContrastiveModule,
     batch_features,
@@ -73,7 +73,9 @@ class CL4CTR(nn.Module):
         self.base = base
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
         num_numeric = len(schema.numeric)
-        self.embedding = FeatureEmbedding(schema.vocab_sizes, num_numeric, embedding_dim)
+        self.embedding = FeatureEmbedding(
+            schema.vocab_sizes, num_numeric, embedding_dim, **table_layout(schema)
+        )
         num_fields = self.embedding.num_fields
         if base == "dnn":
             self.mlp = MLP(

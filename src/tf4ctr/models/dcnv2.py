@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register
+from tf4ctr.models.registry import SchemaLike, register, table_layout
 from tf4ctr.models.tf4ctr import build_twin, mlp_spec
 from tf4ctr.nn.cross import CrossNetMix, CrossNetV2
 from tf4ctr.nn.embedding import FeatureEmbedding
@@ -38,7 +38,9 @@ class StackedDCNv2(nn.Module):
         batch_norm: bool,
     ) -> None:
         super().__init__()
-        self.embedding = FeatureEmbedding(schema.vocab_sizes, len(schema.numeric), embedding_dim)
+        self.embedding = FeatureEmbedding(
+            schema.vocab_sizes, len(schema.numeric), embedding_dim, **table_layout(schema)
+        )
         self.cross = cross
         self.mlp = MLP(
             self.embedding.num_fields * embedding_dim,

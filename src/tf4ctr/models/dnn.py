@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register
+from tf4ctr.models.registry import SchemaLike, register, table_layout
 from tf4ctr.nn import MLP, FeatureEmbedding, FeatureInput, ModelOutput
 
 
@@ -24,7 +24,9 @@ class DNN(nn.Module):
         batch_norm: bool,
     ) -> None:
         super().__init__()
-        self.embedding = FeatureEmbedding(schema.vocab_sizes, len(schema.numeric), embedding_dim)
+        self.embedding = FeatureEmbedding(
+            schema.vocab_sizes, len(schema.numeric), embedding_dim, **table_layout(schema)
+        )
         self.mlp = MLP(
             self.embedding.num_fields * embedding_dim,
             hidden_units,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register
+from tf4ctr.models.registry import SchemaLike, register, table_layout
 from tf4ctr.nn.edcn import BridgeModule, CrossLayer, RegulationModule
 from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.mlp import MLP
@@ -59,7 +59,9 @@ class EDCN(nn.Module):
         super().__init__()
         if num_cross_layers < 1:
             raise ValueError(f"num_cross_layers must be >= 1, got {num_cross_layers}")
-        self.embedding = FeatureEmbedding(schema.vocab_sizes, len(schema.numeric), embedding_dim)
+        self.embedding = FeatureEmbedding(
+            schema.vocab_sizes, len(schema.numeric), embedding_dim, **table_layout(schema)
+        )
         num_fields = self.embedding.num_fields
         width = num_fields * embedding_dim
         self.regulations = nn.ModuleList(

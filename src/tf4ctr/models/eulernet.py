@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register
+from tf4ctr.models.registry import SchemaLike, register, table_layout
 from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.encoder import EncoderContext
 from tf4ctr.nn.euler import EulerEncoder
@@ -59,7 +59,9 @@ class EulerNet(nn.Module):
         embedding_init: str,
     ) -> None:
         super().__init__()
-        self.embedding = FeatureEmbedding(schema.vocab_sizes, len(schema.numeric), embedding_dim)
+        self.embedding = FeatureEmbedding(
+            schema.vocab_sizes, len(schema.numeric), embedding_dim, **table_layout(schema)
+        )
         if embedding_init == "xavier_uniform":
             xavier_uniform_per_field(self.embedding, schema.vocab_sizes)
         elif embedding_init != "normal":
@@ -71,6 +73,8 @@ class EulerNet(nn.Module):
             embedding_dim,
             tuple(schema.vocab_sizes),
             len(schema.numeric),
+            widths=tuple(table_layout(schema)["widths"]),
+            pooling=tuple(table_layout(schema)["pooling"]),
         )
         self.encoder = EulerEncoder(
             ctx, order_list=order_list, dropout=dropout, layer_norm=layer_norm

@@ -26,6 +26,18 @@ class SchemaLike(Protocol):
     def numeric(self) -> tuple: ...
 
 
+def table_layout(schema: SchemaLike) -> dict[str, Any]:
+    """How input columns map to fields (sequence fields); plain schemas have one column per field.
+
+    A schema may leave ``table_layout`` out (a hand-made schema of plain categorical fields).
+    """
+    layout = getattr(schema, "table_layout", None)
+    if layout is None:
+        n = len(schema.vocab_sizes)
+        return {"widths": [1] * n, "pooling": ["sum"] * n}
+    return dict(layout)
+
+
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
 _ALIASES: dict[str, str] = {}

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tf4ctr.framework import TwinModel, build_fusion, build_ssem
-from tf4ctr.models.registry import SchemaLike, register
+from tf4ctr.models.registry import SchemaLike, register, table_layout
 from tf4ctr.nn.encoder import EncoderContext, build_encoder
 
 EncoderSpec = str | dict[str, Any] | None
@@ -41,12 +41,19 @@ def build_twin(
         embedding_dim,
         simple_dim=simple_embedding_dim,
         activation=activation,
+        table_layout=table_layout(schema),
     )
     shared = {"activation": activation, "dropout": dropout, "batch_norm": batch_norm}
 
     def context(width: int) -> EncoderContext:
+        layout = table_layout(schema)
         return EncoderContext(
-            embed.num_fields, width, tuple(schema.vocab_sizes), len(schema.numeric)
+            embed.num_fields,
+            width,
+            tuple(schema.vocab_sizes),
+            len(schema.numeric),
+            widths=tuple(layout["widths"]),
+            pooling=tuple(layout["pooling"]),
         )
 
     simple = build_encoder(simple_encoder, context(embed.simple_dim), shared)

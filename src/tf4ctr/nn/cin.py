@@ -79,7 +79,9 @@ class CINEncoder(Encoder):
         nn.init.zeros_(self.head.bias)
         # The head already has a bias: the LR term goes without one.
         self.first_order = (
-            FirstOrder(ctx.vocab_sizes, ctx.num_numeric, bias=False) if with_linear else None
+            FirstOrder(ctx.vocab_sizes, ctx.num_numeric, bias=False, **ctx.table_layout)
+            if with_linear
+            else None
         )
 
     def forward(self, emb: torch.Tensor, x: FeatureInput) -> tuple[torch.Tensor, torch.Tensor]:

@@ -78,7 +78,7 @@ def batch_features(
     A numeric field has one vector, counted as that field's single feature.
     """
     offsets = embedding.offsets
-    rows = torch.unique(x.categorical + offsets)
+    rows = torch.unique(x.categorical + embedding.column_offsets)
     fields = torch.searchsorted(offsets, rows, right=True) - 1
     vectors = embedding.weight[rows]
     if embedding.num_numeric:

@@ -29,6 +29,10 @@ class FeatureEmbedding(nn.Module):
         dim: embedding width.
         init_std: std of the normal initialisation; FuxiCTR's 1e-4 by default,
             which is what the paper's runs used.
+        widths: input columns per categorical field; a sequence field takes
+            ``max_len`` columns (token indices, 0 = padding) and its token
+            vectors are pooled into one field vector, padding masked out.
+        pooling: per field, ``"sum"`` (default) or ``"mean"`` for sequences.
     """
 
     def __init__(
@@ -38,10 +42,15 @@ class FeatureEmbedding(nn.Module):
         dim: int,
         *,
         init_std: float = 1e-4,
+        widths: Sequence[int] | None = None,
+        pooling: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if dim <= 0:
             raise ValueError(f"embedding dim must be positive, got {dim}")
+        widths = list(widths) if widths is not None else [1] * len(vocab_sizes)
+        if len(widths) != len(vocab_sizes) or any(w < 1 for w in widths):
+            raise ValueError(f"widths {widths} do not fit {len(vocab_sizes)} fields")
         self.dim = dim
         self.num_categorical = len(vocab_sizes)
         self.num_numeric = num_numeric
@@ -49,6 +58,17 @@ class FeatureEmbedding(nn.Module):
         if vocab_sizes:
             offsets[1:] = torch.cumsum(torch.tensor(list(vocab_sizes), dtype=torch.long), 0)[:-1]
         self.register_buffer("offsets", offsets, persistent=False)
+        counts = torch.tensor(widths, dtype=torch.long)
+        #: first table row of each input column's field
+        self.register_buffer("column_offsets", offsets.repeat_interleave(counts), persistent=False)
+        self.has_sequences = any(w > 1 for w in widths)
+        self.register_buffer(
+            "column_field",
+            torch.arange(len(widths), dtype=torch.long).repeat_interleave(counts),
+            persistent=False,
+        )
+        means = [p == "mean" for p in (pooling or ["sum"] * len(widths))]
+        self.register_buffer("mean_pooled", torch.tensor(means, dtype=torch.bool), persistent=False)
         self.weight = nn.Parameter(torch.empty(int(sum(vocab_sizes)), dim))
         self.numeric_weight = nn.Parameter(torch.empty(num_numeric, dim))
         nn.init.normal_(self.weight, std=init_std)
@@ -62,7 +82,7 @@ class FeatureEmbedding(nn.Module):
         return self.num_categorical + self.num_numeric
 
     def forward(self, x: FeatureInput) -> torch.Tensor:
-        index = x.categorical + self.offsets
+        index = x.categorical + self.column_offsets
         if self.sparse and self.training:
             # Look each distinct row up once: the sparse gradient then has one
             # entry per row (no duplicates to sort out when it is coalesced),
@@ -72,10 +92,24 @@ class FeatureEmbedding(nn.Module):
             emb = nn.functional.embedding(rows, self.weight, sparse=True)[inverse]
         else:
             emb = nn.functional.embedding(index, self.weight, sparse=self.sparse)
+        if self.has_sequences:
+            emb = self._pool(emb, x.categorical)
         if self.num_numeric == 0:
             return emb
         num = x.numeric.unsqueeze(-1) * self.numeric_weight
         return torch.cat([emb, num], dim=1)
+
+    def _pool(self, emb: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+        """[B, columns, d] → [B, fields, d]: masked sum (or mean) of each field's columns."""
+        present = (local != 0).to(emb.dtype)  # index 0 is padding, only sequences have it
+        emb = emb * present.unsqueeze(-1)
+        shape = (emb.size(0), self.num_categorical, emb.size(2))
+        pooled = emb.new_zeros(shape).index_add_(1, self.column_field, emb)
+        if bool(self.mean_pooled.any()):
+            counts = present.new_zeros(shape[:2]).index_add_(1, self.column_field, present)
+            scale = torch.where(self.mean_pooled, 1.0 / counts.clamp(min=1.0), 1.0)
+            pooled = pooled * scale.unsqueeze(-1)
+        return pooled
 
     def squared_norm(self) -> torch.Tensor:
         """‖W‖² over the whole table: the paper's code penalises every row, every step.

@@ -30,6 +30,15 @@ class EncoderContext:
     embedding_dim: int
     vocab_sizes: tuple[int, ...] = ()
     num_numeric: int = 0
+    #: input columns per categorical field (a sequence field's max_len), None = all 1
+    widths: tuple[int, ...] | None = None
+    #: per categorical field: "sum" or "mean" (how a sequence is pooled)
+    pooling: tuple[str, ...] | None = None
+
+    @property
+    def table_layout(self) -> dict[str, Any]:
+        """FeatureEmbedding keyword arguments for an encoder's own table (e.g. FM's first order)."""
+        return {"widths": self.widths, "pooling": self.pooling}
 
 
 class Encoder(nn.Module):

@@ -44,7 +44,7 @@ class FMEncoder(Encoder):
 
     def __init__(self, ctx: EncoderContext) -> None:
         super().__init__()
-        self.first_order = FirstOrder(ctx.vocab_sizes, ctx.num_numeric)
+        self.first_order = FirstOrder(ctx.vocab_sizes, ctx.num_numeric, **ctx.table_layout)
         self.output_dim = ctx.embedding_dim
 
     def forward(self, emb: torch.Tensor, x: FeatureInput) -> tuple[torch.Tensor, torch.Tensor]:

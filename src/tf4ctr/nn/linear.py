@@ -34,11 +34,20 @@ class FirstOrder(nn.Module):
         num_numeric: numeric fields kept as numbers.
         bias: add a global bias; models whose logit already has a bias
             elsewhere switch it off, so no parameter is redundant.
+        widths, pooling: sequence fields, as in :class:`FeatureEmbedding`.
     """
 
-    def __init__(self, vocab_sizes: Sequence[int], num_numeric: int, *, bias: bool = True) -> None:
+    def __init__(
+        self,
+        vocab_sizes: Sequence[int],
+        num_numeric: int,
+        *,
+        bias: bool = True,
+        widths: Sequence[int] | None = None,
+        pooling: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
-        self.weights = FeatureEmbedding(vocab_sizes, num_numeric, 1)
+        self.weights = FeatureEmbedding(vocab_sizes, num_numeric, 1, widths=widths, pooling=pooling)
         self.bias = nn.Parameter(torch.zeros(1)) if bias else None
 
     def forward(self, x: FeatureInput) -> torch.Tensor:
@@ -73,7 +82,7 @@ class LREncoder(Encoder):
             nn.init.xavier_normal_(self.proj.weight)
             nn.init.zeros_(self.proj.bias)
         else:
-            self.first_order = FirstOrder(ctx.vocab_sizes, ctx.num_numeric)
+            self.first_order = FirstOrder(ctx.vocab_sizes, ctx.num_numeric, **ctx.table_layout)
 
     def forward(self, emb: torch.Tensor, x: FeatureInput) -> tuple[torch.Tensor, torch.Tensor]:
         if self.from_embedding:
