@@ -110,3 +110,10 @@ def test_early_stopping_reduces_lr_and_restores_best(monkeypatch):
     assert trainer.lr == pytest.approx(1e-4)
     for k, v in model.state_dict().items():  # best (epoch 2) weights restored
         torch.testing.assert_close(v, snapshots[1][k])
+
+
+def test_monitor_falls_back_to_auc_when_gauc_is_undefined():
+    from tf4ctr.train.trainer import monitor_value
+
+    assert monitor_value({"auc": 0.7, "gauc": float("nan")}, "auc+gauc") == 0.7
+    assert monitor_value({"auc": 0.7, "gauc": 0.6}, "auc+gauc") == pytest.approx(1.3)

@@ -205,3 +205,42 @@ def test_relative_data_dir_is_not_joined_twice(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = dataset_config("frappe_x1", "d")
     assert config.paths["train"].resolve() == (tmp_path / "d" / "train.csv").resolve()
+
+
+def test_kkbox_like_data_trains_end_to_end(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from tf4ctr.cli import main
+
+    _kkbox_files(tmp_path)
+    run = {
+        "name": "kkbox-tiny",
+        "dataset": {**dataset_config("kkbox_x1", tmp_path, min_categr_count=1).to_dict(),
+                    "train_data": str(tmp_path / "train.csv"),
+                    "valid_data": str(tmp_path / "valid.csv"),
+                    "test_data": str(tmp_path / "test.csv")},
+        "model": {"name": "tf4ctr", "embedding_dim": 4, "simple_hidden_units": [8],
+                  "complex_hidden_units": [8]},
+        "loss": {"name": "tf"},
+        "train": {"epochs": 1, "batch_size": 2, "progress": False},
+        "output_dir": str(tmp_path / "runs"),
+        "cache_dir": str(tmp_path / "cache"),
+    }  # fmt: skip
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    assert main(["train", "--config", str(tmp_path / "run.yaml")]) == 0
+    assert "best epoch 1" in capsys.readouterr().out
+
+
+def test_avazu_samples_prepare_with_the_registry_config(shared_data: Path, tmp_path: Path) -> None:
+    src = shared_data / "avazu_samples"
+    if not src.is_dir():
+        pytest.skip(f"{src} not found")
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"{split}.csv").write_bytes(
+            (src / f"torchrechub_avazu_{split}_sample.csv").read_bytes()
+        )
+    data = prepare_dataset(
+        dataset_config("avazu_x1", tmp_path, min_categr_count=1), tmp_path / "c", progress=False
+    )
+    assert (len(data.train), len(data.valid), len(data.test)) == (70, 10, 20)
+    assert data.train.categorical.shape[1] == 22

@@ -54,6 +54,7 @@ def test_zipf_ranks_follow_the_power_law():
     ranks = _zipf_ranks(rng, 400_000, 1000, 1.1)
     assert ranks.min() == 0 and ranks.max() <= 999
     freq = np.bincount(ranks, minlength=1000)
+
     # P(r) = (r + 1)^(1 - s) - (r + 2)^(1 - s), up to normalisation (a power law binned by rank)
     def p(r):
         return (r + 1) ** -0.1 - (r + 2) ** -0.1

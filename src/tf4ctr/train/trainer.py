@@ -37,7 +37,9 @@ log = logging.getLogger("tf4ctr")
 def monitor_value(metrics: dict[str, float], monitor: str) -> float:
     """Turn a metrics dict into the one number early stopping maximises."""
     if monitor == "auc+gauc":
-        return metrics["auc"] + metrics["gauc"] if "gauc" in metrics else metrics["auc"]
+        # gAUC is undefined (nan) when no group has both labels, e.g. a tiny split
+        gauc = metrics.get("gauc", math.nan)
+        return metrics["auc"] if math.isnan(gauc) else metrics["auc"] + gauc
     if monitor == "logloss":
         return -metrics["logloss"]
     return metrics[monitor]
@@ -251,7 +253,8 @@ class Trainer:
             valid = self.evaluate(valid_loader)
             record["valid"] = valid
             score = monitor_value(valid, cfg.monitor)
-            improved = score > best_score
+            # the first epoch is always the best so far, even with an undefined (nan) score
+            improved = best_state is None or score > best_score
             record["improved"] = improved
             if improved:
                 best_score, bad_epochs = score, 0
