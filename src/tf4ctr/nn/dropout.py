@@ -1,27 +1,39 @@
 """Dropout with a cheap mask.
 
-On CPU, ``nn.Dropout`` draws one random number per element with torch's
+On CPU, ``nn.Dropout`` draws one random float per element with torch's
 sequential generator: for a 10,000 × 400 activation that is ~55 ms, more than
 the layer's matrix product, and it made dropout the single largest cost of a
 TF4CTR training step (37 % of it, profiled with torch.profiler). Opt-in (see
-:class:`FastDropout`): the mask
-comes from numpy's SFC64 generator, whose raw 64-bit words are cut into four
-16-bit draws each and compared with a 16-bit threshold: ~7 ms instead of
-~55 ms, the drop rate exact to 1/65536. The mask is turned into the scale
-factors (0 or 1/(1 − p)) once and reused by the backward pass. Each call seeds SFC64 from torch's default
-generator, so ``torch.manual_seed`` still makes a run reproducible.
+:class:`FastDropout`): the mask comes from the same torch generator, but in
+bulk — ``random_()`` on int64 words, each cut into three 16-bit draws (the low
+48 bits; the top bit of torch's int64 draws is always 0, so the fourth lane
+would be biased) compared with a 16-bit threshold: ~6× cheaper, the drop rate
+exact to 1/65536, and ``torch.manual_seed`` governs it like any torch op. The
+mask is turned into the scale factors (0 or 1/(1 − p)) once and reused by the
+backward pass.
+
+An earlier version drew the mask from numpy's SFC64 generator (seeded from
+torch); TF4CTR on Frappe_x1 scored ~0.0013 lower test AUC with it in 2 seeds
+out of 2 (``benchmarks/dropout_equivalence.py`` keeps those runs as
+``numpy-sfc64``), which is why the fast mask is opt-in until the torch-sourced
+one is shown to train alike.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import sys
+
 import torch
 from torch import nn
 
 _LEVELS = 1 << 16
+# Which int16 lanes of an int64 hold its low 48 bits.
+_LOW_LANES = slice(0, 3) if sys.byteorder == "little" else slice(1, 4)
 
 
-def dropout_factors(shape: torch.Size, p: float) -> torch.Tensor:
+def dropout_factors(
+    shape: torch.Size, p: float, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Per-element factors of inverted dropout: 0 with probability ≈ p, else 1/(1 − p).
 
     p is rounded to a multiple of 2⁻¹⁶ and the scale uses the rounded value,
@@ -30,15 +42,13 @@ def dropout_factors(shape: torch.Size, p: float) -> torch.Tensor:
     n = 1
     for s in shape:
         n *= s
-    seed = int(torch.randint(0, 2**62, (1,)))
-    words = np.random.SFC64(seed).random_raw((n + 3) // 4)
-    draws = words.view(np.int16)[:n]
+    words = torch.empty((n + 2) // 3, dtype=torch.int64).random_(generator=generator)
+    draws = words.view(torch.int16).view(-1, 4)[:, _LOW_LANES].reshape(-1)[:n]
     # int16 draws are uniform on [-32768, 32767]; keep those at or above the threshold
     drop_levels = round(p * _LEVELS)
     keep = draws >= drop_levels - _LEVELS // 2
-    factors = keep.astype(np.float32)
-    factors *= np.float32(_LEVELS / (_LEVELS - drop_levels))
-    return torch.from_numpy(factors).view(shape)
+    scale = _LEVELS / (_LEVELS - drop_levels)
+    return (keep.to(torch.float32) * scale).view(shape)
 
 
 class _Scale(torch.autograd.Function):
@@ -58,10 +68,8 @@ class FastDropout(nn.Module):
 
     By default (``fast = False``) it is exactly ``nn.functional.dropout``. With
     ``fast = True`` (the trainer sets it from ``train.fast_dropout``) the mask
-    comes from :func:`dropout_factors`. The masks pass every statistical check
-    we ran, yet TF4CTR on Frappe_x1 scored ~0.0013 lower test AUC with them in
-    2 seeds out of 2 (``benchmarks/dropout_equivalence.py``), so the fast mask
-    stays opt-in until that gap is understood. Identity in eval mode.
+    comes from :func:`dropout_factors` (see the module docstring for why it
+    is opt-in). Identity in eval mode.
     """
 
     #: class-wide switch back to torch's dropout (benchmarks/dropout_equivalence.py)
