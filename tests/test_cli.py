@@ -222,3 +222,21 @@ def test_demo_end_to_end(tmp_path):
         auc_value, gauc_value, logloss_value = map(float, row.split()[2:5])
         assert 0.6 < auc_value <= 1 and 0.5 < gauc_value <= 1 and 0 < logloss_value < 1
     assert (tmp_path / "runs" / "demo-tf4ctr" / "model.pt").is_file()
+
+
+def test_train_records_difficulty_and_logit_gradients(tiny_project, monkeypatch):
+    monkeypatch.chdir(tiny_project)
+    code = run_cli(
+        "train", "--config", "run.yaml", "train.epochs=2", "train.record_difficulty=true",
+        "train.record_logit_grads=true", "model.name=tf4ctr", "loss.name=tf", "--no-progress",
+    )  # fmt: skip
+    assert code == 0
+    (run_dir,) = [p for p in (tiny_project / "runs").iterdir() if p.is_dir()]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    sizes = {"train": 3000, "valid": 800, "test": 800}
+    for epoch in metrics["epochs"]:
+        for split, n in sizes.items():
+            counts = epoch["difficulty"][split]
+            assert sum(sum(c.values()) for c in counts.values()) == n
+    assert len(metrics["epochs"][0]["logit_grad_norms"]["z_s"]) > 0
+    assert "logit_grad_norms" not in metrics["epochs"][1]

@@ -74,6 +74,12 @@ class TrainConfig:
     #: dropout masks from the cheap generator (tf4ctr.nn.dropout); off by default:
     #: its equivalence with torch's dropout is not yet shown on Frappe
     fast_dropout: bool = False
+    #: after every epoch, count well / poorly / misclassified samples of train, valid
+    #: and test (the paper's Figures 2 and 10); costs one more pass over train and test
+    record_difficulty: bool = False
+    #: in the first epoch, the norm of the gradient reaching z_s and z_c, per batch
+    #: (the paper's Figure 5)
+    record_logit_grads: bool = False
 
 
 @dataclass(frozen=True)

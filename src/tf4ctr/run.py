@@ -43,6 +43,7 @@ from tf4ctr.data import (
 from tf4ctr.errors import ConfigError, UserError
 from tf4ctr.framework import CTRLoss, Objective, TwinFocusLoss
 from tf4ctr.models import build_model, check_model_config
+from tf4ctr.train.analysis import difficulty_counts
 from tf4ctr.train.trainer import Trainer
 
 log = logging.getLogger("tf4ctr")
@@ -192,7 +193,18 @@ def train(
             "epochs": [],
         }
 
+        eval_loaders = {
+            "train": BatchLoader(data.train, ebs),
+            "valid": valid_loader,
+            "test": BatchLoader(data.test, ebs),
+        }
+
         def checkpoint(record: dict[str, Any]) -> None:
+            if train_cfg.record_difficulty:
+                record["difficulty"] = {}
+                for split, loader in eval_loaders.items():
+                    pred = trainer.predict(loader)
+                    record["difficulty"][split] = difficulty_counts(pred.label, pred.logit)
             metrics["epochs"].append(record)
             write_json_atomic(metrics, partial / METRICS_FILE)
 
@@ -202,7 +214,7 @@ def train(
         metrics["best_epoch"] = fit.best_epoch
         metrics["stopped_early"] = fit.stopped_early
         metrics["valid"] = trainer.evaluate(valid_loader)
-        metrics["test"] = trainer.evaluate(BatchLoader(data.test, ebs))
+        metrics["test"] = trainer.evaluate(eval_loaders["test"])
         log.info("best epoch %d | valid %s", fit.best_epoch, format_metrics(metrics["valid"]))
         log.info("test %s", format_metrics(metrics["test"]))
         write_json_atomic(metrics, partial / METRICS_FILE)

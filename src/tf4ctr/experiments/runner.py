@@ -181,7 +181,7 @@ def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
     """The part of a run's metrics.json that reports need."""
     epochs = metrics["epochs"]
     train_seconds = [e["train_seconds"] for e in epochs]
-    return {
+    summary = {
         "valid": metrics["valid"],
         "test": metrics["test"],
         "best_epoch": metrics["best_epoch"],
@@ -192,11 +192,20 @@ def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
         else None,
         "test_seconds": metrics["test"].get("seconds"),
         "parameters": metrics["parameters"],
+        "valid_seconds": metrics["valid"].get("seconds"),
         "history": [
-            {"epoch": e["epoch"], "valid": e["valid"], "train_loss": e.get("train_total_loss")}
+            {
+                "epoch": e["epoch"],
+                "valid": e["valid"],
+                "train_loss": e.get("train_total_loss"),
+                **({"difficulty": e["difficulty"]} if "difficulty" in e else {}),
+            }
             for e in epochs
         ],
     }
+    if epochs and "logit_grad_norms" in epochs[0]:
+        summary["logit_grad_norms"] = epochs[0]["logit_grad_norms"]
+    return summary
 
 
 def run_experiment(

@@ -160,8 +160,12 @@ class Trainer:
     def _param_groups(self):
         return [g for opt in self.optimizers for g in opt.param_groups]
 
-    def train_epoch(self, loader: Iterable[Any], *, epoch: int = 1) -> dict[str, float]:
-        """One pass over the training data; returns mean losses and timing."""
+    def train_epoch(self, loader: Iterable[Any], *, epoch: int = 1) -> dict[str, Any]:
+        """One pass over the training data; returns mean losses and timing.
+
+        With ``record_logit_grads`` the first epoch also returns, per batch, the
+        L2 norm of the loss gradient reaching ``z_s`` and ``z_c`` (Figure 5).
+        """
         self.model.train()
         cfg = self.config
         sums: dict[str, float] = {}
@@ -175,12 +179,22 @@ class Trainer:
             leave=False,
             dynamic_ncols=True,
         )
+        probe = cfg.record_logit_grads and epoch == 1
+        grad_norms: dict[str, list[float]] = {"z_s": [], "z_c": []}
         for batch in bar:
             out = self.model(self._inputs(batch))
+            probing = probe and out.z_s is not None and out.z_c is not None
+            if probing:
+                out.z_s.retain_grad()
+                out.z_c.retain_grad()
             parts = self.objective(self.model, out, batch.label.to(self.device))
             for opt in self.optimizers:
                 opt.zero_grad(set_to_none=True)
             parts.total.backward()
+            if probing:
+                for name, z in (("z_s", out.z_s), ("z_c", out.z_c)):
+                    norm = 0.0 if z.grad is None else float(torch.linalg.vector_norm(z.grad))
+                    grad_norms[name].append(norm)
             if cfg.clip_grad_norm > 0:
                 clip_grad_norm(self.model.parameters(), cfg.clip_grad_norm)
             for opt in self.optimizers:
@@ -198,8 +212,10 @@ class Trainer:
                     "try a lower train.lr or train.clip_grad_norm"
                 )
         bar.close()
-        result = {f"train_{k}_loss": v / max(n_batches, 1) for k, v in sums.items()}
+        result: dict[str, Any] = {f"train_{k}_loss": v / max(n_batches, 1) for k, v in sums.items()}
         result["train_seconds"] = time.perf_counter() - start
+        if grad_norms["z_s"]:
+            result["logit_grad_norms"] = grad_norms
         return result
 
     @torch.inference_mode()
