@@ -130,3 +130,142 @@ def test_significance_by_hand(tmp_path):
     assert res["pvalue"] == pytest.approx(want.pvalue) and res["mean_difference"] == pytest.approx(
         0.1
     )
+
+
+def test_keys_ignore_spelled_out_defaults_and_the_checkout_location(tiny_project, monkeypatch):
+    from tf4ctr.experiments.runner import config_key
+
+    monkeypatch.chdir(tiny_project)
+    import yaml
+
+    base = yaml.safe_load((tiny_project / "run.yaml").read_text())
+    base["dataset"] = str(tiny_project / "dataset.yaml")
+    spelled = json.loads(json.dumps(base))
+    spelled["train"]["clip_grad_norm"] = 10.0  # the default, written out
+    spelled["model"]["ssem"] = "ser"  # tf4ctr's default
+    spelled["name"] = "another-name"
+    assert config_key(base) == config_key(spelled)
+    changed = json.loads(json.dumps(base))
+    changed["loss"]["gamma"] = 2.0
+    assert config_key(changed) != config_key(base)
+    # the same dataset in another folder: same key
+    other = tiny_project / "elsewhere"
+    other.mkdir()
+    for name in ("dataset.yaml", "train.csv", "valid.csv", "test.csv"):
+        (other / name).write_bytes((tiny_project / name).read_bytes())
+    moved = json.loads(json.dumps(base))
+    moved["dataset"] = str(other / "dataset.yaml")
+    assert config_key(moved) == config_key(base)
+
+
+def test_cell_seeds_the_seeds_option_and_reuse(tiny_project, monkeypatch):
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "exp.yaml").write_text(EXPERIMENT)
+    exp = load_experiment(tiny_project / "exp.yaml")
+    run_experiment(exp, progress=False)
+    other = EXPERIMENT.replace("name: tiny_grid", "name: other").replace(
+        "results/tiny_grid.jsonl", "results/other.jsonl"
+    )
+    other = other.replace("seeds: [1, 2]", "seeds: [1]\nreuse: [results/tiny_grid.jsonl]")
+    other = other.replace("train.epochs: 1, reference", "train.epochs: 1, seeds: [2, 5], reference")
+    (tiny_project / "other.yaml").write_text(other)
+    exp2 = load_experiment(tiny_project / "other.yaml")
+    assert [(c.label, c.seed) for c in exp2.cells] == [("DNN", 1), ("TF4CTR", 2), ("TF4CTR", 5)]
+
+    from tf4ctr import run
+
+    calls = []
+    real_train = run.train
+    monkeypatch.setattr(
+        run, "train", lambda config, **kw: calls.append(config.name) or real_train(config, **kw)
+    )
+    store = run_experiment(exp2, progress=False)
+    assert calls == ["tf4ctr-s5"]  # DNN seed 1 and TF4CTR seed 2 were copied from tiny_grid
+    assert sum("reused_from" in r for r in store.records.values()) == 2
+    three = load_experiment(tiny_project / "exp.yaml", seeds=3)
+    assert [c.seed for c in three.cells] == [2023, 2024, 2025, 2023, 2024, 2025]
+    with pytest.raises(ConfigError, match="--seeds"):
+        load_experiment(tiny_project / "exp.yaml", seeds=0)
+
+
+def test_repeat_best_adds_seeds_for_the_best_and_reports_a_t_test(tiny_project, monkeypatch):
+    monkeypatch.chdir(tiny_project)
+    text = EXPERIMENT.replace("seeds: [1, 2]", "seeds: [1]") + (
+        "  - {label: DNN wide, model: {name: dnn, embedding_dim: 4, hidden_units: [16]}, "
+        "loss.name: bce, train.epochs: 1}\n"
+        "report: {repeat_best: {among: [DNN, DNN wide], with: [TF4CTR], seeds: 2}}\n"
+    )
+    (tiny_project / "exp.yaml").write_text(text)
+    exp = load_experiment(tiny_project / "exp.yaml")
+    store = run_experiment(exp, progress=False)
+    labels = [(c.label, c.seed) for c in exp.cells]
+    best = max(("DNN", "DNN wide"), key=lambda lab: next(
+        r["test"]["auc"] for r in store.records.values() if r["label"] == lab))  # fmt: skip
+    assert (best, 2024) in labels and ("TF4CTR", 2023) in labels and ("TF4CTR", 2024) in labels
+    from tf4ctr.experiments.report import render_report
+
+    text = render_report(load_experiment(tiny_project / "exp.yaml"), ResultStore(exp.store_path))
+    assert f"TF4CTR vs best baseline {best}, test AUC" in text and "two-tailed Welch" in text
+
+
+def _fake_record(label, auc, **extra):
+    return {"key": label, "label": label, "test": {"auc": auc, "gauc": auc - 0.01, "logloss": 0.3},
+            "valid": {"auc": auc}, "best_epoch": 1, "seconds_per_epoch": 1.0, "parameters": 10,
+            **extra}  # fmt: skip
+
+
+def test_timing_and_sweep_reports_by_hand(tiny_project, monkeypatch, tmp_path):
+    from tf4ctr.experiments.report import sweep_table, timing_table
+
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "exp.yaml").write_text(EXPERIMENT)
+    exp = load_experiment(tiny_project / "exp.yaml")
+    store = ResultStore(tmp_path / "s.jsonl")
+    dnn, tf = exp.cells[0], exp.cells[2]
+    store.records[dnn.key] = _fake_record("DNN", 0.8, first_epoch_seconds=10.0, valid_seconds=2.0,
+                                          config={"loss": {"gamma": 1.0}})  # fmt: skip
+    store.records[tf.key] = _fake_record("TF4CTR", 0.9, first_epoch_seconds=13.0, valid_seconds=2.2,
+                                         config={"loss": {"gamma": 3.0}})  # fmt: skip
+    table = timing_table(exp, store, "DNN")
+    assert "| DNN | 10.0 | 1.00 | 2.00 | 1.00 |" in table
+    assert "| TF4CTR | 13.0 | 1.30 | 2.20 | 1.10 |" in table
+    text, xs, series = sweep_table(exp, store, "loss.gamma")
+    assert xs == [1.0, 3.0] and series["test AUC"] == [0.8, 0.9]
+    assert "| 3.0 | TF4CTR | 0.9000 | 0.8900 |" in text
+
+
+def test_reproduce_cli(tiny_project, monkeypatch, capsys):
+    from tf4ctr.cli import main
+
+    monkeypatch.chdir(tiny_project)
+    assert main(["reproduce", "fig4", "--output-dir", "out"]) == 0
+    assert (tiny_project / "out" / "fig4_tf_loss.png").stat().st_size > 10_000
+    assert main(["reproduce", "table9"]) == 2
+    assert "unknown experiment 'table9'" in capsys.readouterr().err
+    (tiny_project / "exp.yaml").write_text(EXPERIMENT)
+    assert main(["reproduce", "exp.yaml", "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("todo") == 4
+
+
+def test_difficulty_and_gradient_figures(tiny_project, monkeypatch, tmp_path):
+    from tf4ctr.experiments.report import render_report
+
+    monkeypatch.chdir(tiny_project)
+    counts = {s: {"positive": {"well": 5, "poor": 2, "mis": 1}, "negative": {"well": 9, "poor": 1, "mis": 0}}
+              for s in ("train", "valid", "test")}  # fmt: skip
+    history = [{"epoch": e, "valid": {"auc": 0.8}, "difficulty": counts} for e in (1, 2)]
+    for kind in ("difficulty", "grad_norms"):
+        (tiny_project / "exp.yaml").write_text(EXPERIMENT + f"report: {{kind: {kind}}}\n")
+        exp = load_experiment(tiny_project / "exp.yaml")
+        store = ResultStore(tmp_path / f"{kind}.jsonl")
+        for cell in exp.cells:
+            store.records[cell.key] = _fake_record(
+                cell.label,
+                0.8,
+                history=history,
+                logit_grad_norms={"z_s": [1.0, 0.5], "z_c": [1.0, 2.0]},
+            )
+        text = render_report(exp, store, figures_dir=tmp_path / "fig")
+        assert "![tiny_grid](tiny_grid.png)" in text
+        assert (tmp_path / "fig" / "tiny_grid.png").stat().st_size > 5_000
+        (tmp_path / "fig" / "tiny_grid.png").unlink()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tf4ctr.data.data_cli import add_data_commands
 from tf4ctr.errors import UserError
+from tf4ctr.experiments.exp_cli import add_experiment_commands
 
 log = logging.getLogger("tf4ctr")
 
@@ -86,36 +87,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_grid(args: argparse.Namespace) -> int:
-    from tf4ctr.experiments import load_experiment, run_experiment
-    from tf4ctr.experiments.report import results_table
-
-    experiment = load_experiment(args.experiment)
-    store = run_experiment(
-        experiment, only=args.only, dry_run=args.dry_run, progress=not args.no_progress
-    )
-    if not args.dry_run:
-        print(results_table(experiment, store))
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from tf4ctr.experiments import ResultStore, load_experiment
-    from tf4ctr.experiments.report import results_table
-
-    experiment = load_experiment(args.experiment)
-    table = results_table(experiment, ResultStore(experiment.store_path))
-    if args.output:
-        out = Path(args.output)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(table + "\n", encoding="utf-8")
-        tmp.replace(out)
-        print(f"written to {out}")
-    else:
-        print(table)
-    return 0
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     from tf4ctr.models import available_models, model_defaults
 
@@ -185,29 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser(
-        "grid",
-        help="run an experiment grid (resumable)",
-        description="Run every cell of an experiment file that is not yet in its "
-        "result store; finished cells are skipped, so an interrupted "
-        "study resumes. Prints the results table at the end.",
-    )
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment YAML")
-    p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these cell labels")
-    p.add_argument("--dry-run", action="store_true", help="list cells as done/todo and exit")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_grid)
-
-    p = sub.add_parser(
-        "report",
-        help="Markdown table of an experiment's stored results",
-        description="Build the results table of an experiment from its store "
-        "(mean ± std over seeds), with published numbers beside ours.",
-    )
-    p.add_argument("experiment", metavar="EXPERIMENT")
-    p.add_argument("--output", metavar="FILE", help="write Markdown here instead of stdout")
-    p.set_defaults(func=cmd_report)
-
+    add_experiment_commands(sub)
     add_data_commands(sub)
 
     p = sub.add_parser("models", help="list registered models and their defaults")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 from scipy import stats
 
+from tf4ctr.errors import ConfigError
 from tf4ctr.experiments.runner import Experiment, ResultStore
 
 
@@ -74,3 +76,161 @@ def significance(
             mean_difference=statistics.mean(a) - statistics.mean(b),
         )
     return result
+
+
+def _records_by_label(
+    experiment: Experiment, store: ResultStore
+) -> dict[str, list[dict[str, Any]]]:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for cell in experiment.cells:
+        rows.setdefault(cell.label, [])
+        if cell.key in store:
+            rows[cell.label].append(store.records[cell.key])
+    return rows
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def significance_lines(experiment: Experiment, store: ResultStore) -> list[str]:
+    """Table IV's test: each ``repeat_best.with`` label against the best baseline."""
+    spec = experiment.report.get("repeat_best")
+    if not spec:
+        return []
+    rows = _records_by_label(experiment, store)
+    among = [str(x) for x in spec.get("among", [])]
+    scored = {label: rows.get(label, []) for label in among if rows.get(label)}
+    if not scored:
+        return []
+    best = max(scored, key=lambda label: statistics.mean(r["test"]["auc"] for r in scored[label]))
+    lines = []
+    for label in spec.get("with", []):
+        for metric in ("auc", "gauc"):
+            result = significance(experiment, store, str(label), best, metric)
+            if "pvalue" in result:
+                n1, n2 = result["n"]
+                lines.append(
+                    f"- {label} vs best baseline {best}, test {metric.upper()}: difference "
+                    f"{result['mean_difference']:+.4f} (means over {n1} and {n2} seeds), "
+                    f"two-tailed Welch t = {result['statistic']:.2f}, p = {result['pvalue']:.3g}"
+                )
+            else:
+                lines.append(f"- {label} vs {best} ({metric}): needs two or more seeds of each")
+    return lines
+
+
+def timing_table(experiment: Experiment, store: ResultStore, baseline: str) -> str:
+    """Table VI: first-epoch training time and validation inference time, relative to a baseline."""
+    rows = _records_by_label(experiment, store)
+    base = rows.get(baseline) or []
+    if not base:
+        return f"(no result for the baseline '{baseline}' yet)"
+
+    def med(recs: list[dict[str, Any]], key: str) -> float | None:
+        values = [r[key] for r in recs if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    b_train, b_infer = med(base, "first_epoch_seconds"), med(base, "valid_seconds")
+    lines = [
+        "| model | first-epoch training (s) | × "
+        + baseline
+        + " | validation inference (s) | × "
+        + baseline
+        + " |",
+        "|---|---|---|---|---|",
+    ]
+    for label, recs in rows.items():
+        train, infer = med(recs, "first_epoch_seconds"), med(recs, "valid_seconds")
+        if train is None:
+            lines.append(f"| {label} | – | – | – | – |")
+            continue
+        ratio_t = f"{train / b_train:.2f}" if b_train else "–"
+        infer_s = f"{infer:.2f}" if infer is not None else "–"
+        ratio_i = f"{infer / b_infer:.2f}" if infer is not None and b_infer else "–"
+        lines.append(f"| {label} | {train:.1f} | {ratio_t} | {infer_s} | {ratio_i} |")
+    return "\n".join(lines)
+
+
+def sweep_table(
+    experiment: Experiment, store: ResultStore, param: str
+) -> tuple[str, list[float], dict[str, list[float]]]:
+    """AUC / gAUC against the value of ``param`` (a dotted config key) in each cell."""
+    rows = _records_by_label(experiment, store)
+    points = []
+    for label, recs in rows.items():
+        if not recs:
+            continue
+        x = _lookup(recs[0]["config"], param)
+        auc = statistics.mean(r["test"]["auc"] for r in recs)
+        gauc_values = [r["test"]["gauc"] for r in recs if "gauc" in r["test"]]
+        points.append((x, label, auc, statistics.mean(gauc_values) if gauc_values else None))
+    numeric = all(isinstance(p[0], int | float) for p in points)
+    if numeric:
+        points.sort(key=lambda p: p[0])
+    lines = [f"| {param} | cell | test AUC | test gAUC |", "|---|---|---|---|"]
+    for x, label, auc_, gauc in points:
+        lines.append(f"| {x} | {label} | {auc_:.4f} | {'–' if gauc is None else f'{gauc:.4f}'} |")
+    xs = [p[0] if numeric else i for i, p in enumerate(points)]
+    series = {"test AUC": [p[2] for p in points]}
+    if all(p[3] is not None for p in points):
+        series["test gAUC"] = [p[3] for p in points]
+    return "\n".join(lines), xs, series
+
+
+def render_report(
+    experiment: Experiment, store: ResultStore, *, figures_dir: Path | None = None
+) -> str:
+    """Markdown for an experiment, by its ``report.kind``; figures are written to ``figures_dir``.
+
+    Kinds: ``table`` (default; with ``repeat_best``, Table IV's significance
+    test), ``timing`` (Table VI), ``difficulty`` (Figures 2 / 10),
+    ``grad_norms`` (Figure 5), ``sweep`` (Figures 6-9).
+    """
+    from tf4ctr.experiments import figures
+
+    experiment.add_repeats(store)
+    kind = str(experiment.report.get("kind", "table"))
+    parts = [f"## {experiment.name}"]
+    if experiment.description:
+        parts.append(experiment.description.strip())
+    figure_path = (figures_dir / f"{experiment.name}.png") if figures_dir is not None else None
+    if kind == "table":
+        parts.append(results_table(experiment, store))
+        parts += ["", *significance_lines(experiment, store)]
+    elif kind == "timing":
+        parts.append(timing_table(experiment, store, str(experiment.report.get("baseline", "DNN"))))
+    elif kind in ("difficulty", "grad_norms"):
+        parts.append(results_table(experiment, store))
+        rows = _records_by_label(experiment, store)
+        if kind == "difficulty":
+            data = {label: recs[0]["history"] for label, recs in rows.items() if recs}
+            ready = bool(data) and all(
+                any("difficulty" in h for h in hist) for hist in data.values()
+            )
+            draw = (lambda p: figures.difficulty_figure(p, data)) if ready else None
+        else:
+            data = {label: recs[0]["logit_grad_norms"] for label, recs in rows.items()
+                    if recs and "logit_grad_norms" in recs[0]}  # fmt: skip
+            draw = (lambda p: figures.grad_norm_figure(p, data)) if data else None
+        if draw is not None and figure_path is not None:
+            draw(figure_path)
+            parts.append(f"![{experiment.name}]({figure_path.name})")
+    elif kind == "sweep":
+        param = str(experiment.report["param"])
+        table, xs, series = sweep_table(experiment, store, param)
+        parts.append(table)
+        if figure_path is not None and xs:
+            figures.sweep_figure(
+                figure_path, xs, series, x_label=str(experiment.report.get("x_label", param))
+            )
+            parts.append(f"![{experiment.name}]({figure_path.name})")
+    else:
+        raise ConfigError(
+            f"{experiment.source}: report.kind: expected one of table, timing, difficulty, "
+            f"grad_norms, sweep, found {kind!r}"
+        )
+    return "\n\n".join(p for p in parts if p is not None) + "\n"

@@ -21,6 +21,8 @@ cells:
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -31,11 +33,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from tf4ctr.config import apply_overrides, parse_run_config, read_yaml
-from tf4ctr.errors import ConfigError
-from tf4ctr.models import check_model_config
+from tf4ctr.config import LossConfig, TrainConfig, apply_overrides, parse_run_config, read_yaml
+from tf4ctr.errors import ConfigError, UserError
+from tf4ctr.models import check_model_config, model_defaults
+from tf4ctr.models.registry import canonical_name
 
-_EXPERIMENT_KEYS = ("name", "base", "seeds", "cells", "store", "runs_dir", "description")
+_EXPERIMENT_KEYS = (
+    "name", "base", "seeds", "cells", "store", "runs_dir", "description", "reuse", "report",
+)  # fmt: skip
+#: the seeds ``--seeds N`` picks from, in order (the paper's code starts at 2023)
+DEFAULT_SEEDS = tuple(range(2023, 2043))
 
 
 @dataclass(frozen=True)
@@ -57,14 +64,132 @@ class Experiment:
     runs_dir: Path
     source: Path
     description: str = ""
+    #: other stores whose finished cells (same config key) are copied instead of rerun
+    reuse: list[Path] = field(default_factory=list)
+    #: how ``tf4ctr report`` presents the results (see tf4ctr.experiments.report)
+    report: dict[str, Any] = field(default_factory=dict)
+    #: each label's resolved config before seeding, and its reference numbers
+    templates: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=dict)
+
+    def add_repeats(self, store: ResultStore) -> None:
+        """Add the repeat cells the stored results call for (for reports), until none are new."""
+        while extra := self.repeat_cells(store):
+            self.cells.extend(extra)
+
+    def repeat_cells(self, store: ResultStore) -> list[Cell]:
+        """Extra seeds for the best cell among ``report.repeat_best.among`` and for the
+        cells in ``with`` (Table IV: five runs of TF4CTR and of the best baseline).
+
+        The best is the label with the highest mean test AUC in ``store``; until
+        every candidate has a result there is nothing to add.
+        """
+        spec = self.report.get("repeat_best")
+        if not spec:
+            return []
+        among = [str(x) for x in spec.get("among", [])]
+        done = {
+            label: [
+                store.records[c.key]["test"]["auc"]
+                for c in self.cells
+                if c.label == label and c.key in store
+            ]
+            for label in among
+        }
+        if not among or any(not v for v in done.values()):
+            return []
+        best = max(among, key=lambda label: sum(done[label]) / len(done[label]))
+        seeds = DEFAULT_SEEDS[: int(spec.get("seeds", 5))]
+        known = {c.key for c in self.cells}
+        extra = []
+        for label in [best, *[str(x) for x in spec.get("with", [])]]:
+            raw, reference = self.templates[label]
+            for seed in seeds:
+                cell = _seeded_cell(label, seed, raw, reference, self.source)
+                if cell.key not in known:
+                    known.add(cell.key)
+                    extra.append(cell)
+        return extra
 
 
-def config_key(raw: dict[str, Any]) -> str:
-    """Hash of everything that can change a result (names and output places left out)."""
+_NOT_RESULTS = ("progress", "num_threads", "eval_batch_size")  # train keys that change no result
+
+
+def _plain(value: Any) -> Any:
+    """JSON-normal form, so (400, 400) from a signature equals [400, 400] from YAML."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@functools.lru_cache(maxsize=64)
+def _dataset_identity(dataset: str, base: str) -> str:
+    """A dataset by what it is, not where it lies: its config without file locations,
+    plus each split's file name. The same study keys alike in any checkout."""
+    from tf4ctr.data import load_dataset_config
+
+    source: Any = json.loads(dataset) if dataset.startswith("{") else Path(dataset)
+    config = load_dataset_config(source, base_dir=Path(base))
+    described = config.to_dict()
+    for split in ("train", "valid", "test"):
+        described[f"{split}_data"] = Path(described[f"{split}_data"]).name
+    described.pop("source", None)
+    return json.dumps(described, sort_keys=True, default=str)
+
+
+def canonical_config(raw: dict[str, Any], source: Path | None = None) -> dict[str, Any]:
+    """Everything that can change a run's result, with defaults left out: a config that
+    spells out a default and one that omits it are the same run."""
+    parsed = parse_run_config(raw, source=source)
+    model_default = _plain(model_defaults(parsed.model_name))
+    model = {
+        k: v for k, v in _plain(parsed.model_hparams).items() if model_default.get(k, _MISSING) != v
+    }
+    loss_default = _plain(dataclasses.asdict(LossConfig()))
+    loss = {
+        k: v for k, v in _plain(dataclasses.asdict(parsed.loss)).items() if loss_default[k] != v
+    }
+    train_default = _plain(dataclasses.asdict(TrainConfig()))
+    train = {
+        k: v
+        for k, v in _plain(dataclasses.asdict(parsed.train)).items()
+        if k not in _NOT_RESULTS and train_default[k] != v
+    }
+    dataset = parsed.dataset
+    text = json.dumps(dataset, sort_keys=True) if isinstance(dataset, dict) else str(dataset)
+    base = str(source.parent if source is not None else Path.cwd())
+    return {
+        "model": canonical_name(parsed.model_name),
+        "model_hparams": model,
+        "loss": loss,
+        "train": train,
+        "dataset": _dataset_identity(text, base),
+    }
+
+
+_MISSING = object()
+
+
+def config_key(raw: dict[str, Any], source: Path | None = None) -> str:
+    """Hash of :func:`canonical_config`: names, output places and defaults left out."""
+    blob = json.dumps(canonical_config(raw, source), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _legacy_key(raw: dict[str, Any]) -> str:
+    """The key stores written before canonical keys used (kept so they still load)."""
     relevant = {k: v for k, v in raw.items() if k not in ("name", "output_dir", "cache_dir")}
     relevant["train"] = {k: v for k, v in relevant.get("train", {}).items() if k != "progress"}
     blob = json.dumps(relevant, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _seeded_cell(
+    label: str, seed: int, raw: dict[str, Any], reference: dict[str, Any] | None, source: Path
+) -> Cell:
+    seeded = copy.deepcopy(raw)
+    seeded.setdefault("train", {})["seed"] = seed
+    seeded["name"] = f"{_slug(label)}-s{seed}"
+    parsed = parse_run_config(seeded, source=source)
+    check_model_config(parsed.model_name, parsed.model_hparams)
+    return Cell(label, seed, seeded, config_key(seeded, source), reference)
 
 
 def _slug(text: str) -> str:
@@ -72,8 +197,21 @@ def _slug(text: str) -> str:
     return "-".join(filter(None, keep.split("-")))[:60]
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read an experiment file and resolve every cell × seed into a run config."""
+def _seed_list(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) for s in value):
+        raise ConfigError(f"{where}: seeds: expected a non-empty list of integers")
+    return value
+
+
+def load_experiment(path: str | Path, *, seeds: int | None = None) -> Experiment:
+    """Read an experiment file and resolve every cell × seed into a run config.
+
+    A cell may set its own ``seeds`` (Table IV repeats only TF4CTR and the
+    best baseline). ``seeds=N`` runs every cell with the first N seeds of
+    :data:`DEFAULT_SEEDS` instead.
+    """
+    if seeds is not None and not 1 <= seeds <= len(DEFAULT_SEEDS):
+        raise ConfigError(f"--seeds: expected 1 to {len(DEFAULT_SEEDS)}, got {seeds}")
     path = Path(path).resolve()
     raw = read_yaml(path)
     if not isinstance(raw, dict):
@@ -92,13 +230,14 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{base_path}: expected a mapping at the top level")
     if isinstance(base.get("dataset"), str):  # make it independent of the base file's folder
         base["dataset"] = str((base_path.parent / base["dataset"]).resolve())
-    seeds = raw.get("seeds", [base.get("train", {}).get("seed", 2023)])
-    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
-        raise ConfigError(f"{path}: seeds: expected a list of integers")
+    default_seeds = _seed_list(
+        raw.get("seeds", [base.get("train", {}).get("seed", 2023)]), str(path)
+    )
     if not isinstance(raw["cells"], list) or not raw["cells"]:
         raise ConfigError(f"{path}: cells: expected a non-empty list")
     name = str(raw["name"])
     cells: list[Cell] = []
+    templates: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
     seen: set[str] = set()
     for i, spec in enumerate(raw["cells"], start=1):
         if not isinstance(spec, dict) or "label" not in spec:
@@ -106,6 +245,14 @@ def load_experiment(path: str | Path) -> Experiment:
         spec = dict(spec)
         label = str(spec.pop("label"))
         reference = spec.pop("reference", None)  # published numbers to print beside ours
+        cell_seeds = (
+            list(DEFAULT_SEEDS[:seeds])
+            if seeds is not None
+            else _seed_list(spec.pop("seeds"), f"{path}: cells[{i}] ({label})")
+            if "seeds" in spec
+            else default_seeds
+        )
+        spec.pop("seeds", None)
         cell_raw = copy.deepcopy(base)
         if "model" in spec:
             cell_raw["model"] = spec.pop("model")
@@ -114,27 +261,51 @@ def load_experiment(path: str | Path) -> Experiment:
             cell_raw = apply_overrides(cell_raw, overrides)
         except ConfigError as exc:
             raise ConfigError(f"{path}: cells[{i}] ({label}): {exc}") from None
-        for seed in seeds:
-            seeded = copy.deepcopy(cell_raw)
-            seeded.setdefault("train", {})["seed"] = seed
-            seeded["name"] = f"{_slug(label)}-s{seed}"
+        templates[label] = (cell_raw, reference)
+        for seed in cell_seeds:
             try:  # validate now, so a typo fails before hours of training
-                parsed = parse_run_config(seeded, source=path)
-                check_model_config(parsed.model_name, parsed.model_hparams)
+                cell = _seeded_cell(label, seed, cell_raw, reference, path)
             except ConfigError as exc:
                 raise ConfigError(f"cells[{i}] ({label}): {exc}") from None
-            key = config_key(seeded)
-            if key in seen:
+            if cell.key in seen:
                 raise ConfigError(f"{path}: cells[{i}] ({label}): duplicates an earlier cell")
-            seen.add(key)
-            cells.append(Cell(label, seed, seeded, key, reference))
+            seen.add(cell.key)
+            cells.append(cell)
     # Paths given in the file are relative to the file; the defaults live in the current folder.
     root = Path.cwd()
     store = (
         path.parent / raw["store"] if "store" in raw else root / ".tf4ctr-results" / f"{name}.jsonl"
     )
     runs_dir = path.parent / raw["runs_dir"] if "runs_dir" in raw else root / "runs" / name
-    return Experiment(name, cells, store, runs_dir, path, str(raw.get("description", "")))
+    reuse = raw.get("reuse", [])
+    if not isinstance(reuse, list) or not all(isinstance(r, str) for r in reuse):
+        raise ConfigError(f"{path}: reuse: expected a list of result-store paths")
+    report = raw.get("report", {})
+    if not isinstance(report, dict):
+        raise ConfigError(f"{path}: report: expected a mapping")
+    return Experiment(
+        name,
+        cells,
+        store,
+        runs_dir,
+        path,
+        str(raw.get("description", "")),
+        reuse=[(path.parent / r).resolve() for r in reuse],
+        report=report,
+        templates=templates,
+    )
+
+
+def _record_key(record: dict[str, Any]) -> str:
+    """A stored record's key, recomputed from its config (older stores hashed the raw
+    config, location included); the stored key when the config cannot be read here."""
+    config = record.get("config")
+    if isinstance(config, dict):
+        try:
+            return config_key(config)
+        except (UserError, KeyError, TypeError, ValueError):
+            pass
+    return str(record["key"])
 
 
 @dataclass
@@ -157,7 +328,7 @@ class ResultStore:
                 except json.JSONDecodeError:
                     continue
                 if isinstance(rec, dict) and "key" in rec:
-                    self.records[rec["key"]] = rec
+                    self.records[_record_key(rec)] = rec
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -174,7 +345,7 @@ class ResultStore:
             fh.write(line.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
-        self.records[record["key"]] = record
+        self.records[_record_key(record)] = record
 
 
 def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +379,23 @@ def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def _copy_reused(experiment: Experiment, store: ResultStore, *, dry_run: bool) -> None:
+    """Copy cells another experiment already ran with the very same config (same key)."""
+    wanted = {c.key: c for c in experiment.cells if c.key not in store}
+    for path in experiment.reuse:
+        if not wanted:
+            return
+        other = ResultStore(path)
+        for key in [k for k in wanted if k in other]:
+            cell = wanted.pop(key)
+            record = dict(other.records[key], label=cell.label, experiment=experiment.name)
+            record["reused_from"] = str(path)
+            if dry_run:
+                store.records[key] = record
+            else:
+                store.add(record)
+
+
 def run_experiment(
     experiment: Experiment,
     *,
@@ -219,6 +407,7 @@ def run_experiment(
     from tf4ctr import run  # heavy import, not needed to load an experiment
 
     store = ResultStore(experiment.store_path)
+    _copy_reused(experiment, store, dry_run=dry_run)
     todo = [c for c in experiment.cells if c.key not in store and (not only or c.label in only)]
     done_before = len(experiment.cells) - len(todo)
     if dry_run:
@@ -233,7 +422,19 @@ def run_experiment(
         disable=not progress,
         dynamic_ncols=True,
     )
-    for cell in todo:
+
+    def refill() -> list[Cell]:
+        if only or not (extra := experiment.repeat_cells(store)):
+            return []
+        experiment.cells.extend(extra)
+        pending = [c for c in extra if c.key not in store]
+        bar.total += len(extra)
+        bar.update(len(extra) - len(pending))
+        return pending
+
+    queue = list(todo) or refill()
+    while queue:
+        cell = queue.pop(0)
         bar.set_postfix_str(f"{cell.label} seed {cell.seed}")
         raw = copy.deepcopy(cell.raw_config)
         raw["output_dir"] = str(experiment.runs_dir)
@@ -260,5 +461,7 @@ def run_experiment(
         }
         store.add(record)
         bar.update(1)
+        if not queue:
+            queue = refill()
     bar.close()
     return store

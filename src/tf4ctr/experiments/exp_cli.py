@@ -1,0 +1,173 @@
+"""``tf4ctr grid``, ``tf4ctr reproduce`` and ``tf4ctr report``: experiments from the command line.
+
+Kept next to the experiment code, like ``data_cli`` next to the data registry;
+``cli.build_parser`` only calls :func:`add_experiment_commands`. Handlers
+return an exit code; a :class:`~tf4ctr.errors.UserError` becomes one line on
+stderr and exit code 2 in ``cli.main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from tf4ctr.errors import ConfigError
+
+__all__ = ["PAPER_EXPERIMENTS", "add_experiment_commands", "resolve_experiment"]
+
+#: what ``tf4ctr reproduce NAME`` runs: the paper's tables and figures
+PAPER_EXPERIMENTS = {
+    "table2": "Table II: log loss / focal / R-CE / TF Loss on six models",
+    "table3": "Table III: every SSEM x DFM pair",
+    "table4": "Table IV: all baselines and TF4CTR, five seeds for TF4CTR and the best baseline",
+    "table5": "Table V: TF4CTR wrapping DeepFM, WideDeep, xDeepFM",
+    "table6": "Table VI: first-epoch training and inference time relative to DNN",
+    "fig2": "Figure 2: DNN's difficulty classes per epoch",
+    "fig4": "Figure 4: the TF Loss terms for several c and gamma (no training)",
+    "fig5": "Figure 5: gradient norms reaching z_s and z_c, L_ctr + L_TF against L_ctr",
+    "fig6": "Figure 6: sweep of alpha",
+    "fig7": "Figure 7: sweep of c",
+    "fig8": "Figure 8: sweep of gamma",
+    "fig9": "Figure 9: the simple encoder's structure (A-E)",
+    "fig10": "Figure 10: DualMLP against TF4CTR, difficulty classes per epoch",
+}
+
+
+def _config_roots() -> list[Path]:
+    """Where shipped configs are looked for: the current folder, then the source checkout."""
+    return [Path.cwd() / "configs", Path(__file__).resolve().parents[3] / "configs"]
+
+
+def resolve_experiment(name: str, dataset: str) -> Path:
+    """A YAML path as given, or the shipped grid ``configs/experiments/<dataset>_<name>.yaml``."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"{path}: file not found")
+        return path
+    if name not in PAPER_EXPERIMENTS:
+        raise ConfigError(
+            f"unknown experiment '{name}' (expected one of: {', '.join(PAPER_EXPERIMENTS)}, "
+            "or an experiment YAML)"
+        )
+    for root in _config_roots():
+        candidate = root / "experiments" / f"{dataset}_{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no shipped grid for {name} on '{dataset}' "
+        f"(looked for configs/experiments/{dataset}_{name}.yaml)"
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from tf4ctr.experiments import load_experiment, run_experiment
+    from tf4ctr.experiments.report import results_table
+
+    experiment = load_experiment(args.experiment)
+    store = run_experiment(
+        experiment, only=args.only, dry_run=args.dry_run, progress=not args.no_progress
+    )
+    if not args.dry_run:
+        print(results_table(experiment, store))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Run one of the paper's experiments on a dataset, then write its report and figures."""
+    from tf4ctr.experiments import figures, load_experiment, run_experiment
+    from tf4ctr.experiments.report import render_report
+
+    out_dir = Path(args.output_dir) if args.output_dir else Path("reports") / args.dataset
+    if args.experiment == "fig4":
+        path = figures.tf_loss_figure(out_dir / "fig4_tf_loss.png")
+        print(f"Figure 4 written to {path}")
+        return 0
+    experiment = load_experiment(
+        resolve_experiment(args.experiment, args.dataset), seeds=args.seeds
+    )
+    store = run_experiment(
+        experiment, only=args.only, dry_run=args.dry_run, progress=not args.no_progress
+    )
+    if args.dry_run:
+        return 0
+    text = render_report(experiment, store, figures_dir=out_dir)
+    report_path = out_dir / f"{experiment.name}.md"
+    _write_atomic(report_path, text)
+    print(text)
+    print(f"report written to {report_path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tf4ctr.experiments import ResultStore, load_experiment
+    from tf4ctr.experiments.report import render_report
+
+    experiment = load_experiment(args.experiment)
+    store = ResultStore(experiment.store_path)
+    figures_dir = Path(args.figures) if args.figures else (
+        Path(args.output).parent if args.output else None
+    )  # fmt: skip
+    text = render_report(experiment, store, figures_dir=figures_dir)
+    if args.output:
+        _write_atomic(Path(args.output), text)
+        print(f"written to {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def add_experiment_commands(sub: Any) -> None:
+    """Add ``grid``, ``reproduce`` and ``report`` to the CLI's sub-parsers."""
+    p = sub.add_parser(
+        "grid",
+        help="run an experiment grid (resumable)",
+        description="Run every cell of an experiment file that is not yet in its "
+        "result store; finished cells are skipped, so an interrupted "
+        "study resumes. Prints the results table at the end.",
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment YAML")
+    p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these cell labels")
+    p.add_argument("--dry-run", action="store_true", help="list cells as done/todo and exit")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_grid)
+
+    listing = "; ".join(f"{k}: {v}" for k, v in PAPER_EXPERIMENTS.items())
+    p = sub.add_parser(
+        "reproduce",
+        help="re-run one of the paper's tables or figures and write its report",
+        description="Run a shipped experiment grid of the paper on a dataset (resumable: "
+        "finished cells are skipped), then write its Markdown report, with the paper's "
+        f"numbers beside ours, and its figures. Experiments: {listing}.",
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT", help="table2..table6, fig2, fig4..fig10, "
+                   "or an experiment YAML")  # fmt: skip
+    p.add_argument("--dataset", default="frappe_x1", help="dataset of the shipped grid "
+                   "(default: %(default)s)")  # fmt: skip
+    p.add_argument("--seeds", type=int, help="run every cell with the first N seeds (2023, ...)")
+    p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these cell labels")
+    p.add_argument("--output-dir", help="report and figure folder (default: reports/DATASET)")
+    p.add_argument("--dry-run", action="store_true", help="list cells as done/todo and exit")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser(
+        "report",
+        help="Markdown report (and figures) of an experiment's stored results",
+        description="Build an experiment's report from its store: the results table "
+        "(mean ± std over seeds) with published numbers beside ours, significance tests, "
+        "timing ratios or figures, depending on the experiment's report kind.",
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment YAML")
+    p.add_argument("--output", metavar="FILE", help="write Markdown here instead of stdout")
+    p.add_argument("--figures", metavar="DIR", help="folder for figures (default: beside --output)")
+    p.set_defaults(func=cmd_report)
