@@ -37,20 +37,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from fuxictr_worker import _pss_kb, process_tree  # noqa: E402
+from fuxictr_worker import _pss_kb, proc_kb, process_tree  # noqa: E402
 
 HEADER = "\t".join(["label", *(f"I{i}" for i in range(1, 14)), *(f"C{i}" for i in range(1, 27))])
 
 
 def _rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+    return proc_kb(pid, "status", "VmRSS")
 
 
 def measure(cmd: list[str], env: dict | None = None) -> dict:

@@ -35,8 +35,9 @@ OUT = ROOT / "benchmarks" / "results" / "dropout_equivalence.json"
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", nargs="+", type=int, default=[2023, 2024, 2025])
-    p.add_argument("--modes", nargs="+", default=["torch", "torch-bulk"],
-                   choices=["torch", "torch-bulk"])
+    p.add_argument(
+        "--modes", nargs="+", default=["torch", "torch-bulk"], choices=["torch", "torch-bulk"]
+    )
     args = p.parse_args()
     if not (ROOT.parent / "shared/data/Frappe_x1_rebuilt").is_dir():
         print("skipped: ../shared/data/Frappe_x1_rebuilt not found", file=sys.stderr)
@@ -48,23 +49,38 @@ def main() -> int:
             if key in results:
                 continue
             FastDropout.use_torch_dropout = False
-            config = load_run_config(ROOT / "configs/frappe_x1/tf4ctr.yaml",
-                                     [f"train.seed={seed}", "train.progress=false",
-                                      f"train.fast_dropout={str(mode == 'torch-bulk').lower()}"])
+            config = load_run_config(
+                ROOT / "configs/frappe_x1/tf4ctr.yaml",
+                [
+                    f"train.seed={seed}",
+                    "train.progress=false",
+                    f"train.fast_dropout={str(mode == 'torch-bulk').lower()}",
+                ],
+            )
             with tempfile.TemporaryDirectory() as tmp:
                 m = run.train(config, run_dir=Path(tmp) / "run", progress=False).metrics
             secs = sorted(e["train_seconds"] for e in m["epochs"])
-            results[key] = {"mode": mode, "seed": seed, "test": m["test"], "best_epoch": m["best_epoch"],
-                            "seconds_per_epoch": secs[len(secs) // 2]}
+            results[key] = {
+                "mode": mode,
+                "seed": seed,
+                "test": m["test"],
+                "best_epoch": m["best_epoch"],
+                "seconds_per_epoch": secs[len(secs) // 2],
+            }
             OUT.parent.mkdir(parents=True, exist_ok=True)
             OUT.write_text(json.dumps(results, indent=2) + "\n")
             print(f"{key}: test auc {m['test']['auc']:.5f}", file=sys.stderr, flush=True)
 
     print("TF4CTR on Frappe_x1 (rebuilt train, real valid/test), paper settings")
-    print("| dropout | seeds | test AUC | test gAUC | test logloss | s/epoch |\n|---|---|---|---|---|---|")
+    print(
+        "| dropout | seeds | test AUC | test gAUC | test logloss | s/epoch |\n|---|---|---|---|---|---|"
+    )
     aucs = {}
-    labels = {"torch": "torch nn.Dropout", "torch-bulk": "FastDropout (torch-bulk mask)",
-              "numpy-sfc64": "earlier FastDropout (numpy SFC64 mask)"}
+    labels = {
+        "torch": "torch nn.Dropout",
+        "torch-bulk": "FastDropout (torch-bulk mask)",
+        "numpy-sfc64": "earlier FastDropout (numpy SFC64 mask)",
+    }
     for mode, label in labels.items():
         rows = [r for r in results.values() if r["mode"] == mode and r["seed"] in args.seeds]
         if not rows:
@@ -72,14 +88,22 @@ def main() -> int:
         aucs[mode] = [r["test"]["auc"] for r in rows]
 
         def ms(xs, d=4):
-            return f"{statistics.mean(xs):.{d}f} ± {statistics.stdev(xs):.{d}f}" if len(xs) > 1 else f"{xs[0]:.{d}f}"
+            return (
+                f"{statistics.mean(xs):.{d}f} ± {statistics.stdev(xs):.{d}f}"
+                if len(xs) > 1
+                else f"{xs[0]:.{d}f}"
+            )
 
-        print(f"| {label} | {len(rows)} | {ms(aucs[mode])} | {ms([r['test']['gauc'] for r in rows])} | "
-              f"{ms([r['test']['logloss'] for r in rows])} | {ms([r['seconds_per_epoch'] for r in rows], 1)} |")
+        print(
+            f"| {label} | {len(rows)} | {ms(aucs[mode])} | {ms([r['test']['gauc'] for r in rows])} | "
+            f"{ms([r['test']['logloss'] for r in rows])} | {ms([r['seconds_per_epoch'] for r in rows], 1)} |"
+        )
     for mode in ("torch-bulk", "numpy-sfc64"):
         if len(aucs.get("torch", [])) > 1 and len(aucs.get(mode, [])) > 1:
             t = stats.ttest_ind(aucs[mode], aucs["torch"], equal_var=False)
-            print(f"Welch t-test on test AUC ({mode} vs torch): t = {t.statistic:.2f}, p = {t.pvalue:.3f}")
+            print(
+                f"Welch t-test on test AUC ({mode} vs torch): t = {t.statistic:.2f}, p = {t.pvalue:.3f}"
+            )
     return 0
 
 

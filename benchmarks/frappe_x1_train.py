@@ -47,7 +47,9 @@ def main() -> int:
 
     rows = {}
     for name in args.models:
-        config = load_run_config(CONFIGS[name], [*args.overrides, f"output_dir={args.runs_dir}", "train.progress=false"])
+        config = load_run_config(
+            CONFIGS[name], [*args.overrides, f"output_dir={args.runs_dir}", "train.progress=false"]
+        )
         start = time.perf_counter()
         result = run.train(config, overwrite=True, progress=False)
         wall = time.perf_counter() - start
@@ -66,17 +68,25 @@ def main() -> int:
         }
 
     print("Frappe_x1 (rebuilt train, real valid/test), one seed")
-    print(f"{'model':<10}{'test AUC':>10}{'test gAUC':>11}{'logloss':>9}{'best ep':>9}{'s/epoch':>9}{'params':>10}{'paper AUC':>11}")
+    print(
+        f"{'model':<10}{'test AUC':>10}{'test gAUC':>11}{'logloss':>9}{'best ep':>9}{'s/epoch':>9}{'params':>10}{'paper AUC':>11}"
+    )
     for name, r in rows.items():
         t = r["test"]
-        print(f"{name:<10}{t['auc']:>10.4f}{t.get('gauc', float('nan')):>11.4f}{t['logloss']:>9.4f}"
-              f"{r['best_epoch']:>9d}{r['seconds_per_epoch_median']:>9.2f}{r['parameters']:>10,}"
-              f"{r['paper_test_auc_original_split']:>11.4f}")
+        print(
+            f"{name:<10}{t['auc']:>10.4f}{t.get('gauc', float('nan')):>11.4f}{t['logloss']:>9.4f}"
+            f"{r['best_epoch']:>9d}{r['seconds_per_epoch_median']:>9.2f}{r['parameters']:>10,}"
+            f"{r['paper_test_auc_original_split']:>11.4f}"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads(), "processor": platform.processor()},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "processor": platform.processor(),
+        },
         "overrides": args.overrides,
         "results": rows,
     }

@@ -177,15 +177,20 @@ def process_tree(root: int | None = None) -> list[int]:
     return seen
 
 
-def _pss_kb(pid: int) -> int:
+def proc_kb(pid: int, file: str, field: str) -> int:
+    """A ``field: N kB`` line of /proc/PID/FILE (0 when the process is gone)."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
+        with open(f"/proc/{pid}/{file}") as f:
             for line in f:
-                if line.startswith("Pss:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
     return 0
+
+
+def _pss_kb(pid: int) -> int:
+    return proc_kb(pid, "smaps_rollup", "Pss")
 
 
 def tree_cpu_seconds() -> float:

@@ -30,7 +30,7 @@ TOTAL_ROWS = 5_549_252
 def criteo_like_vocab() -> list[int]:
     small = [60] * 13  # bucketised I1–I13
     rest = TOTAL_ROWS - sum(small)
-    weights = np.array([0.5**(i / 3) for i in range(26)])
+    weights = np.array([0.5 ** (i / 3) for i in range(26)])
     big = np.maximum(3, np.floor(weights / weights.sum() * rest)).astype(int)
     big[0] += rest - big.sum()
     return small + big.tolist()
@@ -98,22 +98,46 @@ def main() -> int:
     p.add_argument("--worker", choices=["dense", "sparse"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.model, args.worker == "sparse", args.steps, args.batch_size, args.threads)))
+        print(
+            json.dumps(
+                worker(
+                    args.model, args.worker == "sparse", args.steps, args.batch_size, args.threads
+                )
+            )
+        )
         return 0
     runs: dict[str, list[dict]] = {"dense": [], "sparse": []}
     for _ in range(args.repeats):
         for mode in ("dense", "sparse"):
-            out = subprocess.run([sys.executable, __file__, "--worker", mode, "--model", args.model,
-                                  "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                                  "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    mode,
+                    "--model",
+                    args.model,
+                    "--steps",
+                    str(args.steps),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--threads",
+                    str(args.threads),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"{mode}: {runs[mode][-1]}", file=sys.stderr)
     med = {m: statistics.median(r["steps_per_s"] for r in rs) for m, rs in runs.items()}
     rss = {m: statistics.median(r["peak_rss_mb"] for r in rs) for m, rs in runs.items()}
     first = runs["dense"][0]
-    print(f"SYNTHETIC Criteo-sized vocabulary: {first['embedding_rows']:,} rows per table; "
-          f"{args.model}, {first['parameters']:,} parameters; batch {args.batch_size}; "
-          f"{args.threads} threads; median of {args.repeats} runs x {args.steps} steps")
+    print(
+        f"SYNTHETIC Criteo-sized vocabulary: {first['embedding_rows']:,} rows per table; "
+        f"{args.model}, {first['parameters']:,} parameters; batch {args.batch_size}; "
+        f"{args.threads} threads; median of {args.repeats} runs x {args.steps} steps"
+    )
     print("| optimizer | steps/s | peak RSS MB |\n|---|---|---|")
     print(f"| dense Adam (paper) | {med['dense']:.2f} | {rss['dense']:,.0f} |")
     print(f"| sparse grads + lazy Adam | {med['sparse']:.2f} | {rss['sparse']:,.0f} |")

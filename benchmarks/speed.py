@@ -31,7 +31,9 @@ HERE = Path(__file__).resolve().parent
 FUXI_MODELS = {"dnn": "DNN", "dualmlp": "DualMLP", "deepfm": "DeepFM", "dcnv2": "DCNv2"}
 
 
-def matmul_gflops(threads: int, m: int = 10_000, k: int = 400, n: int = 400, seconds: float = 3.0) -> float:
+def matmul_gflops(
+    threads: int, m: int = 10_000, k: int = 400, n: int = 400, seconds: float = 3.0
+) -> float:
     """Dense fp32 matmul rate at the shape of the models' hidden layers."""
     torch.set_num_threads(threads)
     a, b = torch.randn(m, k), torch.randn(k, n)
@@ -66,7 +68,9 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-fuxictr", action="store_true")
-    p.add_argument("--extra", nargs="*", default=[], help="extra flags for our worker, e.g. --compile")
+    p.add_argument(
+        "--extra", nargs="*", default=[], help="extra flags for our worker, e.g. --compile"
+    )
     p.add_argument("--out", default=str(HERE / "results" / "speed.json"))
     args = p.parse_args()
     if not (ROOT.parent / "shared/data/Frappe_x1_rebuilt/train.csv").is_file():
@@ -84,26 +88,60 @@ def main() -> int:
     results: dict[str, dict[str, list[dict]]] = {m: {"ours": [], "theirs": []} for m in args.models}
     for r in range(args.repeats):
         for model in args.models:
-            ours = [sys.executable, str(HERE / "tf4ctr_worker.py"), "--model", model,
-                    "--epochs", str(args.epochs), "--threads", str(args.threads), *args.extra]
+            ours = [
+                sys.executable,
+                str(HERE / "tf4ctr_worker.py"),
+                "--model",
+                model,
+                "--epochs",
+                str(args.epochs),
+                "--threads",
+                str(args.threads),
+                *args.extra,
+            ]
             results[model]["ours"].append(run_worker(ours))
             print(f"repeat {r + 1} {model} ours: {results[model]['ours'][-1]}", file=sys.stderr)
             if fuxi_python and model in FUXI_MODELS:
-                theirs = [str(fuxi_python), str(HERE / "fuxictr_worker.py"), "--model",
-                          FUXI_MODELS[model], "--epochs", str(args.epochs), "--threads", str(args.threads)]
+                theirs = [
+                    str(fuxi_python),
+                    str(HERE / "fuxictr_worker.py"),
+                    "--model",
+                    FUXI_MODELS[model],
+                    "--epochs",
+                    str(args.epochs),
+                    "--threads",
+                    str(args.threads),
+                ]
                 results[model]["theirs"].append(run_worker(theirs))
-                print(f"repeat {r + 1} {model} theirs: {results[model]['theirs'][-1]}", file=sys.stderr)
+                print(
+                    f"repeat {r + 1} {model} theirs: {results[model]['theirs'][-1]}",
+                    file=sys.stderr,
+                )
     rates.append(matmul_gflops(args.threads))
     matmul = statistics.median(rates)
 
     def fmt(x, spec=",.0f"):
         return "–" if x is None else format(x, spec)
 
-    print(f"\nFrappe_x1 (rebuilt train), batch 10,000, {args.threads} threads, {args.repeats} repeats "
-          f"(medians); torch {torch.__version__}; matmul {matmul:.1f} GFLOP/s "
-          f"(runs: {', '.join(f'{x:.1f}' for x in rates)})")
-    head = ("model", "train/s ours", "train/s FuxiCTR", "ratio", "eval/s ours", "eval/s FuxiCTR",
-            "ratio", "s/epoch ours", "GFLOP/s", "% matmul", "RSS MB ours", "RSS MB FuxiCTR")
+    print(
+        f"\nFrappe_x1 (rebuilt train), batch 10,000, {args.threads} threads, {args.repeats} repeats "
+        f"(medians); torch {torch.__version__}; matmul {matmul:.1f} GFLOP/s "
+        f"(runs: {', '.join(f'{x:.1f}' for x in rates)})"
+    )
+    head = (
+        "model",
+        "train/s ours",
+        "train/s FuxiCTR",
+        "ratio",
+        "eval/s ours",
+        "eval/s FuxiCTR",
+        "ratio",
+        "s/epoch ours",
+        "GFLOP/s",
+        "% matmul",
+        "RSS MB ours",
+        "RSS MB FuxiCTR",
+    )
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     summary = {}
     for model, runs in results.items():
@@ -113,31 +151,66 @@ def main() -> int:
         flops = median(o, "train_flops_per_sample")
         gflops = tr_o * flops / 1e9 if tr_o and flops else None
         row = {
-            "train_samples_per_s": {"ours": tr_o, "fuxictr": tr_t,
-                                    "ratio": tr_o / tr_t if tr_o and tr_t else None},
-            "eval_samples_per_s": {"ours": ev_o, "fuxictr": ev_t,
-                                   "ratio": ev_o / ev_t if ev_o and ev_t else None},
+            "train_samples_per_s": {
+                "ours": tr_o,
+                "fuxictr": tr_t,
+                "ratio": tr_o / tr_t if tr_o and tr_t else None,
+            },
+            "eval_samples_per_s": {
+                "ours": ev_o,
+                "fuxictr": ev_t,
+                "ratio": ev_o / ev_t if ev_o and ev_t else None,
+            },
             "seconds_per_epoch": median(o, "seconds_per_epoch"),
             "train_gflops": gflops,
             "fraction_of_matmul": gflops / matmul if gflops else None,
             "peak_rss_mb": {"ours": median(o, "peak_rss_mb"), "fuxictr": median(t, "peak_rss_mb")},
-            "valid_auc_after_epochs": {"ours": median(o, "valid_auc"), "fuxictr": median(t, "valid_auc")},
+            "valid_auc_after_epochs": {
+                "ours": median(o, "valid_auc"),
+                "fuxictr": median(t, "valid_auc"),
+            },
         }
         summary[model] = row
-        print("| " + " | ".join([
-            model, fmt(tr_o), fmt(tr_t), fmt(row["train_samples_per_s"]["ratio"], ".2f"),
-            fmt(ev_o), fmt(ev_t), fmt(row["eval_samples_per_s"]["ratio"], ".2f"),
-            fmt(row["seconds_per_epoch"], ".2f"), fmt(gflops, ".1f"),
-            fmt(None if gflops is None else 100 * row["fraction_of_matmul"], ".0f"),
-            fmt(row["peak_rss_mb"]["ours"]), fmt(row["peak_rss_mb"]["fuxictr"]),
-        ]) + " |")
+        print(
+            "| "
+            + " | ".join(
+                [
+                    model,
+                    fmt(tr_o),
+                    fmt(tr_t),
+                    fmt(row["train_samples_per_s"]["ratio"], ".2f"),
+                    fmt(ev_o),
+                    fmt(ev_t),
+                    fmt(row["eval_samples_per_s"]["ratio"], ".2f"),
+                    fmt(row["seconds_per_epoch"], ".2f"),
+                    fmt(gflops, ".1f"),
+                    fmt(None if gflops is None else 100 * row["fraction_of_matmul"], ".0f"),
+                    fmt(row["peak_rss_mb"]["ours"]),
+                    fmt(row["peak_rss_mb"]["fuxictr"]),
+                ]
+            )
+            + " |"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "cpus": os.cpu_count(), "threads": args.threads},
-        "matmul_gflops": rates, "args": vars(args), "summary": summary, "runs": results,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "cpus": os.cpu_count(),
+                    "threads": args.threads,
+                },
+                "matmul_gflops": rates,
+                "args": vars(args),
+                "summary": summary,
+                "runs": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written to {out}")
     return 0
 

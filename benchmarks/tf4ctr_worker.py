@@ -63,31 +63,42 @@ def main() -> int:
     if args.compile:
         model = torch.compile(model)
     objective = Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
-    train_cfg = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, progress=False,
-                            sparse_embedding=args.sparse, fast_dropout=args.fast_dropout)
+    train_cfg = TrainConfig(
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        progress=False,
+        sparse_embedding=args.sparse,
+        fast_dropout=args.fast_dropout,
+    )
     trainer = Trainer(model, objective, train_cfg)
     loader = BatchLoader(data.train, args.batch_size, shuffle=True, seed=2023)
-    seconds = [trainer.train_epoch(loader, epoch=e)["train_seconds"] for e in range(1, args.epochs + 1)]
+    seconds = [
+        trainer.train_epoch(loader, epoch=e)["train_seconds"] for e in range(1, args.epochs + 1)
+    ]
     valid_loader = BatchLoader(data.valid, args.eval_batch_size)
     start = time.perf_counter()
     metrics = trainer.evaluate(valid_loader)
     eval_seconds = time.perf_counter() - start
     n = len(data.train)
     per_epoch = sorted(seconds)[len(seconds) // 2]
-    print(json.dumps({
-        "library": "tf4ctr",
-        "model": args.model,
-        "threads": args.threads,
-        "sparse": args.sparse,
-        "compile": args.compile,
-        "fast_dropout": args.fast_dropout,
-        "seconds_per_epoch": per_epoch,
-        "train_samples_per_s": n / per_epoch,
-        "train_flops_per_sample": flops,
-        "eval_samples_per_s": len(data.valid) / eval_seconds,
-        "valid_auc": metrics["auc"],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "library": "tf4ctr",
+                "model": args.model,
+                "threads": args.threads,
+                "sparse": args.sparse,
+                "compile": args.compile,
+                "fast_dropout": args.fast_dropout,
+                "seconds_per_epoch": per_epoch,
+                "train_samples_per_s": n / per_epoch,
+                "train_flops_per_sample": flops,
+                "eval_samples_per_s": len(data.valid) / eval_seconds,
+                "valid_auc": metrics["auc"],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
     return 0
 
 

@@ -174,6 +174,12 @@ def test_unsafe_member_path_is_refused(tmp_path):
     assert not (tmp_path / "escape.csv").exists()
 
 
+def _cli_download(directory, url) -> int:
+    return main(
+        ["data", "download", "frappe_x1", "--dir", str(directory), "--url", url, "--no-progress"]
+    )
+
+
 def test_cli_download_from_a_mirror(server, tmp_path, capsys, monkeypatch):
     from tf4ctr.data import datasets
 
@@ -183,18 +189,7 @@ def test_cli_download_from_a_mirror(server, tmp_path, capsys, monkeypatch):
         "frappe_x1",
         datasets.DatasetInfo(**{**info.__dict__, "checksums": SUMS}),
     )
-    code = main(
-        [
-            "data",
-            "download",
-            "frappe_x1",
-            "--dir",
-            str(tmp_path),
-            "--url",
-            server.url,
-            "--no-progress",
-        ]
-    )
+    code = _cli_download(tmp_path, server.url)
     out = capsys.readouterr().out
     assert code == 0
     assert "matches the published sum" in out
@@ -203,18 +198,7 @@ def test_cli_download_from_a_mirror(server, tmp_path, capsys, monkeypatch):
 
 def test_cli_download_checksum_mismatch_exits_2(server, tmp_path, capsys):
     # the real registry sums cannot match the toy archive
-    code = main(
-        [
-            "data",
-            "download",
-            "frappe_x1",
-            "--dir",
-            str(tmp_path),
-            "--url",
-            server.url,
-            "--no-progress",
-        ]
-    )
+    code = _cli_download(tmp_path, server.url)
     err = capsys.readouterr().err
     assert code == 2
     assert "does not match the published" in err and "Traceback" not in err

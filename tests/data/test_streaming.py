@@ -116,7 +116,7 @@ def test_bad_label_in_a_later_block_names_its_line(tmp_path):
 
 
 def test_criteo_tsv_reads_headerless_tab_separated_rows(tmp_path):
-    from tf4ctr.data.formats import CRITEO_CATEGORICAL, CRITEO_NUMERIC
+    from tf4ctr.data.formats import CRITEO_CATEGORICAL, CRITEO_NUMERIC, criteo_feature_cols
 
     rows = []
     for i in range(50):
@@ -133,22 +133,7 @@ def test_criteo_tsv_reads_headerless_tab_separated_rows(tmp_path):
         "train_data": "train.txt",
         "valid_data": "bad.txt",
         "test_data": "train.txt",
-        "feature_cols": [
-            {
-                "name": list(CRITEO_NUMERIC),
-                "active": True,
-                "type": "categorical",
-                "dtype": "float",
-                "preprocess": "criteo_log_bucket",
-                "fill_na": 0,
-            },
-            {
-                "name": list(CRITEO_CATEGORICAL),
-                "active": True,
-                "type": "categorical",
-                "dtype": "str",
-            },
-        ],
+        "feature_cols": criteo_feature_cols("criteo_log_bucket"),
         "label_col": {"name": "label", "dtype": "float"},
     }
     config = load_dataset_config(raw, base_dir=tmp_path)

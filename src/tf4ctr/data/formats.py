@@ -32,6 +32,7 @@ __all__ = [
     "CRITEO_COLUMNS",
     "CRITEO_NUMERIC",
     "FRAPPE_FIELDS",
+    "criteo_feature_cols",
     "ML1M_CLICK_THRESHOLD",
     "ML1M_FIELDS",
     "read_criteo_tsv",
@@ -57,6 +58,17 @@ FRAPPE_FIELDS = (
     "country",
     "city",
 )
+
+
+def criteo_feature_cols(bucketer: str) -> list[dict]:
+    """Dataset-config ``feature_cols`` of Criteo: I1-I13 bucketed by ``bucketer`` (missing
+    counts filled with 0 first), C1-C26 as text."""
+    return [
+        {"name": list(CRITEO_NUMERIC), "active": True, "type": "categorical", "dtype": "float",
+         "preprocess": bucketer, "fill_na": 0},
+        {"name": list(CRITEO_CATEGORICAL), "active": True, "type": "categorical", "dtype": "str"},
+    ]  # fmt: skip
+
 
 ML1M_FIELDS = ("UserID", "Gender", "Age", "Occupation", "MovieID")
 # A rating above this is a click. ML-1M rates 1..5; CTR versions of it keep

@@ -32,7 +32,7 @@ import yaml
 from tqdm import tqdm
 
 from tf4ctr.data.datasets import CRITEO_BUCKETERS
-from tf4ctr.data.formats import CRITEO_CATEGORICAL, CRITEO_NUMERIC
+from tf4ctr.data.formats import CRITEO_CATEGORICAL, CRITEO_NUMERIC, criteo_feature_cols
 from tf4ctr.errors import ConfigError
 
 __all__ = [
@@ -175,22 +175,8 @@ def write_synthetic_criteo(
             "valid_data": "valid.txt",
             "test_data": "test.txt",
             "min_categr_count": 10,
-            "feature_cols": [
-                {
-                    "name": list(CRITEO_NUMERIC),
-                    "active": True,
-                    "type": "categorical",
-                    "dtype": "float",
-                    "preprocess": CRITEO_BUCKETERS[0],  # as the registry: the paper code's
-                    "fill_na": 0,
-                },
-                {
-                    "name": list(CRITEO_CATEGORICAL),
-                    "active": True,
-                    "type": "categorical",
-                    "dtype": "str",
-                },
-            ],
+            # as the registry: the bucketing of the paper's code
+            "feature_cols": criteo_feature_cols(CRITEO_BUCKETERS[0]),
             "label_col": {"name": "label", "dtype": "float"},
         }
     }
