@@ -151,3 +151,13 @@ def test_one_embedding_call_per_table(monkeypatch):
     model = build_model("tf4ctr", SCHEMA, ssem="ser", **SMALL)
     model(batch()[0])
     assert len(calls) == 2
+
+
+def test_unique_rows_equals_torch_unique():
+    from tf4ctr.nn.embedding import unique_rows
+
+    g = torch.Generator().manual_seed(0)
+    index = torch.randint(0, 50, (64, 7), generator=g) * 3 + 1000
+    rows, inverse = unique_rows(index)
+    expected_rows, expected_inverse = torch.unique(index, return_inverse=True)
+    assert torch.equal(rows, expected_rows) and torch.equal(inverse, expected_inverse)

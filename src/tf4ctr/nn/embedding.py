@@ -14,10 +14,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+import pyarrow as pa
 import torch
 from torch import nn
 
 from tf4ctr.nn.types import FeatureInput
+
+
+def unique_rows(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(index, return_inverse=True)``, faster on CPU.
+
+    torch sorts all B × F indices (~90 ms for a Criteo batch of 4096 on two
+    cores, a tenth of a sparse training step); Arrow's hash-based dictionary
+    encoding finds the distinct rows in ~4 ms, and only those few are then
+    sorted, so the result is the same: sorted rows and each index's position.
+    """
+    if index.device.type != "cpu":
+        return torch.unique(index, return_inverse=True)
+    encoded = pa.array(index.reshape(-1).numpy()).dictionary_encode()
+    distinct = torch.from_numpy(encoded.dictionary.to_numpy(zero_copy_only=False).copy())
+    first_seen = torch.from_numpy(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+    rows, order = torch.sort(distinct)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order))
+    return rows, rank[first_seen].view(index.shape)
 
 
 class FeatureEmbedding(nn.Module):
@@ -87,7 +108,7 @@ class FeatureEmbedding(nn.Module):
             # Look each distinct row up once: the sparse gradient then has one
             # entry per row (no duplicates to sort out when it is coalesced),
             # and the same rows serve the lazy L2 penalty.
-            rows, inverse = torch.unique(index, return_inverse=True)
+            rows, inverse = unique_rows(index)
             self._touched = rows
             emb = nn.functional.embedding(rows, self.weight, sparse=True)[inverse]
         else:
