@@ -161,3 +161,27 @@ def test_unique_rows_equals_torch_unique():
     rows, inverse = unique_rows(index)
     expected_rows, expected_inverse = torch.unique(index, return_inverse=True)
     assert torch.equal(rows, expected_rows) and torch.equal(inverse, expected_inverse)
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_mlp_inference_folds_batch_norm_exactly(batch_norm, activation):
+    from tf4ctr.nn import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(12, [16, 8], activation=activation, dropout=0.2, batch_norm=batch_norm, output_dim=1)
+    mlp.train()
+    for _ in range(3):  # move the running statistics away from their start
+        mlp(torch.randn(64, 12) * 3 + 1)
+    for module in mlp.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            torch.nn.init.normal_(module.weight)
+            torch.nn.init.normal_(module.bias)
+    mlp.eval()
+    x = torch.randn(32, 12)
+    with torch.no_grad():
+        reference = mlp.net(x)
+        folded = mlp(x)
+    assert torch.allclose(folded, reference, atol=1e-5)
+    with torch.enable_grad():  # with autograd on, the plain layers run (nothing in place)
+        assert torch.allclose(mlp(x), reference, atol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from tf4ctr.nn.dropout import FastDropout
@@ -74,5 +75,43 @@ class MLP(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    def forward(self, x):
-        return self.net(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled():
+            return self.net(x)
+        return self._inference(x)
+
+    def _inference(self, x: torch.Tensor) -> torch.Tensor:
+        """Eval-mode forward with each BatchNorm folded into the Linear before it.
+
+        In eval mode BN is an affine map, so ``BN(Wx + b) = W'x + b'`` with
+        ``W' = W·γ/σ`` and ``b' = (b − μ)·γ/σ + β``: one matrix product per layer
+        and no pass over the activations for BN. The folded weights are
+        recomputed each call (a few 400×400 products), so nothing goes stale
+        when training resumes. ReLU runs in place. Same outputs as ``net(x)``
+        up to float rounding.
+        """
+        layers = list(self.net)
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            if isinstance(layer, nn.Linear):
+                weight, bias = layer.weight, layer.bias
+                nxt = layers[i + 1] if i + 1 < len(layers) else None
+                if isinstance(nxt, nn.BatchNorm1d) and nxt.track_running_stats:
+                    scale = torch.rsqrt(nxt.running_var + nxt.eps)
+                    if nxt.affine:
+                        scale = scale * nxt.weight
+                    shift = -nxt.running_mean * scale
+                    if nxt.affine:
+                        shift = shift + nxt.bias
+                    if bias is not None:
+                        shift = shift + bias * scale
+                    weight, bias = weight * scale.unsqueeze(1), shift
+                    i += 1
+                x = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+            elif isinstance(layer, nn.ReLU):
+                x = torch.relu_(x)
+            elif not isinstance(layer, FastDropout | nn.Dropout):  # dropout is the identity here
+                x = layer(x)
+            i += 1
+        return x
