@@ -88,7 +88,7 @@ def tf_loss_figure(
         ax.set_ylim(0, 5)
     axes[0].set_ylabel("loss")
     axes[1].legend(fontsize=7, ncol=2)
-    fig.suptitle("TF Loss terms (Eq. 7); dotted lines: the 0.3 / 0.6 difficulty thresholds")
+    fig.suptitle("TF Loss terms (Eq. 7); dotted lines: the 0.3 / 0.6 difficulty thresholds", y=1.02)
     return _save(fig, path)
 
 
@@ -154,13 +154,20 @@ def grad_norm_figure(path: Path, runs: dict[str, dict[str, list[float]]]) -> Pat
 
 
 def sweep_figure(
-    path: Path, xs: Sequence[float], series: dict[str, Sequence[float]], *, x_label: str
+    path: Path,
+    xs: Sequence[float],
+    series: dict[str, Sequence[float]],
+    *,
+    x_label: str,
+    tick_labels: Sequence[str] | None = None,
 ) -> Path:
     """Figures 6-9: test metrics against a swept hyperparameter."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.4), squeeze=False)
     for ax, (name, ys) in zip(axes[0], series.items(), strict=True):
         ax.plot(xs, ys, marker="o")
+        if tick_labels is not None:
+            ax.set_xticks(list(xs), list(tick_labels), rotation=30, fontsize=8)
         ax.set_xlabel(x_label)
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)

@@ -157,8 +157,10 @@ def timing_table(experiment: Experiment, store: ResultStore, baseline: str) -> s
 
 def sweep_table(
     experiment: Experiment, store: ResultStore, param: str
-) -> tuple[str, list[float], dict[str, list[float]]]:
-    """AUC / gAUC against the value of ``param`` (a dotted config key) in each cell."""
+) -> tuple[str, list[float], dict[str, list[float]], list[str] | None]:
+    """AUC / gAUC against the value of ``param`` (a dotted config key) in each cell;
+    for a non-numeric parameter (e.g. a layer list) the x values are positions and
+    the cell labels are returned as tick labels."""
     rows = _records_by_label(experiment, store)
     points = []
     for label, recs in rows.items():
@@ -178,7 +180,8 @@ def sweep_table(
     series = {"test AUC": [p[2] for p in points]}
     if all(p[3] is not None for p in points):
         series["test gAUC"] = [p[3] for p in points]
-    return "\n".join(lines), xs, series
+    ticks = None if numeric else [p[1] for p in points]
+    return "\n".join(lines), xs, series, ticks
 
 
 def render_report(
@@ -221,12 +224,11 @@ def render_report(
             parts.append(f"![{experiment.name}]({figure_path.name})")
     elif kind == "sweep":
         param = str(experiment.report["param"])
-        table, xs, series = sweep_table(experiment, store, param)
+        table, xs, series, ticks = sweep_table(experiment, store, param)
         parts.append(table)
         if figure_path is not None and xs:
-            figures.sweep_figure(
-                figure_path, xs, series, x_label=str(experiment.report.get("x_label", param))
-            )
+            x_label = str(experiment.report.get("x_label", param))
+            figures.sweep_figure(figure_path, xs, series, x_label=x_label, tick_labels=ticks)
             parts.append(f"![{experiment.name}]({figure_path.name})")
     else:
         raise ConfigError(
