@@ -5,12 +5,13 @@ sequential generator: for a 10,000 × 400 activation that is ~55 ms, more than
 the layer's matrix product, and it made dropout the single largest cost of a
 TF4CTR training step (37 % of it, profiled with torch.profiler). Opt-in (see
 :class:`FastDropout`): the mask comes from the same torch generator, but in
-bulk — ``random_()`` on int64 words, each cut into three 16-bit draws (the low
-48 bits; the top bit of torch's int64 draws is always 0, so the fourth lane
-would be biased) compared with a 16-bit threshold: ~6× cheaper, the drop rate
-exact to 1/65536, and ``torch.manual_seed`` governs it like any torch op. The
-mask is turned into the scale factors (0 or 1/(1 − p)) once and reused by the
-backward pass.
+bulk — ``random_()`` on int64 words, each cut into four 16-bit lanes whose low
+15 bits are compared with a threshold (torch never sets the top bit of an
+int64 draw, so the top lane has only 15 random bits; using 15 from every lane
+keeps all four alike). Several times cheaper than ``bernoulli_``, the drop
+rate exact to 1/32768, and ``torch.manual_seed`` governs it like any torch
+op. The mask is turned into the scale factors (0 or 1/(1 − p)) once and
+reused by the backward pass.
 
 An earlier version drew the mask from numpy's SFC64 generator (seeded from
 torch); TF4CTR on Frappe_x1 scored ~0.0013 lower test AUC with it in 2 seeds
@@ -21,14 +22,10 @@ one is shown to train alike.
 
 from __future__ import annotations
 
-import sys
-
 import torch
 from torch import nn
 
-_LEVELS = 1 << 16
-# Which int16 lanes of an int64 hold its low 48 bits.
-_LOW_LANES = slice(0, 3) if sys.byteorder == "little" else slice(1, 4)
+_LEVELS = 1 << 15  # 15 random bits per draw
 
 
 def dropout_factors(
@@ -36,19 +33,17 @@ def dropout_factors(
 ) -> torch.Tensor:
     """Per-element factors of inverted dropout: 0 with probability ≈ p, else 1/(1 − p).
 
-    p is rounded to a multiple of 2⁻¹⁶ and the scale uses the rounded value,
+    p is rounded to a multiple of 2⁻¹⁵ and the scale uses the rounded value,
     so the expectation of the factors is exactly 1.
     """
     n = 1
     for s in shape:
         n *= s
-    words = torch.empty((n + 2) // 3, dtype=torch.int64).random_(generator=generator)
-    draws = words.view(torch.int16).view(-1, 4)[:, _LOW_LANES].reshape(-1)[:n]
-    # int16 draws are uniform on [-32768, 32767]; keep those at or above the threshold
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator)
+    draws = words.view(torch.int16)[:n].bitwise_and(_LEVELS - 1)  # uniform on [0, 2^15)
     drop_levels = round(p * _LEVELS)
-    keep = draws >= drop_levels - _LEVELS // 2
     scale = _LEVELS / (_LEVELS - drop_levels)
-    return (keep.to(torch.float32) * scale).view(shape)
+    return (draws >= drop_levels).to(torch.float32).mul_(scale).view(shape)
 
 
 class _Scale(torch.autograd.Function):
