@@ -148,7 +148,7 @@ def grad_norm_figure(path: Path, runs: dict[str, dict[str, list[float]]]) -> Pat
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("batch (first epoch)")
         ax.legend()
-    axes[0][0].set_ylabel("‖∂L/∂z‖")
+    axes[0][0].set_ylabel("RMS of per-sample ∂L/∂z")
     fig.tight_layout()
     return _save(fig, path)
 

@@ -164,7 +164,8 @@ class Trainer:
         """One pass over the training data; returns mean losses and timing.
 
         With ``record_logit_grads`` the first epoch also returns, per batch, the
-        L2 norm of the loss gradient reaching ``z_s`` and ``z_c`` (Figure 5).
+        size of the loss gradient reaching ``z_s`` and ``z_c`` (Figure 5), as the
+        root mean square of the per-sample gradients (batch-size independent).
         """
         self.model.train()
         cfg = self.config
@@ -192,9 +193,11 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
             parts.total.backward()
             if probing:
+                # RMS of the per-sample gradients: the loss is a batch mean, so the raw
+                # norm would shrink with the batch size (and jump on a short last batch)
                 for name, z in (("z_s", out.z_s), ("z_c", out.z_c)):
                     norm = 0.0 if z.grad is None else float(torch.linalg.vector_norm(z.grad))
-                    grad_norms[name].append(norm)
+                    grad_norms[name].append(norm * math.sqrt(z.numel()))
             if cfg.clip_grad_norm > 0:
                 clip_grad_norm(self.model.parameters(), cfg.clip_grad_norm)
             for opt in self.optimizers:
