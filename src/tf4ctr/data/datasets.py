@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tf4ctr.data.formats import CRITEO_CATEGORICAL, CRITEO_NUMERIC, FRAPPE_FIELDS, ML1M_FIELDS
+from tf4ctr.data.readers import first_line_bytes
 from tf4ctr.data.schema import DatasetConfig, load_dataset_config
 from tf4ctr.errors import ConfigError
 
@@ -381,9 +381,7 @@ def _header(path: Path) -> list[str] | None:
             return list(pq.read_schema(path).names)
         except Exception:  # an unreadable file is reported later by read_table
             return None
-    with pa.input_stream(str(path), compression="detect") as stream:
-        line = stream.read(1 << 16).split(b"\n", 1)[0].rstrip(b"\r")
-    text = line.decode("utf-8-sig", errors="replace")
+    text = first_line_bytes(path).decode("utf-8-sig", errors="replace")
     return [c.strip() for c in next(csv.reader([text]), [])]
 
 

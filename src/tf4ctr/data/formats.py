@@ -24,7 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from tf4ctr.data.readers import first_non_number, first_ragged_row, ragged_row_error
+from tf4ctr.data.readers import (
+    first_line_bytes,
+    first_non_number,
+    first_ragged_row,
+    ragged_row_error,
+)
 from tf4ctr.errors import DataError
 
 __all__ = [
@@ -97,14 +102,7 @@ def _check_file(path: Path) -> Path:
 
 def _first_line(path: Path, encoding: str = "utf-8") -> str:
     """First line of a (possibly compressed) file, without its line ending."""
-    buf = b""
-    with pa.input_stream(str(path), compression="detect") as stream:
-        while b"\n" not in buf:
-            chunk = stream.read(1 << 16)
-            if not chunk:
-                break
-            buf += chunk
-    return buf.split(b"\n", 1)[0].rstrip(b"\r").decode(encoding, errors="replace")
+    return first_line_bytes(path).decode(encoding, errors="replace")
 
 
 def _read_lines(path: Path, encoding: str = "utf-8") -> pa.ChunkedArray:

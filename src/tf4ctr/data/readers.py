@@ -30,7 +30,14 @@ import pyarrow.parquet as pq
 from tf4ctr.data.schema import DatasetConfig
 from tf4ctr.errors import ConfigError, DataError
 
-__all__ = ["column_types", "iter_chunks", "read_table", "sha256_file", "validate_labels"]
+__all__ = [
+    "column_types",
+    "first_line_bytes",
+    "iter_chunks",
+    "read_table",
+    "sha256_file",
+    "validate_labels",
+]
 
 _CSV_SUFFIXES = (".csv", ".txt", ".csv.gz", ".csv.bz2", ".csv.zst", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -275,8 +282,8 @@ def _check_header(path: Path, header: list[str], needed: dict[str, pa.DataType])
             )
 
 
-def _read_header(path: Path) -> list[str]:
-    """First line of the (possibly compressed) file, split as CSV."""
+def first_line_bytes(path: Path) -> bytes:
+    """The first line of a (possibly compressed) file, without its line ending."""
     buf = b""
     with pa.input_stream(str(path), compression="detect") as stream:
         while b"\n" not in buf:
@@ -284,7 +291,12 @@ def _read_header(path: Path) -> list[str]:
             if not chunk:
                 break
             buf += chunk
-    line = buf.split(b"\n", 1)[0].rstrip(b"\r")
+    return buf.split(b"\n", 1)[0].rstrip(b"\r")
+
+
+def _read_header(path: Path) -> list[str]:
+    """First line of the (possibly compressed) file, split as CSV."""
+    line = first_line_bytes(path)
     try:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:
