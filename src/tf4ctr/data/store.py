@@ -140,9 +140,11 @@ def prepare_dataset(
     key = _key_from(config, hashes)
     target = cache_dir_for(config, cache_root, key)
     if (target / _META).is_file():
-        loaded = _try_load(target, config, key) if load else _meta_matches(target, key)
-        if loaded:
-            return loaded if load else None
+        if not load and _matching_meta(target, key) is not None:
+            return None
+        loaded = _try_load(target, config, key) if load else None
+        if loaded is not None:
+            return loaded
         # Unreadable or foreign contents under our key's name: rebuild it.
         shutil.rmtree(target, ignore_errors=True)
     cache_root.mkdir(parents=True, exist_ok=True)
@@ -312,20 +314,25 @@ def _write_json(path: Path, obj: Any) -> None:
         fh.write("\n")
 
 
-def _meta_matches(directory: Path, key: str) -> bool:
+def _matching_meta(directory: Path, key: str) -> dict[str, Any] | None:
+    """The cache's meta.json when it was written for ``key`` by this format version."""
     try:
         meta = json.loads((directory / _META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return meta.get("key") == key and meta.get("format_version") == FORMAT_VERSION
+        return None
+    if not isinstance(meta, dict):
+        return None
+    if meta.get("key") != key or meta.get("format_version") != FORMAT_VERSION:
+        return None
+    return meta
 
 
 def _try_load(directory: Path, config: DatasetConfig, key: str) -> PreparedDataset | None:
     """Read a finished cache; None when it is not one we can trust."""
+    meta = _matching_meta(directory, key)
+    if meta is None:
+        return None
     try:
-        meta = json.loads((directory / _META).read_text(encoding="utf-8"))
-        if meta.get("key") != key or meta.get("format_version") != FORMAT_VERSION:
-            return None
         state = json.loads((directory / _PREPROCESSOR).read_text(encoding="utf-8"))
         preprocessor = Preprocessor.from_state_dict(state)
         schema = preprocessor.schema
