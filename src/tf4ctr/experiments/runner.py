@@ -112,6 +112,7 @@ class Experiment:
 
 
 _NOT_RESULTS = ("progress", "num_threads", "eval_batch_size")  # train keys that change no result
+_MISSING = object()
 
 
 def _plain(value: Any) -> Any:
@@ -162,9 +163,6 @@ def canonical_config(raw: dict[str, Any], source: Path | None = None) -> dict[st
         "train": train,
         "dataset": _dataset_identity(text, base),
     }
-
-
-_MISSING = object()
 
 
 def config_key(raw: dict[str, Any], source: Path | None = None) -> str:

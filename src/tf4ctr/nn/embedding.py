@@ -90,6 +90,7 @@ class FeatureEmbedding(nn.Module):
         )
         means = [p == "mean" for p in (pooling or ["sum"] * len(widths))]
         self.register_buffer("mean_pooled", torch.tensor(means, dtype=torch.bool), persistent=False)
+        self.has_mean_pooling = any(means)
         self.weight = nn.Parameter(torch.empty(int(sum(vocab_sizes)), dim))
         self.numeric_weight = nn.Parameter(torch.empty(num_numeric, dim))
         nn.init.normal_(self.weight, std=init_std)
@@ -126,7 +127,7 @@ class FeatureEmbedding(nn.Module):
         emb = emb * present.unsqueeze(-1)
         shape = (emb.size(0), self.num_categorical, emb.size(2))
         pooled = emb.new_zeros(shape).index_add_(1, self.column_field, emb)
-        if bool(self.mean_pooled.any()):
+        if self.has_mean_pooling:
             counts = present.new_zeros(shape[:2]).index_add_(1, self.column_field, present)
             scale = torch.where(self.mean_pooled, 1.0 / counts.clamp(min=1.0), 1.0)
             pooled = pooled * scale.unsqueeze(-1)
