@@ -25,16 +25,21 @@ def training_flops_per_sample(model: nn.Module, schema, batch: int = 8) -> float
         rows = inputs[0].numel() // inputs[0].shape[-1]  # samples × positions
         macs += rows * module.in_features * module.out_features
 
+    # Training mode, because eval mode may take a fused path that bypasses the Linear
+    # modules (MLP folds batch norm into them). The state dict and the RNG are restored,
+    # so counting leaves the run it measures untouched.
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    was_training = model.training
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Linear)]
     try:
-        cat = torch.stack([torch.randint(0, v, (batch,)) for v in schema.vocab_sizes], 1)
-        num = torch.rand(batch, len(schema.numeric))
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with torch.random.fork_rng(), torch.no_grad():
+            cat = torch.stack([torch.randint(0, v, (batch,)) for v in schema.vocab_sizes], 1)
+            num = torch.rand(batch, len(schema.numeric))
+            model.train()
             model(FeatureInput(cat, num))
-        model.train(was_training)
     finally:
         for h in handles:
             h.remove()
+        model.train(was_training)
+        model.load_state_dict(state)
     return 6.0 * macs / batch
