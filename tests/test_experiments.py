@@ -171,6 +171,13 @@ def test_cell_seeds_the_seeds_option_and_reuse(tiny_project, monkeypatch):
     (tiny_project / "other.yaml").write_text(other)
     exp2 = load_experiment(tiny_project / "other.yaml")
     assert [(c.label, c.seed) for c in exp2.cells] == [("DNN", 1), ("TF4CTR", 2), ("TF4CTR", 5)]
+    # the report already shows the cells it would reuse, before the grid runs
+    from tf4ctr.cli import main as cli_main
+
+    assert cli_main(["report", str(tiny_project / "other.yaml"), "--output", "o.md"]) == 0
+    dnn_row = next(ln for ln in (tiny_project / "o.md").read_text().splitlines() if "| DNN |" in ln)
+    assert "| 1 |" in dnn_row and "0." in dnn_row
+    assert not (tiny_project / "results/other.jsonl").exists()
 
     from tf4ctr import run
 

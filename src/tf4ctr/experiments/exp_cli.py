@@ -111,9 +111,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from tf4ctr.experiments import ResultStore, load_experiment
     from tf4ctr.experiments.report import render_report
+    from tf4ctr.experiments.runner import copy_reused
 
     experiment = load_experiment(args.experiment)
     store = ResultStore(experiment.store_path)
+    copy_reused(experiment, store, dry_run=True)  # cells another study already ran
     figures_dir = Path(args.figures) if args.figures else (
         Path(args.output).parent if args.output else None
     )  # fmt: skip

@@ -377,8 +377,11 @@ def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _copy_reused(experiment: Experiment, store: ResultStore, *, dry_run: bool) -> None:
-    """Copy cells another experiment already ran with the very same config (same key)."""
+def copy_reused(experiment: Experiment, store: ResultStore, *, dry_run: bool) -> None:
+    """Copy cells another experiment already ran with the very same config (same key).
+
+    With ``dry_run`` the copies are made in memory only (for reports and ``--dry-run``).
+    """
     wanted = {c.key: c for c in experiment.cells if c.key not in store}
     for path in experiment.reuse:
         if not wanted:
@@ -405,7 +408,7 @@ def run_experiment(
     from tf4ctr import run  # heavy import, not needed to load an experiment
 
     store = ResultStore(experiment.store_path)
-    _copy_reused(experiment, store, dry_run=dry_run)
+    copy_reused(experiment, store, dry_run=dry_run)
     todo = [c for c in experiment.cells if c.key not in store and (not only or c.label in only)]
     done_before = len(experiment.cells) - len(todo)
     if dry_run:
