@@ -236,6 +236,13 @@ def test_timing_and_sweep_reports_by_hand(tiny_project, monkeypatch, tmp_path):
     table = timing_table(exp, store, "DNN")
     assert "| DNN | 10.0 | 1.00 | 2.00 | 1.00 |" in table
     assert "| TF4CTR | 13.0 | 1.30 | 2.20 | 1.10 |" in table
+    # the paper's ratios (Table VI) go beside ours when a cell gives them
+    import dataclasses
+
+    exp.cells[2] = dataclasses.replace(tf, reference={"train_ratio": 1.3, "inference_ratio": 1.0})
+    table = timing_table(exp, store, "DNN")
+    assert "| TF4CTR | 13.0 | 1.30 | 2.20 | 1.10 | 1.30 | 1.00 |" in table
+    assert "| DNN | 10.0 | 1.00 | 2.00 | 1.00 | – | – |" in table
     text, xs, series, ticks = sweep_table(exp, store, "loss.gamma")
     assert ticks is None
     assert xs == [1.0, 3.0] and series["test AUC"] == [0.8, 0.9]

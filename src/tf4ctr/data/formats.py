@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from tf4ctr.data.readers import (
+    NUMBER_PATTERN,
     first_line_bytes,
     first_non_number,
     first_ragged_row,
@@ -81,7 +82,6 @@ ML1M_FIELDS = ("UserID", "Gender", "Age", "Occupation", "MovieID")
 # 4 and 5 a positive, 1 to 3 a negative, so no row is dropped.
 ML1M_CLICK_THRESHOLD = 3
 
-_NUMBER_RE = r"^\s*[+-]?((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?\s*$"
 # A byte that never occurs in text files, so a whole line lands in one cell.
 _NO_DELIMITER = "\x1f"
 
@@ -176,7 +176,7 @@ def _split_fixed(
 
 def _to_float(values: pa.Array, path: Path, line_no: np.ndarray, what: str) -> pa.Array:
     """Cast text to float64; the first unparseable cell is a DataError naming its line."""
-    ok = pc.match_substring_regex(values, _NUMBER_RE).to_numpy(zero_copy_only=False)
+    ok = pc.match_substring_regex(values, NUMBER_PATTERN).to_numpy(zero_copy_only=False)
     if not ok.all():
         i = int(np.argmax(~ok))
         raise DataError(

@@ -41,8 +41,9 @@ __all__ = [
 
 _CSV_SUFFIXES = (".csv", ".txt", ".csv.gz", ".csv.bz2", ".csv.zst", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
-# What pyarrow's float parser accepts, near enough to point at the bad cell.
-_NUMBER_RE = r"^\s*[+-]?(((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*$"
+# What pyarrow's float parser accepts, near enough to point at the bad cell; every
+# reader of numbers (CSV, parquet strings, the raw Criteo/libsvm formats) uses this one.
+NUMBER_PATTERN = r"^\s*[+-]?(((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*$"
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -365,7 +366,7 @@ def first_non_number(table: pa.Table, names: list[str]) -> tuple[int, str, str] 
     best: tuple[int, str, str] | None = None
     for name in names:
         col = table[name]
-        ok = pc.or_kleene(pc.is_null(col), pc.match_substring_regex(col, _NUMBER_RE))
+        ok = pc.or_kleene(pc.is_null(col), pc.match_substring_regex(col, NUMBER_PATTERN))
         bad = ~ok.to_numpy(zero_copy_only=False)
         if bad.any():
             idx = int(np.argmax(bad))

@@ -135,23 +135,29 @@ def timing_table(experiment: Experiment, store: ResultStore, baseline: str) -> s
         return statistics.median(values) if values else None
 
     b_train, b_infer = med(base, "first_epoch_seconds"), med(base, "valid_seconds")
-    lines = [
-        "| model | first-epoch training (s) | × "
-        + baseline
-        + " | validation inference (s) | × "
-        + baseline
-        + " |",
-        "|---|---|---|---|---|",
-    ]
+    references: dict[str, dict[str, Any]] = {}
+    for c in experiment.cells:
+        references[c.label] = references.get(c.label) or c.reference or {}
+    has_ref = any(references.values())
+    head = ["model", "first-epoch training (s)", f"× {baseline}", "validation inference (s)"]
+    head += [f"× {baseline}"] + (["paper × (training)", "paper × (inference)"] if has_ref else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def paper(label: str, key: str) -> str:
+        value = references[label].get(key)
+        return "–" if value is None else f"{value:.2f}"
+
     for label, recs in rows.items():
         train, infer = med(recs, "first_epoch_seconds"), med(recs, "valid_seconds")
-        if train is None:
-            lines.append(f"| {label} | – | – | – | – |")
-            continue
-        ratio_t = f"{train / b_train:.2f}" if b_train else "–"
-        infer_s = f"{infer:.2f}" if infer is not None else "–"
-        ratio_i = f"{infer / b_infer:.2f}" if infer is not None and b_infer else "–"
-        lines.append(f"| {label} | {train:.1f} | {ratio_t} | {infer_s} | {ratio_i} |")
+        cells = [label, "–", "–", "–", "–"]
+        if train is not None:
+            cells[1] = f"{train:.1f}"
+            cells[2] = f"{train / b_train:.2f}" if b_train else "–"
+            cells[3] = f"{infer:.2f}" if infer is not None else "–"
+            cells[4] = f"{infer / b_infer:.2f}" if infer is not None and b_infer else "–"
+        if has_ref:
+            cells += [paper(label, "train_ratio"), paper(label, "inference_ratio")]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
