@@ -91,6 +91,11 @@ def test_criteo_bad_number_and_label(tmp_path: Path) -> None:
     path = _write(tmp_path / "n.txt", "\t".join(good) + "\n" + "\t".join(bad) + "\n")
     with pytest.raises(DataError, match=r"n\.txt: line 2: column 'I1' expected a number.*'x7'"):
         read_criteo_tsv(path)
+    # the same numbers as the CSV reader accepts (one pattern for both): inf and nan pass
+    special = ["1", "inf", "-Infinity", "NaN"] + [""] * 36
+    path = _write(tmp_path / "s.txt", "\t".join(special) + "\n")
+    row = read_criteo_tsv(path).slice(0, 1).to_pylist()[0]
+    assert row["I1"] == float("inf") and row["I2"] == float("-inf") and row["I3"] != row["I3"]
     path = _write(tmp_path / "l.txt", "\t".join(good) + "\n" + "\t".join(["2"] + [""] * 39))
     with pytest.raises(DataError, match=r"l\.txt: line 2: label expected 0 or 1, found 2"):
         read_criteo_tsv(path)
