@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 TOTAL_ROWS = 5_549_252
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def criteo_like_vocab() -> list[int]:
@@ -95,6 +98,7 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--out", default=str(RESULTS / "sparse_embedding.json"))
     p.add_argument("--worker", choices=["dense", "sparse"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -142,6 +146,20 @@ def main() -> int:
     print(f"| dense Adam (paper) | {med['dense']:.2f} | {rss['dense']:,.0f} |")
     print(f"| sparse grads + lazy Adam | {med['sparse']:.2f} | {rss['sparse']:,.0f} |")
     print(f"speed-up: {med['sparse'] / med['dense']:.1f}x")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "machine": {"python": platform.python_version(), "torch": torch.__version__},
+        "args": {k: v for k, v in vars(args).items() if k != "worker"},
+        "steps_per_s": med,
+        "peak_rss_mb": rss,
+        "speedup": med["sparse"] / med["dense"],
+        "runs": runs,
+    }
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"written to {out}")
     return 0
 
 
