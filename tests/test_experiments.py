@@ -260,6 +260,21 @@ def test_reproduce_cli(tiny_project, monkeypatch, capsys):
     (tiny_project / "exp.yaml").write_text(EXPERIMENT)
     assert main(["reproduce", "exp.yaml", "--dry-run"]) == 0
     assert capsys.readouterr().out.count("todo") == 4
+    # status: one row per paper experiment, counting the cells of the shipped grids found
+    (tiny_project / "configs" / "experiments").mkdir(parents=True)
+    shipped = EXPERIMENT.replace("base: run.yaml", "base: ../../run.yaml").replace(
+        "store: results/", "store: ../../results/"
+    )
+    (tiny_project / "configs" / "experiments" / "tiny_table6.yaml").write_text(shipped)
+    (tiny_project / "configs" / "experiments" / "tiny_table5.yaml").write_text("name: [broken")
+    assert main(["reproduce", "status", "--dataset", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "| table6 | 0 / 4 | 0.00 |" in out
+    assert "| table2 | (no grid for tiny) |" in out and "| fig4 | (no training) |" in out
+    assert "| table5 | (error: " in out
+    run_experiment(load_experiment(tiny_project / "exp.yaml"), progress=False)
+    assert main(["reproduce", "status", "--dataset", "tiny"]) == 0
+    assert "| table6 | 4 / 4 |" in capsys.readouterr().out
 
 
 def test_difficulty_and_gradient_figures(tiny_project, monkeypatch, tmp_path):

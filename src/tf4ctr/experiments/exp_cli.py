@@ -88,6 +88,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from tf4ctr.experiments.report import render_report
 
     out_dir = Path(args.output_dir) if args.output_dir else Path("reports") / args.dataset
+    if args.experiment == "status":
+        print(reproduction_status(args.dataset))
+        return 0
     if args.experiment == "fig4":
         path = figures.tf_loss_figure(out_dir / "fig4_tf_loss.png")
         print(f"Figure 4 written to {path}")
@@ -106,6 +109,36 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(text)
     print(f"report written to {report_path}")
     return 0
+
+
+def reproduction_status(dataset: str) -> str:
+    """One Markdown row per paper experiment: cells finished (here or in a store it reuses)."""
+    from tf4ctr.experiments import ResultStore, load_experiment
+    from tf4ctr.experiments.runner import copy_reused
+
+    lines = ["| experiment | cells done | hours of training so far | what |", "|---|---|---|---|"]
+    for name, what in PAPER_EXPERIMENTS.items():
+        if name == "fig4":
+            lines.append(f"| {name} | (no training) | – | {what} |")
+            continue
+        try:
+            path = resolve_experiment(name, dataset)
+        except ConfigError:
+            lines.append(f"| {name} | (no grid for {dataset}) | – | {what} |")
+            continue
+        try:
+            experiment = load_experiment(path)
+        except ConfigError as err:
+            message = str(err).replace("|", "/").splitlines()[0]
+            lines.append(f"| {name} | (error: {message}) | – | {what} |")
+            continue
+        store = ResultStore(experiment.store_path)
+        copy_reused(experiment, store, dry_run=True)
+        experiment.add_repeats(store)
+        done = [store.records[c.key] for c in experiment.cells if c.key in store]
+        hours = sum(r.get("wall_seconds") or 0.0 for r in done) / 3600
+        lines.append(f"| {name} | {len(done)} / {len(experiment.cells)} | {hours:.2f} | {what} |")
+    return "\n".join(lines)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -152,7 +185,7 @@ def add_experiment_commands(sub: Any) -> None:
         f"numbers beside ours, and its figures. Experiments: {listing}.",
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="table2..table6, fig2, fig4..fig10, "
-                   "or an experiment YAML")  # fmt: skip
+                   "an experiment YAML, or 'status' (cells done per experiment)")  # fmt: skip
     p.add_argument("--dataset", default="frappe_x1", help="dataset of the shipped grid "
                    "(default: %(default)s)")  # fmt: skip
     p.add_argument("--seeds", type=int, help="run every cell with the first N seeds (2023, ...)")
