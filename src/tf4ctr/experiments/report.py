@@ -101,12 +101,9 @@ def significance_lines(experiment: Experiment, store: ResultStore) -> list[str]:
     spec = experiment.report.get("repeat_best")
     if not spec:
         return []
-    rows = _records_by_label(experiment, store)
-    among = [str(x) for x in spec.get("among", [])]
-    scored = {label: rows.get(label, []) for label in among if rows.get(label)}
-    if not scored:
-        return []
-    best = max(scored, key=lambda label: statistics.mean(r["test"]["auc"] for r in scored[label]))
+    best = experiment.best_baseline(store)
+    if best is None:
+        return ["- the best baseline is chosen once every candidate has a result"]
     lines = []
     for label in spec.get("with", []):
         for metric in ("auc", "gauc"):

@@ -68,6 +68,8 @@ class Experiment:
     reuse: list[Path] = field(default_factory=list)
     #: how ``tf4ctr report`` presents the results (see tf4ctr.experiments.report)
     report: dict[str, Any] = field(default_factory=dict)
+    #: keys of the cells ``repeat_cells`` added (not part of the grid as written)
+    repeat_keys: list[str] = field(default_factory=list)
     #: each label's resolved config before seeding, and its reference numbers
     templates: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=dict)
 
@@ -76,28 +78,33 @@ class Experiment:
         while extra := self.repeat_cells(store):
             self.cells.extend(extra)
 
-    def repeat_cells(self, store: ResultStore) -> list[Cell]:
-        """Extra seeds for the best cell among ``report.repeat_best.among`` and for the
-        cells in ``with`` (Table IV: five runs of TF4CTR and of the best baseline).
-
-        The best is the label with the highest mean test AUC in ``store``; until
-        every candidate has a result there is nothing to add.
-        """
+    def best_baseline(self, store: ResultStore) -> str | None:
+        """The label among ``report.repeat_best.among`` with the highest test AUC, judged on
+        the grid's own seeds only (as the paper picks it from its one-run table); None until
+        every candidate has a result. Repeat seeds never change the choice, so the runner
+        and the report agree on it however many seeds are stored."""
         spec = self.report.get("repeat_best")
-        if not spec:
-            return []
-        among = [str(x) for x in spec.get("among", [])]
+        among = [str(x) for x in spec.get("among", [])] if spec else []
+        repeats = set(self.repeat_keys)
         done = {
             label: [
                 store.records[c.key]["test"]["auc"]
                 for c in self.cells
-                if c.label == label and c.key in store
+                if c.label == label and c.key in store and c.key not in repeats
             ]
             for label in among
         }
         if not among or any(not v for v in done.values()):
+            return None
+        return max(among, key=lambda label: sum(done[label]) / len(done[label]))
+
+    def repeat_cells(self, store: ResultStore) -> list[Cell]:
+        """Extra seeds for the best cell among ``report.repeat_best.among`` and for the
+        cells in ``with`` (Table IV: five runs of TF4CTR and of the best baseline)."""
+        spec = self.report.get("repeat_best")
+        best = self.best_baseline(store)
+        if not spec or best is None:
             return []
-        best = max(among, key=lambda label: sum(done[label]) / len(done[label]))
         seeds = DEFAULT_SEEDS[: int(spec.get("seeds", 5))]
         known = {c.key for c in self.cells}
         extra = []
@@ -108,6 +115,7 @@ class Experiment:
                 if cell.key not in known:
                     known.add(cell.key)
                     extra.append(cell)
+        self.repeat_keys.extend(c.key for c in extra)
         return extra
 
 
