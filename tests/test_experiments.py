@@ -310,3 +310,24 @@ def test_difficulty_and_gradient_figures(tiny_project, monkeypatch, tmp_path):
         assert "![tiny_grid](tiny_grid.png)" in text
         assert (tmp_path / "fig" / "tiny_grid.png").stat().st_size > 5_000
         (tmp_path / "fig" / "tiny_grid.png").unlink()
+
+
+def test_report_compare_pairs_by_hand(tiny_project, monkeypatch, tmp_path):
+    from scipy import stats
+
+    from tf4ctr.experiments.report import render_report
+
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "exp.yaml").write_text(EXPERIMENT + "report: {compare: [[TF4CTR, DNN]]}\n")
+    exp = load_experiment(tiny_project / "exp.yaml")
+    store = ResultStore(tmp_path / "s.jsonl")
+    aucs = {("DNN", 1): 0.80, ("DNN", 2): 0.82, ("TF4CTR", 1): 0.90, ("TF4CTR", 2): 0.93}
+    for cell in exp.cells:
+        store.records[cell.key] = _fake_record(cell.label, aucs[cell.label, cell.seed])
+    text = render_report(exp, store)
+    want = stats.ttest_ind([0.90, 0.93], [0.80, 0.82], equal_var=False)
+    assert "- TF4CTR vs DNN, test AUC: difference +0.1050 (means over 2 and 2 seeds)" in text
+    assert f"p = {want.pvalue:.3g}" in text
+    (tiny_project / "bad.yaml").write_text(EXPERIMENT + "report: {compare: [TF4CTR]}\n")
+    with pytest.raises(ConfigError, match="report.compare: expected pairs"):
+        render_report(load_experiment(tiny_project / "bad.yaml"), store)

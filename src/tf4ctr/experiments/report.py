@@ -96,27 +96,41 @@ def _lookup(config: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def significance_lines(experiment: Experiment, store: ResultStore) -> list[str]:
-    """Table IV's test: each ``repeat_best.with`` label against the best baseline."""
-    spec = experiment.report.get("repeat_best")
-    if not spec:
-        return []
-    best = experiment.best_baseline(store)
-    if best is None:
-        return ["- the best baseline is chosen once every candidate has a result"]
+def _test_lines(experiment: Experiment, store: ResultStore, first: str, second: str,
+                what: str) -> list[str]:  # fmt: skip
     lines = []
-    for label in spec.get("with", []):
-        for metric in ("auc", "gauc"):
-            result = significance(experiment, store, str(label), best, metric)
-            if "pvalue" in result:
-                n1, n2 = result["n"]
-                lines.append(
-                    f"- {label} vs best baseline {best}, test {metric.upper()}: difference "
-                    f"{result['mean_difference']:+.4f} (means over {n1} and {n2} seeds), "
-                    f"two-tailed Welch t = {result['statistic']:.2f}, p = {result['pvalue']:.3g}"
-                )
-            else:
-                lines.append(f"- {label} vs {best} ({metric}): needs two or more seeds of each")
+    for metric in ("auc", "gauc"):
+        result = significance(experiment, store, first, second, metric)
+        if "pvalue" in result:
+            n1, n2 = result["n"]
+            lines.append(
+                f"- {first} vs {what}{second}, test {metric.upper()}: difference "
+                f"{result['mean_difference']:+.4f} (means over {n1} and {n2} seeds), "
+                f"two-tailed Welch t = {result['statistic']:.2f}, p = {result['pvalue']:.3g}"
+            )
+        else:
+            lines.append(f"- {first} vs {second} ({metric}): needs two or more seeds of each")
+    return lines
+
+
+def significance_lines(experiment: Experiment, store: ResultStore) -> list[str]:
+    """Table IV's test (each ``repeat_best.with`` label against the best baseline) and the
+    pairs listed under ``report.compare`` (``[[A, B], ...]``): Welch t-tests over seeds."""
+    lines = []
+    spec = experiment.report.get("repeat_best")
+    if spec:
+        best = experiment.best_baseline(store)
+        if best is None:
+            lines.append("- the best baseline is chosen once every candidate has a result")
+        else:
+            for label in spec.get("with", []):
+                lines += _test_lines(experiment, store, str(label), best, "best baseline ")
+    for pair in experiment.report.get("compare", []):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise ConfigError(
+                f"{experiment.source}: report.compare: expected pairs of labels, found {pair!r}"
+            )
+        lines += _test_lines(experiment, store, str(pair[0]), str(pair[1]), "")
     return lines
 
 
