@@ -220,7 +220,9 @@ def render_report(
     figure_path = (figures_dir / f"{experiment.name}.png") if figures_dir is not None else None
     if kind == "table":
         parts.append(results_table(experiment, store))
-        parts += ["", *significance_lines(experiment, store)]
+        tests = significance_lines(experiment, store)
+        if tests:  # one Markdown list, not one paragraph per line
+            parts.append("\n".join(tests))
     elif kind == "timing":
         parts.append(timing_table(experiment, store, str(experiment.report.get("baseline", "DNN"))))
     elif kind in ("difficulty", "grad_norms"):
