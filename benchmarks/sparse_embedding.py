@@ -146,6 +146,8 @@ def main() -> int:
     print(f"| dense Adam (paper) | {med['dense']:.2f} | {rss['dense']:,.0f} |")
     print(f"| sparse grads + lazy Adam | {med['sparse']:.2f} | {rss['sparse']:,.0f} |")
     print(f"speed-up: {med['sparse'] / med['dense']:.1f}x")
+    from tf4ctr.run import write_json_atomic
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -156,9 +158,7 @@ def main() -> int:
         "speedup": med["sparse"] / med["dense"],
         "runs": runs,
     }
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out)
+    write_json_atomic(summary, out)
     print(f"written to {out}")
     return 0
 

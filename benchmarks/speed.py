@@ -191,25 +191,24 @@ def main() -> int:
             )
             + " |"
         )
+    from tf4ctr.run import write_json_atomic
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "machine": {
-                    "python": platform.python_version(),
-                    "torch": torch.__version__,
-                    "cpus": os.cpu_count(),
-                    "threads": args.threads,
-                },
-                "matmul_gflops": rates,
-                "args": vars(args),
-                "summary": summary,
-                "runs": results,
+    write_json_atomic(
+        {
+            "machine": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "cpus": os.cpu_count(),
+                "threads": args.threads,
             },
-            indent=2,
-        )
-        + "\n"
+            "matmul_gflops": rates,
+            "args": vars(args),
+            "summary": summary,
+            "runs": results,
+        },
+        out,
     )
     print(f"written to {out}")
     return 0

@@ -113,8 +113,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def reproduction_status(dataset: str) -> str:
     """One Markdown row per paper experiment: cells finished (here or in a store it reuses)."""
-    from tf4ctr.experiments import ResultStore, load_experiment
-    from tf4ctr.experiments.runner import copy_reused
+    from tf4ctr.experiments import load_experiment
+    from tf4ctr.experiments.runner import known_results
 
     lines = ["| experiment | cells done | hours of training so far | what |", "|---|---|---|---|"]
     for name, what in PAPER_EXPERIMENTS.items():
@@ -132,8 +132,7 @@ def reproduction_status(dataset: str) -> str:
             message = str(err).replace("|", "/").splitlines()[0]
             lines.append(f"| {name} | (error: {message}) | – | {what} |")
             continue
-        store = ResultStore(experiment.store_path)
-        copy_reused(experiment, store, dry_run=True)
+        store = known_results(experiment)
         experiment.add_repeats(store)
         done = [store.records[c.key] for c in experiment.cells if c.key in store]
         hours = sum(r.get("wall_seconds") or 0.0 for r in done) / 3600
@@ -142,13 +141,12 @@ def reproduction_status(dataset: str) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tf4ctr.experiments import ResultStore, load_experiment
+    from tf4ctr.experiments import load_experiment
     from tf4ctr.experiments.report import render_report
-    from tf4ctr.experiments.runner import copy_reused
+    from tf4ctr.experiments.runner import known_results
 
     experiment = load_experiment(args.experiment)
-    store = ResultStore(experiment.store_path)
-    copy_reused(experiment, store, dry_run=True)  # cells another study already ran
+    store = known_results(experiment)
     figures_dir = Path(args.figures) if args.figures else (
         Path(args.output).parent if args.output else None
     )  # fmt: skip

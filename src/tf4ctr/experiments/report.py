@@ -20,13 +20,20 @@ def _mean_std(values: list[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def _references(experiment: Experiment) -> dict[str, dict[str, Any]]:
+    """Each label's published numbers (the first cell of the label that gives any)."""
+    references: dict[str, dict[str, Any]] = {}
+    for cell in experiment.cells:
+        references[cell.label] = references.get(cell.label) or cell.reference or {}
+    return references
+
+
 def results_table(experiment: Experiment, store: ResultStore) -> str:
     """One row per cell label (mean ± std over seeds), in the experiment's order."""
     rows: dict[str, list[dict[str, Any]]] = {}
-    references: dict[str, dict[str, Any] | None] = {}
+    references = _references(experiment)
     for cell in experiment.cells:
         rows.setdefault(cell.label, [])
-        references[cell.label] = cell.reference
         if cell.key in store:
             rows[cell.label].append(store.records[cell.key])
     has_gauc = any("gauc" in r["test"] for recs in rows.values() for r in recs)
@@ -44,7 +51,7 @@ def results_table(experiment: Experiment, store: ResultStore) -> str:
         cells.append(_mean_std([r["seconds_per_epoch"] for r in recs], 1))
         cells.append(f"{recs[0]['parameters']:,}" if recs else "–")
         if has_ref:
-            ref = references[label] or {}
+            ref = references[label]
             cells.append(f"{ref['test_auc']:.4f}" if "test_auc" in ref else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -146,9 +153,7 @@ def timing_table(experiment: Experiment, store: ResultStore, baseline: str) -> s
         return statistics.median(values) if values else None
 
     b_train, b_infer = med(base, "first_epoch_seconds"), med(base, "valid_seconds")
-    references: dict[str, dict[str, Any]] = {}
-    for c in experiment.cells:
-        references[c.label] = references.get(c.label) or c.reference or {}
+    references = _references(experiment)
     has_ref = any(references.values())
     head = ["model", "first-epoch training (s)", f"× {baseline}", "validation inference (s)"]
     head += [f"× {baseline}"] + (["paper × (training)", "paper × (inference)"] if has_ref else [])

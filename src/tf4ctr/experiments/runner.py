@@ -405,6 +405,13 @@ def copy_reused(experiment: Experiment, store: ResultStore, *, dry_run: bool) ->
                 store.add(record)
 
 
+def known_results(experiment: Experiment) -> ResultStore:
+    """The experiment's store, plus (in memory) the cells other stores already ran."""
+    store = ResultStore(experiment.store_path)
+    copy_reused(experiment, store, dry_run=True)
+    return store
+
+
 def run_experiment(
     experiment: Experiment,
     *,
