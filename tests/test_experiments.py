@@ -254,6 +254,7 @@ def test_timing_and_sweep_reports_by_hand(tiny_project, monkeypatch, tmp_path):
     table = timing_table(exp, store, "DNN")
     assert "| TF4CTR | 13.0 | 1.30 | 2.20 | 1.10 | 1.30 | 1.00 |" in table
     assert "| DNN | 10.0 | 1.00 | 2.00 | 1.00 | – | – |" in table
+    exp.cells[2].raw_config["loss"]["gamma"] = 3.0  # the sweep reads the value off the cell
     text, xs, series, ticks = sweep_table(exp, store, "loss.gamma")
     assert ticks is None
     assert xs == [1.0, 3.0] and series["test AUC"] == [0.8, 0.9]
@@ -331,3 +332,88 @@ def test_report_compare_pairs_by_hand(tiny_project, monkeypatch, tmp_path):
     (tiny_project / "bad.yaml").write_text(EXPERIMENT + "report: {compare: [TF4CTR]}\n")
     with pytest.raises(ConfigError, match="report.compare: expected pairs"):
         render_report(load_experiment(tiny_project / "bad.yaml"), store)
+
+
+MATRIX = """\
+name: tiny_matrix
+base: run.yaml
+seeds: [1]
+store: results/tiny_matrix.jsonl
+report: {matrix: {rows: model.ssem, columns: model.fusion, baseline: Share + SUM}}
+cells:
+  - {label: SER + WSF, model.ssem: ser, model.fusion: wsf, reference: {test_auc: 0.95, test_gauc: 0.91}}
+  - {label: SER + SUM, model.ssem: ser, model.fusion: sum, reference: {test_auc: 0.93, test_gauc: 0.90}}
+  - {label: Share + WSF, model.ssem: share, model.fusion: wsf, reference: {test_auc: 0.92}}
+  - {label: Share + SUM, model.ssem: share, model.fusion: sum, reference: {test_auc: 0.94, test_gauc: 0.88}}
+"""
+
+
+def test_matrix_report_by_hand(tiny_project, monkeypatch, tmp_path):
+    """Table III's SSEM x DFM layout: ours (paper's) per pair, row and column means, and
+    the pairs above the Share + Sum baseline, checked against hand arithmetic."""
+    from tf4ctr.experiments.report import render_report
+
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "m.yaml").write_text(MATRIX)
+    exp = load_experiment(tiny_project / "m.yaml")
+    store = ResultStore(tmp_path / "s.jsonl")
+    for cell, auc in zip(exp.cells, (0.90, 0.80, 0.70, 0.75), strict=True):
+        store.records[cell.key] = _fake_record(cell.label, auc)  # gAUC = AUC - 0.01
+    text = render_report(exp, store)
+    assert "| model | seeds | test AUC | test gAUC |" in text and "paper gAUC |" in text
+    assert "| SER + WSF | 1 | 0.9000 | 0.8900 |" in text and "| 0.9500 | 0.9100 |" in text
+    assert "| Share + WSF | 1 | 0.7000 | 0.6900 |" in text and "| 0.9200 | – |" in text
+    # rows ser / share, columns wsf / sum; row mean of ser = (0.90 + 0.80) / 2 = 0.85,
+    # paper's (0.95 + 0.93) / 2 = 0.94; column mean of sum = (0.80 + 0.75) / 2 = 0.775
+    assert "| model.ssem \\ model.fusion | wsf | sum | row mean |" in text
+    assert "| ser | 0.9000 (0.9500) | 0.8000 (0.9300) | 0.8500 (0.9400) |" in text
+    assert "| column mean | 0.8000 (0.9350) | 0.7750 (0.9350) | |" in text
+    # the paper gives no gAUC for Share + WSF: its mean stays blank rather than skip it;
+    # ours is (0.69 + 0.74) / 2
+    assert "| share | 0.6900 (–) | 0.7400 (0.8800) | 0.7150 (–) |" in text
+    # ours: two of three pairs above Share + SUM (0.90, 0.80 > 0.75); best - baseline = 0.15
+    assert (
+        "- ours: best pair SER + WSF (0.9000 AUC; 4 of 4 pairs); 2 of 3 other pairs above "
+        "Share + SUM (0.7500); best minus Share + SUM: +0.1500 AUC, +0.1500 gAUC" in text
+    )
+    # paper: only SER + WSF (0.95) beats 0.94; gAUC gain 0.91 - 0.88
+    assert (
+        "- paper: best pair SER + WSF (0.9500 AUC; 4 of 4 pairs); 1 of 3 other pairs above "
+        "Share + SUM (0.9400); best minus Share + SUM: +0.0100 AUC, +0.0300 gAUC" in text
+    )
+
+    (tiny_project / "m.yaml").write_text(MATRIX.replace("rows: model.ssem, ", ""))
+    with pytest.raises(ConfigError, match="report.matrix: expected keys rows and columns"):
+        render_report(load_experiment(tiny_project / "m.yaml"), store)
+
+
+def test_sweep_summary_by_hand(tiny_project, monkeypatch, tmp_path):
+    """Best point, the paper's optimum with our value there, spread, and Spearman's rho
+    (a strictly falling sweep has rho = -1)."""
+    from tf4ctr.experiments.report import render_report
+
+    sweep = """\
+name: tiny_sweep
+base: run.yaml
+seeds: [1]
+store: results/tiny_sweep.jsonl
+report: {kind: sweep, param: loss.alpha, paper_best: 0.45}
+cells:
+  - {label: alpha 0.25, loss.alpha: 0.25}
+  - {label: alpha 0.35, loss.alpha: 0.35}
+  - {label: alpha 0.45, loss.alpha: 0.45}
+  - {label: alpha 0.55, loss.alpha: 0.55}
+"""
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "s.yaml").write_text(sweep)
+    exp = load_experiment(tiny_project / "s.yaml")
+    store = ResultStore(tmp_path / "s.jsonl")
+    for cell, auc in zip(exp.cells, (0.90, 0.88, 0.87, 0.80), strict=True):
+        # a reused record need not spell the swept value out: it is read from the cell
+        store.records[cell.key] = _fake_record(cell.label, auc, config={"loss": {}})
+    text = render_report(exp, store)
+    assert "| 0.45 | alpha 0.45 | 0.8700 | 0.8600 |" in text
+    assert "- best test AUC here: alpha 0.25 (0.9000), of 4 points" in text
+    assert "- the paper's best on this dataset: 0.45 (ours there: 0.8700)" in text
+    assert "- spread of test AUC across the sweep: 0.1000" in text
+    assert "Spearman rho = -1.00" in text

@@ -160,12 +160,17 @@ def sweep_figure(
     *,
     x_label: str,
     tick_labels: Sequence[str] | None = None,
+    paper_best: float | None = None,
 ) -> Path:
-    """Figures 6-9: test metrics against a swept hyperparameter."""
+    """Figures 6-9: test metrics against a swept hyperparameter; ``paper_best`` (an x
+    position) is marked with a dashed line, the paper's optimum on the same dataset."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.4), squeeze=False)
     for ax, (name, ys) in zip(axes[0], series.items(), strict=True):
-        ax.plot(xs, ys, marker="o")
+        ax.plot(xs, ys, marker="o", label="ours")
+        if paper_best is not None:
+            ax.axvline(paper_best, color="grey", linestyle="--", label="paper's best")
+            ax.legend(fontsize=8)
         if tick_labels is not None:
             ax.set_xticks(list(xs), list(tick_labels), rotation=30, fontsize=8)
         ax.set_xlabel(x_label)

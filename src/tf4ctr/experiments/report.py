@@ -38,8 +38,10 @@ def results_table(experiment: Experiment, store: ResultStore) -> str:
             rows[cell.label].append(store.records[cell.key])
     has_gauc = any("gauc" in r["test"] for recs in rows.values() for r in recs)
     has_ref = any(references.values())
+    has_ref_gauc = any("test_gauc" in ref for ref in references.values())
     head = ["model", "seeds", "test AUC"] + (["test gAUC"] if has_gauc else [])
     head += ["test logloss", "best epoch", "s/epoch", "params"] + (["paper AUC"] if has_ref else [])
+    head += ["paper gAUC"] if has_ref_gauc else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, recs in rows.items():
         cells = [label, str(len(recs))]
@@ -53,6 +55,9 @@ def results_table(experiment: Experiment, store: ResultStore) -> str:
         if has_ref:
             ref = references[label]
             cells.append(f"{ref['test_auc']:.4f}" if "test_auc" in ref else "–")
+        if has_ref_gauc:
+            ref = references[label]
+            cells.append(f"{ref['test_gauc']:.4f}" if "test_gauc" in ref else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -177,24 +182,42 @@ def timing_table(experiment: Experiment, store: ResultStore, baseline: str) -> s
     return "\n".join(lines)
 
 
-def sweep_table(
+def _sweep_points(
     experiment: Experiment, store: ResultStore, param: str
-) -> tuple[str, list[float], dict[str, list[float]], list[str] | None]:
-    """AUC / gAUC against the value of ``param`` (a dotted config key) in each cell;
-    for a non-numeric parameter (e.g. a layer list) the x values are positions and
-    the cell labels are returned as tick labels."""
-    rows = _records_by_label(experiment, store)
+) -> tuple[list[tuple[Any, str, float, float | None]], bool]:
+    """(value of ``param``, label, mean test AUC, mean test gAUC) per finished label,
+    sorted by value when every value is a number; and whether they all are."""
+    # The swept value is read from the experiment's own cell, not the stored record: a
+    # record reused from another study may leave a default (e.g. alpha 0.25) unspelled.
+    configs = {}
+    for cell in experiment.cells:
+        configs.setdefault(cell.label, cell.raw_config)
     points = []
-    for label, recs in rows.items():
+    for label, recs in _records_by_label(experiment, store).items():
         if not recs:
             continue
-        x = _lookup(recs[0]["config"], param)
+        try:
+            x = _lookup(configs[label], param)
+        except (KeyError, TypeError):
+            raise ConfigError(
+                f"{experiment.source}: report.param: cell {label!r} does not set {param}"
+            ) from None
         auc = statistics.mean(r["test"]["auc"] for r in recs)
         gauc_values = [r["test"]["gauc"] for r in recs if "gauc" in r["test"]]
         points.append((x, label, auc, statistics.mean(gauc_values) if gauc_values else None))
     numeric = all(isinstance(p[0], int | float) for p in points)
     if numeric:
         points.sort(key=lambda p: p[0])
+    return points, numeric
+
+
+def sweep_table(
+    experiment: Experiment, store: ResultStore, param: str
+) -> tuple[str, list[float], dict[str, list[float]], list[str] | None]:
+    """AUC / gAUC against the value of ``param`` (a dotted config key) in each cell;
+    for a non-numeric parameter (e.g. a layer list) the x values are positions and
+    the cell labels are returned as tick labels."""
+    points, numeric = _sweep_points(experiment, store, param)
     lines = [f"| {param} | cell | test AUC | test gAUC |", "|---|---|---|---|"]
     for x, label, auc_, gauc in points:
         lines.append(f"| {x} | {label} | {auc_:.4f} | {'–' if gauc is None else f'{gauc:.4f}'} |")
@@ -204,6 +227,122 @@ def sweep_table(
         series["test gAUC"] = [p[3] for p in points]
     ticks = None if numeric else [p[1] for p in points]
     return "\n".join(lines), xs, series, ticks
+
+
+def sweep_summary(
+    experiment: Experiment, store: ResultStore, param: str, paper_best: Any = None
+) -> list[str]:
+    """Where the sweep peaks, beside the paper's optimum (``report.paper_best``: a value of
+    ``param`` or a cell label), and for a numeric parameter the rank correlation of test AUC
+    with it (Spearman; the paper reads trends such as "performance decreases as alpha
+    increases" off single runs, so the p-value says how much one seed per point can carry)."""
+    points, numeric = _sweep_points(experiment, store, param)
+    if not points:
+        return []
+    x, label, auc_, _ = max(points, key=lambda p: p[2])
+    lines = [f"- best test AUC here: {label} ({auc_:.4f}), of {len(points)} points"]
+    if paper_best is not None:
+        paper_point = [p for p in points if paper_best in (p[0], p[1])]
+        at_paper = f" (ours there: {paper_point[0][2]:.4f})" if paper_point else ""
+        lines.append(f"- the paper's best on this dataset: {paper_best}{at_paper}")
+    spread = max(p[2] for p in points) - min(p[2] for p in points)
+    lines.append(f"- spread of test AUC across the sweep: {spread:.4f}")
+    if numeric and len(points) >= 3:
+        rho, pvalue = stats.spearmanr([p[0] for p in points], [p[2] for p in points])
+        lines.append(
+            f"- trend of test AUC with {param}: Spearman rho = {rho:+.2f}, p = {pvalue:.2g}"
+        )
+    return lines
+
+
+def matrix_tables(experiment: Experiment, store: ResultStore, spec: dict[str, Any]) -> list[str]:
+    """Table III's layout: one row per value of ``spec['rows']`` (a dotted config key, e.g.
+    ``model.ssem``), one column per value of ``spec['columns']`` (``model.fusion``); each
+    entry ours (paper's), for test AUC and gAUC. With ``spec['baseline']`` (a cell label,
+    the paper's Share + Sum) it also counts the pairs above it and the best pair's gain."""
+    try:
+        row_key, col_key = str(spec["rows"]), str(spec["columns"])
+    except KeyError as exc:
+        raise ConfigError(
+            f"{experiment.source}: report.matrix: expected keys rows and columns, missing {exc}"
+        ) from None
+    records = _records_by_label(experiment, store)
+    references = _references(experiment)
+    grid: dict[tuple[str, str], str] = {}  # (row, column) -> label
+    for cell in experiment.cells:
+        try:
+            at = (str(_lookup(cell.raw_config, row_key)), str(_lookup(cell.raw_config, col_key)))
+        except (KeyError, TypeError):
+            raise ConfigError(
+                f"{experiment.source}: cell {cell.label!r} has no {row_key} or {col_key} "
+                "for report.matrix"
+            ) from None
+        grid.setdefault(at, cell.label)
+    row_names = list(dict.fromkeys(r for r, _ in grid))
+    col_names = list(dict.fromkeys(c for _, c in grid))
+
+    def ours(label: str, metric: str) -> float | None:
+        values = [r["test"][metric] for r in records.get(label, []) if metric in r["test"]]
+        return statistics.mean(values) if values else None
+
+    def paper(label: str, metric: str) -> float | None:
+        return references.get(label, {}).get(f"test_{metric}")
+
+    def fmt(value: float | None) -> str:
+        return "–" if value is None else f"{value:.4f}"
+
+    parts = []
+    for metric, name in (("auc", "AUC"), ("gauc", "gAUC")):
+        head = [f"{row_key} \\ {col_key}", *col_names, "row mean"]
+        lines = [f"Test {name}, ours (paper's):", "", "| " + " | ".join(head) + " |",
+                 "|" + "---|" * len(head)]  # fmt: skip
+        for row in row_names:
+            labels = [grid.get((row, col)) for col in col_names]
+            entries = [
+                "–" if lab is None else f"{fmt(ours(lab, metric))} ({fmt(paper(lab, metric))})"
+                for lab in labels
+            ]
+            mine = [v for lab in labels if lab and (v := ours(lab, metric)) is not None]
+            theirs = [v for lab in labels if lab and (v := paper(lab, metric)) is not None]
+            mean_ours = fmt(statistics.mean(mine)) if len(mine) == len(labels) else "–"
+            mean_paper = fmt(statistics.mean(theirs)) if len(theirs) == len(labels) else "–"
+            lines.append(f"| {row} | " + " | ".join(entries) + f" | {mean_ours} ({mean_paper}) |")
+        column_means = []
+        for col in col_names:
+            labels = [grid.get((row, col)) for row in row_names]
+            mine = [v for lab in labels if lab and (v := ours(lab, metric)) is not None]
+            theirs = [v for lab in labels if lab and (v := paper(lab, metric)) is not None]
+            mean_ours = fmt(statistics.mean(mine)) if len(mine) == len(labels) else "–"
+            mean_paper = fmt(statistics.mean(theirs)) if len(theirs) == len(labels) else "–"
+            column_means.append(f"{mean_ours} ({mean_paper})")
+        lines.append("| column mean | " + " | ".join(column_means) + " | |")
+        parts.append("\n".join(lines))
+
+    baseline = spec.get("baseline")
+    findings = []
+    for who, value in (("ours", ours), ("paper", paper)):
+        scored = {lab: v for lab in grid.values() if (v := value(lab, "auc")) is not None}
+        if not scored:
+            continue
+        best = max(scored, key=scored.__getitem__)
+        line = f"- {who}: best pair {best} ({scored[best]:.4f} AUC; {len(scored)} of {len(grid)} pairs)"
+        if baseline in scored:
+            others = [lab for lab in scored if lab != baseline]
+            above = sum(scored[lab] > scored[baseline] for lab in others)
+            gain_g = ""
+            if (g_best := value(best, "gauc")) is not None and (
+                g_base := value(str(baseline), "gauc")
+            ) is not None:
+                gain_g = f", {g_best - g_base:+.4f} gAUC"
+            line += (
+                f"; {above} of {len(others)} other pairs above {baseline} "
+                f"({scored[baseline]:.4f}); best minus {baseline}: "
+                f"{scored[best] - scored[baseline]:+.4f} AUC{gain_g}"
+            )
+        findings.append(line)
+    if findings:
+        parts.append("\n".join(findings))
+    return parts
 
 
 def render_report(
@@ -225,6 +364,8 @@ def render_report(
     figure_path = (figures_dir / f"{experiment.name}.png") if figures_dir is not None else None
     if kind == "table":
         parts.append(results_table(experiment, store))
+        if "matrix" in experiment.report:
+            parts += matrix_tables(experiment, store, dict(experiment.report["matrix"]))
         tests = significance_lines(experiment, store)
         if tests:  # one Markdown list, not one paragraph per line
             parts.append("\n".join(tests))
@@ -252,8 +393,18 @@ def render_report(
         parts.append(table)
         if figure_path is not None and xs:
             x_label = str(experiment.report.get("x_label", param))
-            figures.sweep_figure(figure_path, xs, series, x_label=x_label, tick_labels=ticks)
+            best = experiment.report.get("paper_best")
+            mark = None  # an x position: the value itself, or the tick of the cell it names
+            if ticks is None and isinstance(best, int | float):
+                mark = float(best)
+            elif ticks is not None and best in ticks:
+                mark = float(ticks.index(best))
+            figures.sweep_figure(
+                figure_path, xs, series, x_label=x_label, tick_labels=ticks, paper_best=mark
+            )
             parts.append(f"![{experiment.name}]({figure_path.name})")
+        summary = sweep_summary(experiment, store, param, experiment.report.get("paper_best"))
+        parts.append("\n".join(summary) if summary else None)
     else:
         raise ConfigError(
             f"{experiment.source}: report.kind: expected one of table, timing, difficulty, "
