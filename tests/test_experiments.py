@@ -382,6 +382,16 @@ def test_matrix_report_by_hand(tiny_project, monkeypatch, tmp_path):
         "Share + SUM (0.9400); best minus Share + SUM: +0.0100 AUC, +0.0300 gAUC" in text
     )
 
+    # rows and columns against the baseline's, paired over the other factor: ser - share
+    # = (0.90 - 0.70, 0.80 - 0.75), mean 0.125, t = 0.125 / (0.1061 / sqrt 2) = 1.667 on one
+    # degree of freedom (Cauchy): p = 1 - 2 atan(1.667) / pi = 0.34
+    assert (
+        "- row ser minus share, test AUC over 2 columns: ours +0.1250 (2 of 2 higher, "
+        "paired t p = 0.34); paper +0.0100 (1 of 2 higher, paired t p = 0.7)" in text
+    )
+    assert "- column wsf minus sum, test AUC over 2 rows: ours +0.0250 (1 of 2 higher, " in text
+    assert "paper +0.0000 (1 of 2 higher, paired t p = 1)" in text
+
     (tiny_project / "m.yaml").write_text(MATRIX.replace("rows: model.ssem, ", ""))
     with pytest.raises(ConfigError, match="report.matrix: expected keys rows and columns"):
         render_report(load_experiment(tiny_project / "m.yaml"), store)

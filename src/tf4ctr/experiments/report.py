@@ -255,91 +255,149 @@ def sweep_summary(
     return lines
 
 
+class _Matrix:
+    """Cells laid out by two config keys (Table III: SSEM rows x DFM columns), with our
+    mean test metrics and the paper's numbers per cell label."""
+
+    def __init__(self, experiment: Experiment, store: ResultStore, spec: dict[str, Any]):
+        try:
+            self.row_key, self.col_key = str(spec["rows"]), str(spec["columns"])
+        except KeyError as exc:
+            raise ConfigError(
+                f"{experiment.source}: report.matrix: expected keys rows and columns, missing {exc}"
+            ) from None
+        self.records = _records_by_label(experiment, store)
+        self.references = _references(experiment)
+        self.grid: dict[tuple[str, str], str] = {}  # (row, column) -> label
+        for cell in experiment.cells:
+            try:
+                at = (
+                    str(_lookup(cell.raw_config, self.row_key)),
+                    str(_lookup(cell.raw_config, self.col_key)),
+                )
+            except (KeyError, TypeError):
+                raise ConfigError(
+                    f"{experiment.source}: cell {cell.label!r} has no {self.row_key} or "
+                    f"{self.col_key} for report.matrix"
+                ) from None
+            self.grid.setdefault(at, cell.label)
+        self.rows = list(dict.fromkeys(r for r, _ in self.grid))
+        self.cols = list(dict.fromkeys(c for _, c in self.grid))
+
+    def ours(self, label: str | None, metric: str) -> float | None:
+        values = [r["test"][metric] for r in self.records.get(label or "", [])
+                  if metric in r["test"]]  # fmt: skip
+        return statistics.mean(values) if values else None
+
+    def paper(self, label: str | None, metric: str) -> float | None:
+        return self.references.get(label or "", {}).get(f"test_{metric}")
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _complete_mean(values: list[float | None]) -> str:
+    """The mean, or a dash unless every value is there (a partial mean would mislead)."""
+    return "–" if None in values or not values else _fmt(statistics.mean(values))  # type: ignore[arg-type]
+
+
+def _matrix_table(m: _Matrix, metric: str, name: str) -> str:
+    head = [f"{m.row_key} \\ {m.col_key}", *m.cols, "row mean"]
+    lines = [f"Test {name}, ours (paper's):", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]  # fmt: skip
+    for row in m.rows:
+        labels = [m.grid.get((row, col)) for col in m.cols]
+        entries = [f"{_fmt(m.ours(lab, metric))} ({_fmt(m.paper(lab, metric))})" for lab in labels]
+        mine = _complete_mean([m.ours(lab, metric) for lab in labels])
+        theirs = _complete_mean([m.paper(lab, metric) for lab in labels])
+        lines.append(f"| {row} | " + " | ".join(entries) + f" | {mine} ({theirs}) |")
+    means = []
+    for col in m.cols:
+        labels = [m.grid.get((row, col)) for row in m.rows]
+        mine = _complete_mean([m.ours(lab, metric) for lab in labels])
+        theirs = _complete_mean([m.paper(lab, metric) for lab in labels])
+        means.append(f"{mine} ({theirs})")
+    lines.append("| column mean | " + " | ".join(means) + " | |")
+    return "\n".join(lines)
+
+
+def _best_pair_line(m: _Matrix, who: str, baseline: str | None) -> str | None:
+    value = m.ours if who == "ours" else m.paper
+    scored = {lab: v for lab in m.grid.values() if (v := value(lab, "auc")) is not None}
+    if not scored:
+        return None
+    best = max(scored, key=scored.__getitem__)
+    line = (
+        f"- {who}: best pair {best} ({scored[best]:.4f} AUC; {len(scored)} of {len(m.grid)} pairs)"
+    )
+    if baseline in scored:
+        others = [lab for lab in scored if lab != baseline]
+        above = sum(scored[lab] > scored[baseline] for lab in others)
+        g_best, g_base = value(best, "gauc"), value(baseline, "gauc")
+        gain_g = (
+            f", {g_best - g_base:+.4f} gAUC" if g_best is not None and g_base is not None else ""
+        )
+        line += (
+            f"; {above} of {len(others)} other pairs above {baseline} ({scored[baseline]:.4f}); "
+            f"best minus {baseline}: {scored[best] - scored[baseline]:+.4f} AUC{gain_g}"
+        )
+    return line
+
+
+def _paired_lines(m: _Matrix, baseline: str) -> list[str]:
+    """Each row against the baseline's row, paired over the columns (and each column against
+    the baseline's column, paired over the rows): with one seed per cell, the other factor's
+    levels are the replicates. Paired t-test on test AUC (scipy), ours and the paper's."""
+    at = next((k for k, lab in m.grid.items() if lab == baseline), None)
+    if at is None:
+        return []
+    base_row, base_col = at
+    lines = []
+    for axis, levels, base, across in (
+        ("row", m.rows, base_row, m.cols),
+        ("column", m.cols, base_col, m.rows),
+    ):
+        for level in levels:
+            if level == base:
+                continue
+            parts = []
+            for who, value in (("ours", m.ours), ("paper", m.paper)):
+                diffs = []
+                for other in across:
+                    key, base_key = ((level, other), (base, other)) if axis == "row" else (
+                        (other, level), (other, base))  # fmt: skip
+                    a, b = value(m.grid.get(key), "auc"), value(m.grid.get(base_key), "auc")
+                    if a is not None and b is not None:
+                        diffs.append(a - b)
+                if not diffs:
+                    parts.append(f"{who} –")
+                    continue
+                text = (f"{who} {statistics.mean(diffs):+.4f} "
+                        f"({sum(d > 0 for d in diffs)} of {len(diffs)} higher")  # fmt: skip
+                if len(diffs) >= 2 and any(diffs):
+                    text += f", paired t p = {stats.ttest_1samp(diffs, 0.0).pvalue:.2g}"
+                parts.append(text + ")")
+            lines.append(
+                f"- {axis} {level} minus {base}, test AUC over {len(across)} "
+                f"{'columns' if axis == 'row' else 'rows'}: " + "; ".join(parts)
+            )
+    return lines
+
+
 def matrix_tables(experiment: Experiment, store: ResultStore, spec: dict[str, Any]) -> list[str]:
     """Table III's layout: one row per value of ``spec['rows']`` (a dotted config key, e.g.
     ``model.ssem``), one column per value of ``spec['columns']`` (``model.fusion``); each
     entry ours (paper's), for test AUC and gAUC. With ``spec['baseline']`` (a cell label,
-    the paper's Share + Sum) it also counts the pairs above it and the best pair's gain."""
-    try:
-        row_key, col_key = str(spec["rows"]), str(spec["columns"])
-    except KeyError as exc:
-        raise ConfigError(
-            f"{experiment.source}: report.matrix: expected keys rows and columns, missing {exc}"
-        ) from None
-    records = _records_by_label(experiment, store)
-    references = _references(experiment)
-    grid: dict[tuple[str, str], str] = {}  # (row, column) -> label
-    for cell in experiment.cells:
-        try:
-            at = (str(_lookup(cell.raw_config, row_key)), str(_lookup(cell.raw_config, col_key)))
-        except (KeyError, TypeError):
-            raise ConfigError(
-                f"{experiment.source}: cell {cell.label!r} has no {row_key} or {col_key} "
-                "for report.matrix"
-            ) from None
-        grid.setdefault(at, cell.label)
-    row_names = list(dict.fromkeys(r for r, _ in grid))
-    col_names = list(dict.fromkeys(c for _, c in grid))
-
-    def ours(label: str, metric: str) -> float | None:
-        values = [r["test"][metric] for r in records.get(label, []) if metric in r["test"]]
-        return statistics.mean(values) if values else None
-
-    def paper(label: str, metric: str) -> float | None:
-        return references.get(label, {}).get(f"test_{metric}")
-
-    def fmt(value: float | None) -> str:
-        return "–" if value is None else f"{value:.4f}"
-
-    parts = []
-    for metric, name in (("auc", "AUC"), ("gauc", "gAUC")):
-        head = [f"{row_key} \\ {col_key}", *col_names, "row mean"]
-        lines = [f"Test {name}, ours (paper's):", "", "| " + " | ".join(head) + " |",
-                 "|" + "---|" * len(head)]  # fmt: skip
-        for row in row_names:
-            labels = [grid.get((row, col)) for col in col_names]
-            entries = [
-                "–" if lab is None else f"{fmt(ours(lab, metric))} ({fmt(paper(lab, metric))})"
-                for lab in labels
-            ]
-            mine = [v for lab in labels if lab and (v := ours(lab, metric)) is not None]
-            theirs = [v for lab in labels if lab and (v := paper(lab, metric)) is not None]
-            mean_ours = fmt(statistics.mean(mine)) if len(mine) == len(labels) else "–"
-            mean_paper = fmt(statistics.mean(theirs)) if len(theirs) == len(labels) else "–"
-            lines.append(f"| {row} | " + " | ".join(entries) + f" | {mean_ours} ({mean_paper}) |")
-        column_means = []
-        for col in col_names:
-            labels = [grid.get((row, col)) for row in row_names]
-            mine = [v for lab in labels if lab and (v := ours(lab, metric)) is not None]
-            theirs = [v for lab in labels if lab and (v := paper(lab, metric)) is not None]
-            mean_ours = fmt(statistics.mean(mine)) if len(mine) == len(labels) else "–"
-            mean_paper = fmt(statistics.mean(theirs)) if len(theirs) == len(labels) else "–"
-            column_means.append(f"{mean_ours} ({mean_paper})")
-        lines.append("| column mean | " + " | ".join(column_means) + " | |")
-        parts.append("\n".join(lines))
-
+    the paper's Share + Sum) it also counts the pairs above it, the best pair's gain, and
+    compares every row and column with the baseline's, paired over the other factor."""
+    m = _Matrix(experiment, store, spec)
+    parts = [_matrix_table(m, "auc", "AUC"), _matrix_table(m, "gauc", "gAUC")]
     baseline = spec.get("baseline")
-    findings = []
-    for who, value in (("ours", ours), ("paper", paper)):
-        scored = {lab: v for lab in grid.values() if (v := value(lab, "auc")) is not None}
-        if not scored:
-            continue
-        best = max(scored, key=scored.__getitem__)
-        line = f"- {who}: best pair {best} ({scored[best]:.4f} AUC; {len(scored)} of {len(grid)} pairs)"
-        if baseline in scored:
-            others = [lab for lab in scored if lab != baseline]
-            above = sum(scored[lab] > scored[baseline] for lab in others)
-            gain_g = ""
-            if (g_best := value(best, "gauc")) is not None and (
-                g_base := value(str(baseline), "gauc")
-            ) is not None:
-                gain_g = f", {g_best - g_base:+.4f} gAUC"
-            line += (
-                f"; {above} of {len(others)} other pairs above {baseline} "
-                f"({scored[baseline]:.4f}); best minus {baseline}: "
-                f"{scored[best] - scored[baseline]:+.4f} AUC{gain_g}"
-            )
-        findings.append(line)
+    baseline = None if baseline is None else str(baseline)
+    findings = [line for who in ("ours", "paper") if (line := _best_pair_line(m, who, baseline))]
+    if baseline is not None:
+        findings += _paired_lines(m, baseline)
     if findings:
         parts.append("\n".join(findings))
     return parts
