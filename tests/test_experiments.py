@@ -386,11 +386,31 @@ def test_matrix_report_by_hand(tiny_project, monkeypatch, tmp_path):
     # = (0.90 - 0.70, 0.80 - 0.75), mean 0.125, t = 0.125 / (0.1061 / sqrt 2) = 1.667 on one
     # degree of freedom (Cauchy): p = 1 - 2 atan(1.667) / pi = 0.34
     assert (
-        "- row ser minus share, test AUC over 2 columns: ours +0.1250 (2 of 2 higher, "
-        "paired t p = 0.34); paper +0.0100 (1 of 2 higher, paired t p = 0.7)" in text
+        "- row ser minus share, test AUC paired over columns: ours +0.1250 (2 of 2 higher, "
+        "t-test p = 0.34); paper +0.0100 (1 of 2 higher, t-test p = 0.7)" in text
     )
-    assert "- column wsf minus sum, test AUC over 2 rows: ours +0.0250 (1 of 2 higher, " in text
-    assert "paper +0.0000 (1 of 2 higher, paired t p = 1)" in text
+    assert (
+        "- column wsf minus sum, test AUC paired over rows: ours +0.0250 (1 of 2 higher, " in text
+    )
+    assert "paper +0.0000 (1 of 2 higher, t-test p = 1)" in text
+
+    # Table II's variant: columns only, no best pair, ranks within each row (ser: wsf then
+    # sum; share: sum then wsf — ours and the paper's alike)
+    (tiny_project / "m.yaml").write_text(
+        MATRIX.replace("baseline: Share + SUM}", "baseline: Share + SUM, compare: columns, "
+                       "ranks: true, best_pair: false}")
+    )  # fmt: skip
+    text = render_report(load_experiment(tiny_project / "m.yaml"), store)
+    assert "best pair" not in text and "- row " not in text and "- column wsf minus sum" in text
+    assert (
+        "- ours: times best / second best in a row, of 2 complete rows: wsf 1 / 1, "
+        "sum 1 / 1" in text
+    )
+    (tiny_project / "m.yaml").write_text(
+        MATRIX.replace("}}\ncells", ", compare: diagonal}}\ncells")
+    )
+    with pytest.raises(ConfigError, match="report.matrix.compare: expected both, rows or columns"):
+        render_report(load_experiment(tiny_project / "m.yaml"), store)
 
     (tiny_project / "m.yaml").write_text(MATRIX.replace("rows: model.ssem, ", ""))
     with pytest.raises(ConfigError, match="report.matrix: expected keys rows and columns"):

@@ -345,7 +345,29 @@ def _best_pair_line(m: _Matrix, who: str, baseline: str | None) -> str | None:
     return line
 
 
-def _paired_lines(m: _Matrix, baseline: str) -> list[str]:
+def _rank_line(m: _Matrix, who: str) -> str | None:
+    """How often each column is the best and the second best within a row (Table II: "TF
+    Loss best, R-CE often second"), over the rows that have every column."""
+    value = m.ours if who == "ours" else m.paper
+    firsts = dict.fromkeys(m.cols, 0)
+    seconds = dict.fromkeys(m.cols, 0)
+    complete = 0
+    for row in m.rows:
+        scores = {col: value(m.grid.get((row, col)), "auc") for col in m.cols}
+        if None in scores.values():
+            continue
+        complete += 1
+        ranked = sorted(m.cols, key=lambda col: -scores[col])  # type: ignore[operator]
+        firsts[ranked[0]] += 1
+        if len(ranked) > 1:
+            seconds[ranked[1]] += 1
+    if not complete:
+        return None
+    counts = ", ".join(f"{col} {firsts[col]} / {seconds[col]}" for col in m.cols)
+    return f"- {who}: times best / second best in a row, of {complete} complete rows: {counts}"
+
+
+def _paired_lines(m: _Matrix, baseline: str, axes: str = "both") -> list[str]:
     """Each row against the baseline's row, paired over the columns (and each column against
     the baseline's column, paired over the rows): with one seed per cell, the other factor's
     levels are the replicates. Paired t-test on test AUC (scipy), ours and the paper's."""
@@ -355,8 +377,8 @@ def _paired_lines(m: _Matrix, baseline: str) -> list[str]:
     base_row, base_col = at
     lines = []
     for axis, levels, base, across in (
-        ("row", m.rows, base_row, m.cols),
-        ("column", m.cols, base_col, m.rows),
+        ("row", m.rows if axes in ("both", "rows") else [], base_row, m.cols),
+        ("column", m.cols if axes in ("both", "columns") else [], base_col, m.rows),
     ):
         for level in levels:
             if level == base:
@@ -376,10 +398,10 @@ def _paired_lines(m: _Matrix, baseline: str) -> list[str]:
                 text = (f"{who} {statistics.mean(diffs):+.4f} "
                         f"({sum(d > 0 for d in diffs)} of {len(diffs)} higher")  # fmt: skip
                 if len(diffs) >= 2 and any(diffs):
-                    text += f", paired t p = {stats.ttest_1samp(diffs, 0.0).pvalue:.2g}"
+                    text += f", t-test p = {stats.ttest_1samp(diffs, 0.0).pvalue:.2g}"
                 parts.append(text + ")")
             lines.append(
-                f"- {axis} {level} minus {base}, test AUC over {len(across)} "
+                f"- {axis} {level} minus {base}, test AUC paired over "
                 f"{'columns' if axis == 'row' else 'rows'}: " + "; ".join(parts)
             )
     return lines
@@ -390,14 +412,29 @@ def matrix_tables(experiment: Experiment, store: ResultStore, spec: dict[str, An
     ``model.ssem``), one column per value of ``spec['columns']`` (``model.fusion``); each
     entry ours (paper's), for test AUC and gAUC. With ``spec['baseline']`` (a cell label,
     the paper's Share + Sum) it also counts the pairs above it, the best pair's gain, and
-    compares every row and column with the baseline's, paired over the other factor."""
+    compares every row and column (``spec['compare']``: ``both``, ``rows`` or ``columns``)
+    with the baseline's, paired over the other factor; with ``spec['ranks']`` it counts how
+    often each column ranks first and second within a row; ``spec['best_pair']: false``
+    drops the best-pair lines (Table II, where pairs of different models do not compare)."""
     m = _Matrix(experiment, store, spec)
     parts = [_matrix_table(m, "auc", "AUC"), _matrix_table(m, "gauc", "gAUC")]
     baseline = spec.get("baseline")
     baseline = None if baseline is None else str(baseline)
-    findings = [line for who in ("ours", "paper") if (line := _best_pair_line(m, who, baseline))]
+    findings = []
+    if spec.get("best_pair", True):
+        findings += [
+            line for who in ("ours", "paper") if (line := _best_pair_line(m, who, baseline))
+        ]
     if baseline is not None:
-        findings += _paired_lines(m, baseline)
+        axes = str(spec.get("compare", "both"))
+        if axes not in ("both", "rows", "columns"):
+            raise ConfigError(
+                f"{experiment.source}: report.matrix.compare: expected both, rows or columns, "
+                f"found {axes!r}"
+            )
+        findings += _paired_lines(m, baseline, axes)
+    if spec.get("ranks"):
+        findings += [line for who in ("ours", "paper") if (line := _rank_line(m, who))]
     if findings:
         parts.append("\n".join(findings))
     return parts
