@@ -30,12 +30,8 @@ def _references(experiment: Experiment) -> dict[str, dict[str, Any]]:
 
 def results_table(experiment: Experiment, store: ResultStore) -> str:
     """One row per cell label (mean ± std over seeds), in the experiment's order."""
-    rows: dict[str, list[dict[str, Any]]] = {}
+    rows = _records_by_label(experiment, store)
     references = _references(experiment)
-    for cell in experiment.cells:
-        rows.setdefault(cell.label, [])
-        if cell.key in store:
-            rows[cell.label].append(store.records[cell.key])
     has_gauc = any("gauc" in r["test"] for recs in rows.values() for r in recs)
     has_ref = any(references.values())
     has_ref_gauc = any("test_gauc" in ref for ref in references.values())
@@ -52,11 +48,10 @@ def results_table(experiment: Experiment, store: ResultStore) -> str:
         cells.append(", ".join(str(r["best_epoch"]) for r in recs) or "–")
         cells.append(_mean_std([r["seconds_per_epoch"] for r in recs], 1))
         cells.append(f"{recs[0]['parameters']:,}" if recs else "–")
+        ref = references[label]
         if has_ref:
-            ref = references[label]
             cells.append(f"{ref['test_auc']:.4f}" if "test_auc" in ref else "–")
         if has_ref_gauc:
-            ref = references[label]
             cells.append(f"{ref['test_gauc']:.4f}" if "test_gauc" in ref else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -303,21 +298,18 @@ def _complete_mean(values: list[float | None]) -> str:
 
 
 def _matrix_table(m: _Matrix, metric: str, name: str) -> str:
+    def mean_pair(labels: list[str | None]) -> str:
+        mine = _complete_mean([m.ours(lab, metric) for lab in labels])
+        return f"{mine} ({_complete_mean([m.paper(lab, metric) for lab in labels])})"
+
     head = [f"{m.row_key} \\ {m.col_key}", *m.cols, "row mean"]
     lines = [f"Test {name}, ours (paper's):", "", "| " + " | ".join(head) + " |",
              "|" + "---|" * len(head)]  # fmt: skip
     for row in m.rows:
         labels = [m.grid.get((row, col)) for col in m.cols]
         entries = [f"{_fmt(m.ours(lab, metric))} ({_fmt(m.paper(lab, metric))})" for lab in labels]
-        mine = _complete_mean([m.ours(lab, metric) for lab in labels])
-        theirs = _complete_mean([m.paper(lab, metric) for lab in labels])
-        lines.append(f"| {row} | " + " | ".join(entries) + f" | {mine} ({theirs}) |")
-    means = []
-    for col in m.cols:
-        labels = [m.grid.get((row, col)) for row in m.rows]
-        mine = _complete_mean([m.ours(lab, metric) for lab in labels])
-        theirs = _complete_mean([m.paper(lab, metric) for lab in labels])
-        means.append(f"{mine} ({theirs})")
+        lines.append(f"| {row} | " + " | ".join(entries) + f" | {mean_pair(labels)} |")
+    means = [mean_pair([m.grid.get((row, col)) for row in m.rows]) for col in m.cols]
     lines.append("| column mean | " + " | ".join(means) + " | |")
     return "\n".join(lines)
 
@@ -387,8 +379,11 @@ def _paired_lines(m: _Matrix, baseline: str, axes: str = "both") -> list[str]:
             for who, value in (("ours", m.ours), ("paper", m.paper)):
                 diffs = []
                 for other in across:
-                    key, base_key = ((level, other), (base, other)) if axis == "row" else (
-                        (other, level), (other, base))  # fmt: skip
+                    # grid keys are (row, column)
+                    if axis == "row":
+                        key, base_key = (level, other), (base, other)
+                    else:
+                        key, base_key = (other, level), (other, base)
                     a, b = value(m.grid.get(key), "auc"), value(m.grid.get(base_key), "auc")
                     if a is not None and b is not None:
                         diffs.append(a - b)
