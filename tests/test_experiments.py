@@ -325,7 +325,8 @@ def test_report_compare_pairs_by_hand(tiny_project, monkeypatch, tmp_path):
     aucs = {("DNN", 1): 0.80, ("DNN", 2): 0.82, ("TF4CTR", 1): 0.90, ("TF4CTR", 2): 0.93}
     for cell in exp.cells:
         store.records[cell.key] = _fake_record(cell.label, aucs[cell.label, cell.seed])
-    text = render_report(exp, store)
+    text = render_report(exp, store, figures_dir=tmp_path)
+    assert (tmp_path / "tiny_sweep2.png").stat().st_size > 10_000  # mean line + seed dots
     want = stats.ttest_ind([0.90, 0.93], [0.80, 0.82], equal_var=False)
     assert "- TF4CTR vs DNN, test AUC: difference +0.1050 (means over 2 and 2 seeds)" in text
     assert f"p = {want.pvalue:.3g}" in text
@@ -447,3 +448,42 @@ cells:
     assert "- the paper's best on this dataset: 0.45 (ours there: 0.8700)" in text
     assert "- spread of test AUC across the sweep: 0.1000" in text
     assert "Spearman rho = -1.00" in text
+
+
+def test_sweep_with_two_seeds_by_hand(tiny_project, monkeypatch, tmp_path):
+    """Two seeds per point: seed count and std in the table, Spearman over all six runs,
+    and a one-way ANOVA across the points (hand arithmetic in the comments)."""
+    from tf4ctr.experiments.report import render_report
+
+    sweep = """\
+name: tiny_sweep2
+base: run.yaml
+seeds: [1, 2]
+store: results/tiny_sweep2.jsonl
+report: {kind: sweep, param: loss.alpha}
+cells:
+  - {label: alpha 0.25, loss.alpha: 0.25}
+  - {label: alpha 0.35, loss.alpha: 0.35}
+  - {label: alpha 0.45, loss.alpha: 0.45}
+"""
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "s2.yaml").write_text(sweep)
+    exp = load_experiment(tiny_project / "s2.yaml")
+    aucs = {("alpha 0.25", 1): 0.90, ("alpha 0.25", 2): 0.92, ("alpha 0.35", 1): 0.88,
+            ("alpha 0.35", 2): 0.86, ("alpha 0.45", 1): 0.80, ("alpha 0.45", 2): 0.82}  # fmt: skip
+    assert len(exp.cells) == 6
+    store = ResultStore(tmp_path / "s2.jsonl")
+    for cell in exp.cells:
+        store.records[cell.key] = _fake_record(cell.label, aucs[cell.label, cell.seed])
+    text = render_report(exp, store, figures_dir=tmp_path)
+    assert (tmp_path / "tiny_sweep2.png").stat().st_size > 10_000  # mean line + seed dots
+    # means 0.91 / 0.87 / 0.81; every std sqrt(0.0002) = 0.0141
+    assert "| 0.25 | alpha 0.25 | 2 | 0.9100 ± 0.0141 | 0.9000 |" in text
+    assert "- best test AUC here: alpha 0.25 (0.9100), of 3 points, 6 runs" in text
+    assert "- spread of test AUC across the sweep: 0.1000" in text
+    # ranks of x 1.5 1.5 3.5 3.5 5.5 5.5, of AUC 5 6 4 3 1 2: rho = -16 / sqrt(16 * 17.5)
+    assert "(over the 6 runs): Spearman rho = -0.96" in text
+    # between points: 2 * (0.04667^2 + 0.00667^2 + 0.05333^2) / 2 = 0.0050667;
+    # within: 3 * 0.0002 / 3 = 0.0002; F = 25.33
+    assert "one-way ANOVA F = 25.33" in text
+    assert "(mean std between seeds at a point: 0.0141)" in text

@@ -161,13 +161,21 @@ def sweep_figure(
     x_label: str,
     tick_labels: Sequence[str] | None = None,
     paper_best: float | None = None,
+    runs: dict[str, Sequence[Sequence[float]]] | None = None,
 ) -> Path:
     """Figures 6-9: test metrics against a swept hyperparameter; ``paper_best`` (an x
-    position) is marked with a dashed line, the paper's optimum on the same dataset."""
+    position) is marked with a dashed line, the paper's optimum on the same dataset.
+    ``runs`` (per series, per point, each seed's value) adds the single runs as dots, so
+    the seed noise is visible beside the mean line."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.4), squeeze=False)
     for ax, (name, ys) in zip(axes[0], series.items(), strict=True):
-        ax.plot(xs, ys, marker="o", label="ours")
+        ax.plot(xs, ys, marker="o", label="ours" if not runs else "ours (mean)")
+        if runs and name in runs:
+            px = [x for x, values in zip(xs, runs[name], strict=True) for _ in values]
+            py = [v for values in runs[name] for v in values]
+            ax.scatter(px, py, s=12, color="grey", alpha=0.7, label="single seeds", zorder=3)
+            ax.legend(fontsize=8)
         if paper_best is not None:
             ax.axvline(paper_best, color="grey", linestyle="--", label="paper's best")
             ax.legend(fontsize=8)

@@ -179,9 +179,9 @@ def timing_table(experiment: Experiment, store: ResultStore, baseline: str) -> s
 
 def _sweep_points(
     experiment: Experiment, store: ResultStore, param: str
-) -> tuple[list[tuple[Any, str, float, float | None]], bool]:
-    """(value of ``param``, label, mean test AUC, mean test gAUC) per finished label,
-    sorted by value when every value is a number; and whether they all are."""
+) -> tuple[list[tuple[Any, str, list[float], float | None]], bool]:
+    """(value of ``param``, label, test AUC of each seed run, mean test gAUC) per finished
+    label, sorted by value when every value is a number; and whether they all are."""
     # The swept value is read from the experiment's own cell, not the stored record: a
     # record reused from another study may leave a default (e.g. alpha 0.25) unspelled.
     configs = {}
@@ -197,9 +197,9 @@ def _sweep_points(
             raise ConfigError(
                 f"{experiment.source}: report.param: cell {label!r} does not set {param}"
             ) from None
-        auc = statistics.mean(r["test"]["auc"] for r in recs)
+        aucs = [r["test"]["auc"] for r in recs]
         gauc_values = [r["test"]["gauc"] for r in recs if "gauc" in r["test"]]
-        points.append((x, label, auc, statistics.mean(gauc_values) if gauc_values else None))
+        points.append((x, label, aucs, statistics.mean(gauc_values) if gauc_values else None))
     numeric = all(isinstance(p[0], int | float) for p in points)
     if numeric:
         points.sort(key=lambda p: p[0])
@@ -211,13 +211,23 @@ def sweep_table(
 ) -> tuple[str, list[float], dict[str, list[float]], list[str] | None]:
     """AUC / gAUC against the value of ``param`` (a dotted config key) in each cell;
     for a non-numeric parameter (e.g. a layer list) the x values are positions and
-    the cell labels are returned as tick labels."""
+    the cell labels are returned as tick labels. With more than one seed at some point
+    the table gives the seed count and the AUC's standard deviation."""
     points, numeric = _sweep_points(experiment, store, param)
-    lines = [f"| {param} | cell | test AUC | test gAUC |", "|---|---|---|---|"]
-    for x, label, auc_, gauc in points:
-        lines.append(f"| {x} | {label} | {auc_:.4f} | {'–' if gauc is None else f'{gauc:.4f}'} |")
+    repeated = any(len(p[2]) > 1 for p in points)
+    if repeated:
+        lines = [f"| {param} | cell | seeds | test AUC (mean ± std) | test gAUC |",
+                 "|---|---|---|---|---|"]  # fmt: skip
+    else:
+        lines = [f"| {param} | cell | test AUC | test gAUC |", "|---|---|---|---|"]
+    for x, label, aucs, gauc in points:
+        auc_ = f"{statistics.mean(aucs):.4f}"
+        if repeated:
+            std = statistics.stdev(aucs) if len(aucs) > 1 else None
+            auc_ = f"{len(aucs)} | {auc_}" + ("" if std is None else f" ± {std:.4f}")
+        lines.append(f"| {x} | {label} | {auc_} | {'–' if gauc is None else f'{gauc:.4f}'} |")
     xs = [p[0] if numeric else i for i, p in enumerate(points)]
-    series = {"test AUC": [p[2] for p in points]}
+    series = {"test AUC": [statistics.mean(p[2]) for p in points]}
     if all(p[3] is not None for p in points):
         series["test gAUC"] = [p[3] for p in points]
     ticks = None if numeric else [p[1] for p in points]
@@ -229,23 +239,36 @@ def sweep_summary(
 ) -> list[str]:
     """Where the sweep peaks, beside the paper's optimum (``report.paper_best``: a value of
     ``param`` or a cell label), and for a numeric parameter the rank correlation of test AUC
-    with it (Spearman; the paper reads trends such as "performance decreases as alpha
-    increases" off single runs, so the p-value says how much one seed per point can carry)."""
+    with it (Spearman over every run; the paper reads trends such as "performance decreases
+    as alpha increases" off single runs, so the p-value says how much the runs can carry).
+    With two or more seeds at every point, a one-way ANOVA asks whether the parameter moves
+    the AUC at all beyond seed noise."""
     points, numeric = _sweep_points(experiment, store, param)
     if not points:
         return []
-    x, label, auc_, _ = max(points, key=lambda p: p[2])
-    lines = [f"- best test AUC here: {label} ({auc_:.4f}), of {len(points)} points"]
+    means = [statistics.mean(p[2]) for p in points]
+    best = max(range(len(points)), key=means.__getitem__)
+    runs = sum(len(p[2]) for p in points)
+    of = f"{len(points)} points" + (f", {runs} runs" if runs > len(points) else "")
+    lines = [f"- best test AUC here: {points[best][1]} ({means[best]:.4f}), of {of}"]
     if paper_best is not None:
-        paper_point = [p for p in points if paper_best in (p[0], p[1])]
-        at_paper = f" (ours there: {paper_point[0][2]:.4f})" if paper_point else ""
+        at = [i for i, p in enumerate(points) if paper_best in (p[0], p[1])]
+        at_paper = f" (ours there: {means[at[0]]:.4f})" if at else ""
         lines.append(f"- the paper's best on this dataset: {paper_best}{at_paper}")
-    spread = max(p[2] for p in points) - min(p[2] for p in points)
-    lines.append(f"- spread of test AUC across the sweep: {spread:.4f}")
+    lines.append(f"- spread of test AUC across the sweep: {max(means) - min(means):.4f}")
     if numeric and len(points) >= 3:
-        rho, pvalue = stats.spearmanr([p[0] for p in points], [p[2] for p in points])
+        xs = [p[0] for p in points for _ in p[2]]
+        rho, pvalue = stats.spearmanr(xs, [a for p in points for a in p[2]])
+        over = f" (over the {runs} runs)" if runs > len(points) else ""
         lines.append(
-            f"- trend of test AUC with {param}: Spearman rho = {rho:+.2f}, p = {pvalue:.2g}"
+            f"- trend of test AUC with {param}{over}: Spearman rho = {rho:+.2f}, p = {pvalue:.2g}"
+        )
+    if len(points) >= 2 and all(len(p[2]) >= 2 for p in points):
+        f_stat, pvalue = stats.f_oneway(*(p[2] for p in points))
+        within = statistics.mean(statistics.stdev(p[2]) for p in points)
+        lines.append(
+            f"- does {param} matter beyond seed noise? one-way ANOVA F = {f_stat:.2f}, "
+            f"p = {pvalue:.2g} (mean std between seeds at a point: {within:.4f})"
         )
     return lines
 
@@ -489,8 +512,18 @@ def render_report(
                 mark = float(best)
             elif ticks is not None and best in ticks:
                 mark = float(ticks.index(best))
+            points, _ = _sweep_points(experiment, store, param)
+            runs = (
+                {"test AUC": [p[2] for p in points]} if any(len(p[2]) > 1 for p in points) else None
+            )
             figures.sweep_figure(
-                figure_path, xs, series, x_label=x_label, tick_labels=ticks, paper_best=mark
+                figure_path,
+                xs,
+                series,
+                x_label=x_label,
+                tick_labels=ticks,
+                paper_best=mark,
+                runs=runs,
             )
             parts.append(f"![{experiment.name}]({figure_path.name})")
         summary = sweep_summary(experiment, store, param, experiment.report.get("paper_best"))
