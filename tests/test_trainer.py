@@ -99,9 +99,9 @@ def test_early_stopping_reduces_lr_and_restores_best(monkeypatch):
 
     def fake_evaluate(loader):
         snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
-        return {"auc": next(scores), "logloss": 0.5, "seconds": 0.0}
+        return {"auc": next(scores), "logloss": 0.5, "seconds": 0.0}, None
 
-    monkeypatch.setattr(trainer, "evaluate", fake_evaluate)
+    monkeypatch.setattr(trainer, "_evaluate", fake_evaluate)
     x, y = _batch()
     batch = type("B", (), {"categorical": x.categorical, "numeric": x.numeric, "label": y})
     result = trainer.fit(_Scripted([batch]), _Scripted([]))
@@ -110,6 +110,28 @@ def test_early_stopping_reduces_lr_and_restores_best(monkeypatch):
     assert trainer.lr == pytest.approx(1e-4)
     for k, v in model.state_dict().items():  # best (epoch 2) weights restored
         torch.testing.assert_close(v, snapshots[1][k])
+
+
+def test_fit_keeps_the_latest_validation_predictions():
+    """What a callback sees in ``last_valid_predictions`` is what predicting the validation
+    split with the weights of that epoch gives (Figures 2 / 10 reuse it)."""
+    torch.manual_seed(0)
+    model = build_model("dnn", TINY, embedding_dim=4, hidden_units=[8])
+    trainer = Trainer(model, Objective(), TrainConfig(epochs=2, lr=1e-2, progress=False))
+    x, y = _batch()
+    batch = type("B", (), {"categorical": x.categorical, "numeric": x.numeric, "label": y,
+                           "group": None})  # fmt: skip
+    seen = []
+
+    def check(record):
+        fresh = trainer.predict([batch])
+        seen.append(record["epoch"])
+        assert (trainer.last_valid_predictions.logit == fresh.logit).all()
+        assert (trainer.last_valid_predictions.label == fresh.label).all()
+
+    assert trainer.last_valid_predictions is None
+    trainer.fit(_Scripted([batch]), [batch], on_epoch_end=check)
+    assert seen == [1, 2]
 
 
 def test_monitor_falls_back_to_auc_when_gauc_is_undefined():

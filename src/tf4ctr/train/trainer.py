@@ -140,6 +140,9 @@ class Trainer:
         self.config = config
         self.device = torch.device(device)
         self.checkpoint_path = checkpoint_path
+        # The validation predictions of the latest epoch, for callbacks that need more than
+        # the metrics (the difficulty counts of Figures 2 and 10) without predicting again.
+        self.last_valid_predictions: Predictions | None = None
         self.optimizers = make_optimizers(self.model, config)
         for module in self.model.modules():
             if isinstance(module, FastDropout):
@@ -245,11 +248,14 @@ class Trainer:
 
     def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
         """AUC, gAUC (when the data has groups) and log loss of one split."""
+        return self._evaluate(loader)[0]
+
+    def _evaluate(self, loader: Iterable[Any]) -> tuple[dict[str, float], Predictions]:
         start = time.perf_counter()
         pred = self.predict(loader)
         metrics = evaluate_predictions(pred.label, pred.logit, pred.group)
         metrics["seconds"] = time.perf_counter() - start
-        return metrics
+        return metrics, pred
 
     # -- the loop -----------------------------------------------------------
 
@@ -269,7 +275,7 @@ class Trainer:
         for epoch in range(1, cfg.epochs + 1):
             record: dict[str, Any] = {"epoch": epoch, "lr": self.lr}
             record.update(self.train_epoch(train_loader, epoch=epoch))
-            valid = self.evaluate(valid_loader)
+            valid, self.last_valid_predictions = self._evaluate(valid_loader)
             record["valid"] = valid
             score = monitor_value(valid, cfg.monitor)
             # the first epoch is always the best so far, even with an undefined (nan) score
