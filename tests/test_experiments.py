@@ -417,26 +417,25 @@ def test_matrix_report_by_hand(tiny_project, monkeypatch, tmp_path):
         render_report(load_experiment(tiny_project / "m.yaml"), store)
 
 
+def _alpha_sweep(project, name, seeds, alphas, report_extra=""):
+    """Write and load a sweep of loss.alpha over ``alphas``, one cell per value."""
+    cells = "".join(f"  - {{label: alpha {a}, loss.alpha: {a}}}\n" for a in alphas)
+    (project / f"{name}.yaml").write_text(
+        f"name: {name}\nbase: run.yaml\nseeds: {seeds}\nstore: results/{name}.jsonl\n"
+        f"report: {{kind: sweep, param: loss.alpha{report_extra}}}\ncells:\n{cells}"
+    )
+    return load_experiment(project / f"{name}.yaml")
+
+
 def test_sweep_summary_by_hand(tiny_project, monkeypatch, tmp_path):
     """Best point, the paper's optimum with our value there, spread, and Spearman's rho
     (a strictly falling sweep has rho = -1)."""
     from tf4ctr.experiments.report import render_report
 
-    sweep = """\
-name: tiny_sweep
-base: run.yaml
-seeds: [1]
-store: results/tiny_sweep.jsonl
-report: {kind: sweep, param: loss.alpha, paper_best: 0.45}
-cells:
-  - {label: alpha 0.25, loss.alpha: 0.25}
-  - {label: alpha 0.35, loss.alpha: 0.35}
-  - {label: alpha 0.45, loss.alpha: 0.45}
-  - {label: alpha 0.55, loss.alpha: 0.55}
-"""
     monkeypatch.chdir(tiny_project)
-    (tiny_project / "s.yaml").write_text(sweep)
-    exp = load_experiment(tiny_project / "s.yaml")
+    exp = _alpha_sweep(
+        tiny_project, "tiny_sweep", [1], [0.25, 0.35, 0.45, 0.55], ", paper_best: 0.45"
+    )
     store = ResultStore(tmp_path / "s.jsonl")
     for cell, auc in zip(exp.cells, (0.90, 0.88, 0.87, 0.80), strict=True):
         # a reused record need not spell the swept value out: it is read from the cell
@@ -454,20 +453,8 @@ def test_sweep_with_two_seeds_by_hand(tiny_project, monkeypatch, tmp_path):
     and a one-way ANOVA across the points (hand arithmetic in the comments)."""
     from tf4ctr.experiments.report import render_report
 
-    sweep = """\
-name: tiny_sweep2
-base: run.yaml
-seeds: [1, 2]
-store: results/tiny_sweep2.jsonl
-report: {kind: sweep, param: loss.alpha}
-cells:
-  - {label: alpha 0.25, loss.alpha: 0.25}
-  - {label: alpha 0.35, loss.alpha: 0.35}
-  - {label: alpha 0.45, loss.alpha: 0.45}
-"""
     monkeypatch.chdir(tiny_project)
-    (tiny_project / "s2.yaml").write_text(sweep)
-    exp = load_experiment(tiny_project / "s2.yaml")
+    exp = _alpha_sweep(tiny_project, "tiny_sweep2", [1, 2], [0.25, 0.35, 0.45])
     aucs = {("alpha 0.25", 1): 0.90, ("alpha 0.25", 2): 0.92, ("alpha 0.35", 1): 0.88,
             ("alpha 0.35", 2): 0.86, ("alpha 0.45", 1): 0.80, ("alpha 0.45", 2): 0.82}  # fmt: skip
     assert len(exp.cells) == 6

@@ -204,8 +204,11 @@ def train(
                 record["difficulty"] = {}
                 for split, loader in eval_loaders.items():
                     # fit has just predicted the validation split; the weights are unchanged
-                    pred = trainer.last_valid_predictions if split == "valid" else None
-                    pred = pred if pred is not None else trainer.predict(loader)
+                    pred = (
+                        trainer.last_valid_predictions
+                        if split == "valid"
+                        else trainer.predict(loader)
+                    )
                     record["difficulty"][split] = difficulty_counts(pred.label, pred.logit)
             metrics["epochs"].append(record)
             write_json_atomic(metrics, partial / METRICS_FILE)

@@ -177,9 +177,13 @@ def timing_table(experiment: Experiment, store: ResultStore, baseline: str) -> s
     return "\n".join(lines)
 
 
+# (value of the swept parameter, cell label, test AUC of each seed run, mean test gAUC)
+_SweepPoint = tuple[Any, str, list[float], float | None]
+
+
 def _sweep_points(
     experiment: Experiment, store: ResultStore, param: str
-) -> tuple[list[tuple[Any, str, list[float], float | None]], bool]:
+) -> tuple[list[_SweepPoint], bool]:
     """(value of ``param``, label, test AUC of each seed run, mean test gAUC) per finished
     label, sorted by value when every value is a number; and whether they all are."""
     # The swept value is read from the experiment's own cell, not the stored record: a
@@ -206,6 +210,11 @@ def _sweep_points(
     return points, numeric
 
 
+def _has_repeats(points: list[_SweepPoint]) -> bool:
+    """Whether some point of a sweep has more than one seed run."""
+    return any(len(p[2]) > 1 for p in points)
+
+
 def sweep_table(
     experiment: Experiment, store: ResultStore, param: str
 ) -> tuple[str, list[float], dict[str, list[float]], list[str] | None]:
@@ -213,8 +222,13 @@ def sweep_table(
     for a non-numeric parameter (e.g. a layer list) the x values are positions and
     the cell labels are returned as tick labels. With more than one seed at some point
     the table gives the seed count and the AUC's standard deviation."""
-    points, numeric = _sweep_points(experiment, store, param)
-    repeated = any(len(p[2]) > 1 for p in points)
+    return _sweep_table(*_sweep_points(experiment, store, param), param)
+
+
+def _sweep_table(
+    points: list[_SweepPoint], numeric: bool, param: str
+) -> tuple[str, list[float], dict[str, list[float]], list[str] | None]:
+    repeated = _has_repeats(points)
     if repeated:
         lines = [f"| {param} | cell | seeds | test AUC (mean ± std) | test gAUC |",
                  "|---|---|---|---|---|"]  # fmt: skip
@@ -243,7 +257,15 @@ def sweep_summary(
     as alpha increases" off single runs, so the p-value says how much the runs can carry).
     With two or more seeds at every point, a one-way ANOVA asks whether the parameter moves
     the AUC at all beyond seed noise."""
-    points, numeric = _sweep_points(experiment, store, param)
+    return _sweep_summary(*_sweep_points(experiment, store, param), param, paper_best)
+
+
+def _sweep_summary(
+    points: list[_SweepPoint],
+    numeric: bool,
+    param: str,
+    paper_best: Any,
+) -> list[str]:
     if not points:
         return []
     means = [statistics.mean(p[2]) for p in points]
@@ -502,7 +524,8 @@ def render_report(
             parts.append(f"![{experiment.name}]({figure_path.name})")
     elif kind == "sweep":
         param = str(experiment.report["param"])
-        table, xs, series, ticks = sweep_table(experiment, store, param)
+        points, numeric = _sweep_points(experiment, store, param)
+        table, xs, series, ticks = _sweep_table(points, numeric, param)
         parts.append(table)
         if figure_path is not None and xs:
             x_label = str(experiment.report.get("x_label", param))
@@ -512,10 +535,7 @@ def render_report(
                 mark = float(best)
             elif ticks is not None and best in ticks:
                 mark = float(ticks.index(best))
-            points, _ = _sweep_points(experiment, store, param)
-            runs = (
-                {"test AUC": [p[2] for p in points]} if any(len(p[2]) > 1 for p in points) else None
-            )
+            runs = {"test AUC": [p[2] for p in points]} if _has_repeats(points) else None
             figures.sweep_figure(
                 figure_path,
                 xs,
@@ -526,7 +546,7 @@ def render_report(
                 runs=runs,
             )
             parts.append(f"![{experiment.name}]({figure_path.name})")
-        summary = sweep_summary(experiment, store, param, experiment.report.get("paper_best"))
+        summary = _sweep_summary(points, numeric, param, experiment.report.get("paper_best"))
         parts.append("\n".join(summary) if summary else None)
     else:
         raise ConfigError(
