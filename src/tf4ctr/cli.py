@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -26,15 +27,27 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _resume_command(args: argparse.Namespace) -> str:
+    parts = ["tf4ctr", "train", "--config", args.config]
+    if args.run_dir:
+        parts += ["--run-dir", args.run_dir]
+    parts += [*args.overrides, "--resume"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tf4ctr import run
     from tf4ctr.config import load_run_config
 
+    if args.resume and args.overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
     config = load_run_config(args.config, args.overrides)
+    args.resume_hint = _resume_command(args)
     result = run.train(
         config,
         run_dir=Path(args.run_dir) if args.run_dir else None,
         overwrite=args.overwrite,
+        resume=args.resume,
         progress=False if args.no_progress else None,
     )
     m = result.metrics
@@ -116,7 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="dotted overrides, e.g. train.lr=1e-4 model.dropout=0.1 name=try2",
     )
     p.add_argument("--run-dir", help="write the run here instead of <output_dir>/<name>")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished or interrupted run of this name (only a folder tf4ctr marked "
+        "as a run is ever removed)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run of this name from its last complete epoch "
+        "(the config must be the same)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -161,7 +185,75 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list registered models and their defaults")
     p.set_defaults(func=cmd_models)
+
+    add_runs_commands(sub)
     return parser
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from tf4ctr.rundir import list_runs
+
+    found = False
+    for status in list_runs(args.output_dir):
+        found = True
+        detail = ""
+        if status.epochs_done is not None:
+            detail = f"{status.epochs_done} epoch(s) saved"
+        if status.state == "writing":
+            detail += f", process {status.writer_pid}"
+        elif status.state == "partial":
+            detail += "; --resume continues it, `tf4ctr runs clean` removes it"
+        print(f"{status.state:<9} {status.name:<30} {detail}".rstrip())
+    if not found:
+        print(f"no runs in {args.output_dir}")
+    return 0
+
+
+def cmd_runs_clean(args: argparse.Namespace) -> int:
+    from tf4ctr.rundir import clean_partial_runs
+
+    removed = clean_partial_runs(args.output_dir, args.names or None)
+    for path in removed:
+        print(f"removed {path}")
+    print(f"{len(removed)} interrupted run(s) removed")
+    return 0
+
+
+def add_runs_commands(sub) -> None:
+    runs = sub.add_parser(
+        "runs",
+        help="list runs, and remove interrupted ones",
+        description="Finished runs, interrupted (resumable) runs and runs being written "
+        "under an output folder.",
+    )
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    p = runs_sub.add_parser(
+        "list",
+        help="finished, interrupted and running runs",
+        description="One line per run: finished, partial (interrupted; its process is gone), "
+        "writing (a live process holds its lock), or stale (a dead build folder of an older "
+        "tf4ctr).",
+    )
+    p.add_argument("--output-dir", default="runs", help="runs folder (default: %(default)s)")
+    p.set_defaults(func=cmd_runs_list)
+    p = runs_sub.add_parser(
+        "clean",
+        help="remove interrupted runs whose process is gone",
+        description="Remove the partial folders of interrupted runs (all, or the NAMEs "
+        "given). A run being written by a live process, a finished run, and anything tf4ctr "
+        "did not mark as a run are never touched.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these runs")
+    p.add_argument("--output-dir", default="runs", help="runs folder (default: %(default)s)")
+    p.set_defaults(func=cmd_runs_clean)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so that training stops at once and keeps its checkpoint."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,19 +261,37 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
+    # rerunning a grid or reproduce command resumes it (and its half-trained cell)
+    args.rerun_command = shlex.join(["tf4ctr", *(sys.argv[1:] if argv is None else argv)])
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
         return args.func(args)
     except UserError as exc:
         print(f"tf4ctr: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("tf4ctr: interrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, _Terminated) else 130
+    except Exception as exc:
+        from tf4ctr.run import RunInterrupted
+
+        if not isinstance(exc, RunInterrupted):
+            raise
+        print(f"tf4ctr: interrupted: {exc}", file=sys.stderr)
+        hint = getattr(args, "resume_hint", None) or args.rerun_command
+        if exc.resumable and hint:
+            print(f"tf4ctr: resume with: {hint}", file=sys.stderr)
+        return 143 if isinstance(exc.__context__, _Terminated) else 130
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         log.removeHandler(handler)
 
 

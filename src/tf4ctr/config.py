@@ -29,6 +29,8 @@ import yaml
 from tf4ctr.errors import ConfigError
 
 MONITORS = ("auc", "auc+gauc", "gauc", "logloss")
+# Parameters and their updates are float32: a setting beyond this range is infinite there.
+_FLOAT32_MAX = 3.4028234663852886e38
 LOSSES = ("bce", "focal", "rce", "tf")
 
 
@@ -92,6 +94,12 @@ class RunConfig:
     output_dir: str = "runs"
     cache_dir: str = ".tf4ctr-cache"
     source: Path | None = None
+    #: (dotted key, override as typed) for each key the command line set
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    def origin(self, key: str) -> str:
+        """Error-message prefix naming where ``key``'s value came from (file or command line)."""
+        return _Where(self.source, dict(self.overrides))(key)
 
     @property
     def model_name(self) -> str:
@@ -114,15 +122,36 @@ class RunConfig:
         }
 
 
+# A run name is one folder name: it must not climb out of output_dir or hide as a dot-file.
+_RUN_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 _TOP_KEYS = ("name", "dataset", "model", "loss", "train", "output_dir", "cache_dir")
 
 
-def _where(source: Path | None) -> str:
-    return f"{source}: " if source else ""
+class _Where:
+    """Where a key's value came from, for error messages: the file, or the command line.
+
+    Called with a dotted key, it gives the message prefix: ``run.yaml: `` for a value from
+    the file, ``command line (train.lr=1e300): `` for one set by an override.
+    """
+
+    def __init__(self, source: Path | None, overrides: dict[str, str] | None = None) -> None:
+        self.source = source
+        self.overrides = overrides or {}
+
+    def __call__(self, key: str = "") -> str:
+        for k, item in self.overrides.items():
+            if key == k or key.startswith(k + ".") or k.startswith(key + "." if key else "\0"):
+                return f"command line ({item}): "
+        return f"{self.source}: " if self.source else ""
+
+    def __str__(self) -> str:
+        return self()
 
 
-def _coerce(value: Any, annotation: str, key: str, where: str) -> Any:
+def _coerce(value: Any, annotation: str, key: str, where: _Where | str) -> Any:
     """Check a scalar against a dataclass field's annotation (given as a string)."""
+    if isinstance(where, _Where):
+        where = where(key)
     optional = "None" in annotation
     if value is None:
         if optional:
@@ -143,8 +172,10 @@ def _coerce(value: Any, annotation: str, key: str, where: str) -> Any:
         if isinstance(value, str):  # YAML reads 1e-3 (no dot) as a string
             with contextlib.suppress(ValueError):
                 value = float(value)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if math.isfinite(value) and abs(value) <= _FLOAT32_MAX:
+                return float(value)
+            raise ConfigError(f"{where}{key}: expected a finite number, got {value!r}")
         raise ConfigError(f"{where}{key}: expected a number, got {value!r}")
     if base == "str":
         if isinstance(value, str):
@@ -153,41 +184,54 @@ def _coerce(value: Any, annotation: str, key: str, where: str) -> Any:
     return value
 
 
-def _section(cls: type, raw: Any, key: str, where: str) -> Any:
+def _section(cls: type, raw: Any, key: str, where: _Where) -> Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}{key}: expected a mapping, got {type(raw).__name__}")
+        raise ConfigError(f"{where(key)}{key}: expected a mapping, got {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
     for k, v in raw.items():
         if k not in fields:
             raise ConfigError(
-                f"{where}{key}.{k}: unknown key (expected one of: {', '.join(fields)})"
+                f"{where(f'{key}.{k}')}{key}.{k}: unknown key (expected one of: {', '.join(fields)})"
             )
         values[k] = _coerce(v, str(fields[k].type), f"{key}.{k}", where)
     return cls(**values)
 
 
-def _positive(value: float, key: str, where: str, *, allow_zero: bool = False) -> None:
+def _positive(value: float, key: str, where: _Where, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{where}{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+        raise ConfigError(
+            f"{where(key)}{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}"
+        )
 
 
-def parse_run_config(raw: Any, source: Path | None = None) -> RunConfig:
-    """Validate a run config mapping (already loaded from YAML)."""
-    where = _where(source)
+def parse_run_config(
+    raw: Any, source: Path | None = None, *, overrides: dict[str, str] | None = None
+) -> RunConfig:
+    """Validate a run config mapping (already loaded from YAML).
+
+    ``overrides`` maps each dotted key set on the command line to the override as typed,
+    so that an error names where its value came from.
+    """
+    where = _Where(source, overrides)
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}expected a mapping at the top level")
     for k in raw:
         if k not in _TOP_KEYS:
-            raise ConfigError(f"{where}{k}: unknown key (expected one of: {', '.join(_TOP_KEYS)})")
+            raise ConfigError(
+                f"{where(k)}{k}: unknown key (expected one of: {', '.join(_TOP_KEYS)})"
+            )
     for k in ("name", "dataset", "model"):
         if k not in raw:
             raise ConfigError(f"{where}{k}: missing required key")
     name = _coerce(raw["name"], "str", "name", where)
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
-        raise ConfigError(f"{where}name: use letters, digits, '_', '-' or '.', got {name!r}")
+    if not _RUN_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(
+            f"{where('name')}name: must be one folder name of letters, digits, '_', '-' or '.', "
+            f"not starting with '.', got {name!r}"
+        )
     dataset = raw["dataset"]
     if isinstance(dataset, str):
         path = Path(dataset)
@@ -195,38 +239,20 @@ def parse_run_config(raw: Any, source: Path | None = None) -> RunConfig:
             path = (source.parent / path).resolve()
         dataset = path
     elif not isinstance(dataset, dict):
-        raise ConfigError(f"{where}dataset: expected a file path or a mapping")
+        raise ConfigError(f"{where('dataset')}dataset: expected a file path or a mapping")
     model = raw["model"]
     if isinstance(model, str):
         model = {"name": model}
     if not isinstance(model, dict) or "name" not in model:
-        raise ConfigError(f"{where}model.name: missing required key")
+        raise ConfigError(f"{where('model.name')}model.name: missing required key")
+    if not isinstance(model["name"], str):
+        raise ConfigError(
+            f"{where('model.name')}model.name: expected a model name, got {model['name']!r}"
+        )
     loss = _section(LossConfig, raw.get("loss"), "loss", where)
     train = _section(TrainConfig, raw.get("train"), "train", where)
-
-    if loss.name not in LOSSES:
-        raise ConfigError(
-            f"{where}loss.name: expected one of {', '.join(LOSSES)}, got {loss.name!r}"
-        )
-    for k in ("alpha", "c", "focal_alpha"):
-        v = getattr(loss, k)
-        if not 0.0 <= v <= 1.0:
-            raise ConfigError(f"{where}loss.{k}: must be in [0, 1], got {v}")
-    for k in ("gamma", "focal_gamma", "rce_beta"):
-        _positive(getattr(loss, k), f"loss.{k}", where, allow_zero=True)
-    _positive(loss.embedding_l2, "loss.embedding_l2", where, allow_zero=True)
-    if train.monitor not in MONITORS:
-        raise ConfigError(
-            f"{where}train.monitor: expected one of {', '.join(MONITORS)}, got {train.monitor!r}"
-        )
-    for k in ("batch_size", "epochs", "lr", "eval_batch_size"):
-        _positive(getattr(train, k), f"train.{k}", where)
-    _positive(train.patience, "train.patience", where, allow_zero=True)
-    _positive(train.clip_grad_norm, "train.clip_grad_norm", where, allow_zero=True)
-    if not 0 < train.reduce_lr_factor <= 1:
-        raise ConfigError(
-            f"{where}train.reduce_lr_factor: must be in (0, 1], got {train.reduce_lr_factor}"
-        )
+    _check_loss(loss, where)
+    _check_train(train, where)
     return RunConfig(
         name=name,
         dataset=dataset,
@@ -236,7 +262,40 @@ def parse_run_config(raw: Any, source: Path | None = None) -> RunConfig:
         output_dir=_coerce(raw.get("output_dir", "runs"), "str", "output_dir", where),
         cache_dir=_coerce(raw.get("cache_dir", ".tf4ctr-cache"), "str", "cache_dir", where),
         source=source,
+        overrides=tuple((overrides or {}).items()),
     )
+
+
+def _check_loss(loss: LossConfig, where: _Where) -> None:
+    if loss.name not in LOSSES:
+        raise ConfigError(
+            f"{where('loss.name')}loss.name: expected one of {', '.join(LOSSES)}, got {loss.name!r}"
+        )
+    for k in ("alpha", "c", "focal_alpha"):
+        v = getattr(loss, k)
+        if not 0.0 <= v <= 1.0:
+            raise ConfigError(f"{where('loss.' + k)}loss.{k}: must be in [0, 1], got {v}")
+    for k in ("gamma", "focal_gamma", "rce_beta", "embedding_l2"):
+        _positive(getattr(loss, k), f"loss.{k}", where, allow_zero=True)
+
+
+def _check_train(train: TrainConfig, where: _Where) -> None:
+    if train.monitor not in MONITORS:
+        raise ConfigError(
+            f"{where('train.monitor')}train.monitor: expected one of {', '.join(MONITORS)}, "
+            f"got {train.monitor!r}"
+        )
+    for k in ("batch_size", "epochs", "lr", "eval_batch_size"):
+        _positive(getattr(train, k), f"train.{k}", where)
+    for k in ("patience", "clip_grad_norm", "min_lr", "seed"):
+        _positive(getattr(train, k), f"train.{k}", where, allow_zero=True)
+    if train.num_threads is not None:
+        _positive(train.num_threads, "train.num_threads", where)
+    if not 0 < train.reduce_lr_factor <= 1:
+        raise ConfigError(
+            f"{where('train.reduce_lr_factor')}train.reduce_lr_factor: must be in (0, 1], "
+            f"got {train.reduce_lr_factor}"
+        )
 
 
 def read_yaml(path: Path) -> Any:
@@ -287,4 +346,6 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return parse_run_config(apply_overrides(raw, overrides or []), source=path)
+    overrides = overrides or []
+    keys = {item.partition("=")[0]: item for item in overrides}
+    return parse_run_config(apply_overrides(raw, overrides), source=path, overrides=keys)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
-import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ from tf4ctr.data import (
     BatchLoader,
     DatasetConfig,
     EncodedSplit,
+    FeatureSchema,
+    FieldInfo,
     Preprocessor,
     load_dataset_config,
     prepare_dataset,
@@ -43,8 +46,16 @@ from tf4ctr.data import (
 from tf4ctr.errors import ConfigError, UserError
 from tf4ctr.framework import CTRLoss, Objective, TwinFocusLoss
 from tf4ctr.models import build_model, check_model_config
+from tf4ctr.nn import FeatureInput
+from tf4ctr.rundir import RunLock, RunPaths, is_run_dir, mark_run_dir, remove_run_dir
 from tf4ctr.train.analysis import difficulty_counts
-from tf4ctr.train.trainer import Trainer
+from tf4ctr.train.trainer import (
+    FitState,
+    Trainer,
+    TrainingDiverged,
+    atomic_torch_save,
+    non_finite_parameters,
+)
 
 log = logging.getLogger("tf4ctr")
 
@@ -133,57 +144,261 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+class RunInterrupted(Exception):
+    """Training stopped by SIGINT / SIGTERM; the partial run stays, resumable."""
+
+    def __init__(self, name: str, partial: Path | None, epochs_done: int) -> None:
+        self.name, self.partial, self.epochs_done = name, partial, epochs_done
+        if partial is not None:
+            kept = f"epochs 1-{epochs_done} are kept in {partial}"
+        else:
+            kept = "no epoch had finished, so nothing was kept"
+        super().__init__(f"run {name} stopped during epoch {epochs_done + 1}; {kept}")
+
+    @property
+    def resumable(self) -> bool:
+        return self.partial is not None
+
+
+# Keys whose value may differ between an interrupted run and its resumption: they change
+# nothing a run computes (num_threads changes the last digits only, so it is warned about).
+_RESUME_FREE_KEYS = ("train.progress", "train.num_threads", "output_dir", "cache_dir")
+
+
+def check_config(config: RunConfig) -> DatasetConfig:
+    """Check everything a run config says before any data is read; returns its dataset.
+
+    The model's keys by their rules (:func:`check_model_config`), then a dry build of the
+    model on a placeholder schema of the dataset's fields and one forward pass on two rows,
+    so settings that would only fail once the encoded cache is built (minutes on Criteo)
+    fail now. Each message names the key and whether it came from the file or the command line.
+    """
+    check_model_config(config.model_name, config.model_hparams, origin=config.origin)
+    dataset = resolve_dataset(config)
+    schema = placeholder_schema(dataset)
+    where = config.origin("model")
+    try:
+        model = build_model(config.model_name, schema, **config.model_hparams)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+    try:
+        model.eval()
+        batch = FeatureInput(
+            torch.ones(2, sum(schema.widths), dtype=torch.long),
+            torch.zeros(2, len(schema.numeric)),
+        )
+        with torch.no_grad():
+            model(batch)
+    except Exception as exc:  # any failure here comes from the settings, not from data
+        raise ConfigError(
+            f"{where}model ({config.model_name}): these settings do not make a working model "
+            f"({type(exc).__name__}: {_first_line(str(exc))})"
+        ) from None
+    return dataset
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no message"
+
+
+def placeholder_schema(dataset: DatasetConfig) -> FeatureSchema:
+    """The dataset's fields with tiny made-up vocabularies: enough to build a model."""
+    fields = [
+        FieldInfo(
+            f.name,
+            "sequence" if f.is_sequence else "categorical",
+            4,
+            f.max_len if f.is_sequence and f.max_len else 1,
+            f.pooling or "sum",
+        )
+        for f in dataset.feature_cols
+        if f.is_categorical
+    ]
+    fields += [
+        FieldInfo(f.name, "numeric", 0) for f in dataset.feature_cols if not f.is_categorical
+    ]
+    return FeatureSchema(tuple(fields))
+
+
+def _resolved_config(config: RunConfig, dataset: DatasetConfig) -> dict[str, Any]:
+    resolved = config.to_dict()
+    resolved["dataset"] = dataset.to_dict()
+    return resolved
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def _check_resumable(paths: RunPaths, resolved: dict[str, Any]) -> None:
+    """Refuse to resume when anything that changes results differs from the interrupted run."""
+    config_file = paths.partial / CONFIG_FILE
+    if paths.latest_checkpoint() is None or not config_file.is_file():
+        raise UserError(
+            f"{paths.partial}: the interrupted run {paths.name} has no complete epoch to resume "
+            "from; start over with --overwrite"
+        )
+    before = _flatten(yaml.safe_load(config_file.read_text(encoding="utf-8")))
+    now = _flatten(json.loads(json.dumps(resolved, default=_json_default)))
+    for key in sorted(set(before) | set(now)):
+        if key in _RESUME_FREE_KEYS or before.get(key) == now.get(key):
+            continue
+        raise ConfigError(
+            f"{key}: {before.get(key)!r} in the interrupted run {paths.name}, {now.get(key)!r} "
+            "now; resume with the same config, or start over with --overwrite"
+        )
+    if before.get("train.num_threads") != now.get("train.num_threads"):
+        log.warning(
+            "train.num_threads differs from the interrupted run: results match an "
+            "uninterrupted run to the last digit only at the same thread count"
+        )
+
+
+def _read_checkpoint(paths: RunPaths) -> dict[str, Any]:
+    latest = paths.latest_checkpoint()
+    assert latest is not None  # checked by _check_resumable
+    try:
+        # our own file, written by torch.save; it holds numpy RNG state and Python
+        # objects of the fit state, so it is not a plain tensor dict
+        return torch.load(latest[1], map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise UserError(
+            f"{latest[1]}: unreadable checkpoint ({_first_line(str(exc))}); "
+            "start over with --overwrite"
+        ) from None
+
+
+def _same_preprocessing(paths: RunPaths, state: dict[str, Any]) -> None:
+    saved = json.loads((paths.partial / PREPROCESSOR_FILE).read_text(encoding="utf-8"))
+    if saved != json.loads(json.dumps(state)):
+        raise UserError(
+            f"{paths.partial}: the data files changed since run {paths.name} was interrupted "
+            "(its vocabularies differ); start over with --overwrite"
+        )
+
+
+def _base_rate_logloss(labels: np.ndarray) -> float:
+    p = float(np.clip(np.mean(labels), 1e-7, 1 - 1e-7))
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+def _quality_warnings(metrics: dict[str, Any], valid_labels: np.ndarray, lr: float) -> list[str]:
+    """Plain words when the chosen model is no better than a constant: a diverged run."""
+    out = []
+    constant = _base_rate_logloss(valid_labels)
+    valid = metrics["valid"]
+    if valid["logloss"] > constant:
+        out.append(
+            f"valid logloss {valid['logloss']:.4g} is worse than always predicting the "
+            f"click rate ({constant:.4g}): training probably diverged; try a lower train.lr "
+            f"(now {lr:g})"
+        )
+    if not valid["auc"] > 0.5:
+        out.append(f"valid AUC {valid['auc']:.4f} is no better than chance")
+    return out
+
+
 def train(
     config: RunConfig,
     *,
     run_dir: Path | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool | None = None,
 ) -> RunResult:
-    """Prepare the data, train, evaluate on valid and test, and write the run directory."""
-    final_dir = Path(run_dir) if run_dir is not None else Path(config.output_dir) / config.name
-    if final_dir.exists() and not overwrite:
-        raise UserError(
-            f"{final_dir}: run directory already exists (use --overwrite or another name=...)"
-        )
-    check_model_config(config.model_name, config.model_hparams)
-    dataset = resolve_dataset(config)
+    """Prepare the data, train, evaluate on valid and test, and write the run directory.
+
+    The run is built in ``<output_dir>/.<name>.partial`` with a checkpoint after every
+    epoch, under an OS lock that admits one writer per run, and renamed to
+    ``<output_dir>/<name>`` (or ``run_dir``) when training ends. ``resume`` continues an
+    interrupted run from its last complete epoch, exactly; ``overwrite`` replaces a
+    finished or interrupted run of that name. Raises :class:`RunInterrupted` on Ctrl-C
+    (SIGINT), leaving the partial run resumable.
+    """
+    paths = (
+        RunPaths.for_run_dir(run_dir)
+        if run_dir is not None
+        else RunPaths.create(config.output_dir, config.name, origin=config.origin("name") + "name")
+    )
+    dataset = check_config(config)
+    resolved = _resolved_config(config, dataset)
+    with RunLock(paths):
+        if paths.final.exists():
+            if resume and not paths.partial.exists():
+                raise UserError(f"{paths.final}: run {paths.name} is finished; nothing to resume")
+            if not overwrite and not resume:
+                raise UserError(
+                    f"{paths.final}: run directory already exists "
+                    "(use --overwrite or another name=...)"
+                )
+            if not is_run_dir(paths.final, paths.name):
+                remove_run_dir(paths.final, paths.name)  # refuses, naming the folder
+        if paths.partial.exists():
+            if resume:
+                _check_resumable(paths, resolved)
+            elif overwrite:
+                remove_run_dir(paths.partial, paths.name)
+            else:
+                raise UserError(
+                    f"{paths.partial}: run {paths.name} was interrupted "
+                    f"({_epochs_done(paths)} epoch(s) saved); continue it with --resume, or "
+                    "start over with --overwrite"
+                )
+        elif resume:
+            raise UserError(
+                f"{paths.output_dir}: no interrupted run {paths.name} to resume "
+                f"(expected {paths.partial.name})"
+            )
+        return _train_locked(config, dataset, resolved, paths, resume=resume, progress=progress)
+
+
+def _epochs_done(paths: RunPaths) -> int:
+    latest = paths.latest_checkpoint()
+    return 0 if latest is None else latest[0]
+
+
+def _train_locked(
+    config: RunConfig,
+    dataset: DatasetConfig,
+    resolved: dict[str, Any],
+    paths: RunPaths,
+    *,
+    resume: bool,
+    progress: bool | None,
+) -> RunResult:
     show = config.train.progress if progress is None else progress
     data = prepare_dataset(dataset, Path(config.cache_dir), progress=show)
     seed_everything(config.train.seed)
     configure_threads(config.train.num_threads)
     model = build_model(config.model_name, data.schema, **config.model_hparams)
     objective = build_objective(config.loss)
-
-    partial = final_dir.parent / f".{final_dir.name}.partial-{os.getpid()}"
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    handler = _attach_log_file(partial / LOG_FILE)
-    try:
-        resolved = config.to_dict()
-        resolved["dataset"] = dataset.to_dict()
+    partial = paths.partial
+    checkpoint_data: dict[str, Any] | None = None
+    if resume:
+        _same_preprocessing(paths, data.preprocessor.state_dict())
+        checkpoint_data = _read_checkpoint(paths)
+    else:
+        partial.mkdir(parents=True)
+        mark_run_dir(partial, paths.name)
         (partial / CONFIG_FILE).write_text(
-            yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8"
+            yaml.safe_dump(
+                json.loads(json.dumps(resolved, default=_json_default)), sort_keys=False
+            ),
+            encoding="utf-8",
         )
         write_json_atomic(data.preprocessor.state_dict(), partial / PREPROCESSOR_FILE)
+    handler = _attach_log_file(partial / LOG_FILE)
+    state: FitState | None = None
+    saved_epochs = 0  # the last epoch whose checkpoint is on disk
+    try:
         n_params = count_parameters(model)
-        log.info(
-            "run %s: model %s (%s parameters), loss %s, data %s (train %d, valid %d, test %d rows)",
-            config.name,
-            config.model_name,
-            f"{n_params:,}",
-            config.loss.name,
-            dataset.name,
-            len(data.train),
-            len(data.valid),
-            len(data.test),
-        )
         train_cfg = config.train if progress is None else _with_progress(config, progress)
-        trainer = Trainer(model, objective, train_cfg, checkpoint_path=partial / MODEL_FILE)
-        bs, ebs, seed = train_cfg.batch_size, train_cfg.eval_batch_size, train_cfg.seed
-        train_loader = BatchLoader(data.train, bs, shuffle=True, seed=seed)
-        valid_loader = BatchLoader(data.valid, ebs)
+        trainer = Trainer(model, objective, train_cfg)
         metrics: dict[str, Any] = {
             "run": config.name,
             "model": config.model_name,
@@ -192,14 +407,37 @@ def train(
             "parameters": n_params,
             "epochs": [],
         }
-
+        if checkpoint_data is not None:
+            state = trainer.load_checkpoint(checkpoint_data)
+            saved_epochs = state.epoch
+            metrics = checkpoint_data["metrics"]
+            metrics["epochs"] = list(state.history)
+            metrics.setdefault("resumed_after_epoch", []).append(state.epoch)
+            log.info(
+                "run %s: resuming after epoch %d of %d", config.name, state.epoch, train_cfg.epochs
+            )
+        else:
+            log.info(
+                "run %s: model %s (%s parameters), loss %s, data %s (train %d, valid %d, test %d rows)",
+                config.name,
+                config.model_name,
+                f"{n_params:,}",
+                config.loss.name,
+                dataset.name,
+                len(data.train),
+                len(data.valid),
+                len(data.test),
+            )
+        bs, ebs, seed = train_cfg.batch_size, train_cfg.eval_batch_size, train_cfg.seed
+        train_loader = BatchLoader(data.train, bs, shuffle=True, seed=seed)
+        valid_loader = BatchLoader(data.valid, ebs)
         eval_loaders = {
             "train": BatchLoader(data.train, ebs),
             "valid": valid_loader,
             "test": BatchLoader(data.test, ebs),
         }
 
-        def checkpoint(record: dict[str, Any]) -> None:
+        def record_epoch(record: dict[str, Any]) -> None:
             if train_cfg.record_difficulty:
                 record["difficulty"] = {}
                 for split, loader in eval_loaders.items():
@@ -211,29 +449,70 @@ def train(
                     )
                     record["difficulty"][split] = difficulty_counts(pred.label, pred.logit)
             metrics["epochs"].append(record)
+
+        def save_checkpoint(checkpoint: dict[str, Any]) -> None:
+            nonlocal saved_epochs
+            start = time.perf_counter()
+            checkpoint["metrics"] = {k: v for k, v in metrics.items() if k != "epochs"}
+            record = metrics["epochs"][-1]
+            atomic_torch_save(checkpoint, paths.checkpoint_for(record["epoch"]))
+            paths.remove_older_checkpoints(record["epoch"])
+            saved_epochs = record["epoch"]
+            record["checkpoint_seconds"] = time.perf_counter() - start
             write_json_atomic(metrics, partial / METRICS_FILE)
 
         start = time.perf_counter()
-        fit = trainer.fit(train_loader, valid_loader, on_epoch_end=checkpoint)
-        metrics["train_seconds_total"] = time.perf_counter() - start
+        fit = trainer.fit(
+            train_loader,
+            valid_loader,
+            on_epoch_end=record_epoch,
+            on_checkpoint=save_checkpoint,
+            state=state,
+        )
+        metrics["train_seconds_total"] = metrics.get("train_seconds_total", 0.0) + (
+            time.perf_counter() - start
+        )
         metrics["best_epoch"] = fit.best_epoch
         metrics["stopped_early"] = fit.stopped_early
+        if bad := non_finite_parameters(model):
+            raise TrainingDiverged(f"the best model's parameter {bad[0]} holds NaN or infinity")
         metrics["valid"] = trainer.evaluate(valid_loader)
         metrics["test"] = trainer.evaluate(eval_loaders["test"])
+        warnings = _quality_warnings(metrics, data.valid.label, trainer.lr)
+        for w in warnings:
+            log.warning("warning: %s", w)
+        if warnings:
+            metrics["warnings"] = warnings
         log.info("best epoch %d | valid %s", fit.best_epoch, format_metrics(metrics["valid"]))
         log.info("test %s", format_metrics(metrics["test"]))
+        atomic_torch_save(model.state_dict(), partial / MODEL_FILE)
         write_json_atomic(metrics, partial / METRICS_FILE)
-    except BaseException:
-        log.removeHandler(handler)
-        handler.close()
-        shutil.rmtree(partial, ignore_errors=True)
+    except KeyboardInterrupt:
+        _close_log(handler)
+        if saved_epochs == 0:
+            remove_run_dir(partial, paths.name)
+            raise RunInterrupted(paths.name, None, 0) from None
+        raise RunInterrupted(paths.name, partial, saved_epochs) from None
+    except TrainingDiverged:
+        _close_log(handler)
+        remove_run_dir(partial, paths.name)  # resuming would diverge again: nothing to keep
         raise
+    except BaseException:
+        _close_log(handler)
+        if paths.latest_checkpoint() is None:
+            remove_run_dir(partial, paths.name)
+        raise
+    _close_log(handler)
+    paths.remove_older_checkpoints(sys.maxsize)  # a finished run is not resumed
+    if paths.final.exists():
+        remove_run_dir(paths.final, paths.name)
+    os.replace(partial, paths.final)
+    return RunResult(paths.final, metrics)
+
+
+def _close_log(handler: logging.Handler) -> None:
     log.removeHandler(handler)
     handler.close()
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    os.replace(partial, final_dir)
-    return RunResult(final_dir, metrics)
 
 
 def _with_progress(config: RunConfig, progress: bool):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,12 +31,17 @@ import pyarrow.parquet as pq
 from tf4ctr.data.schema import DatasetConfig
 from tf4ctr.errors import ConfigError, DataError
 
+log = logging.getLogger("tf4ctr")
+#: The largest float32: a number beyond it is infinite where models compute.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 __all__ = [
     "column_types",
     "first_line_bytes",
     "iter_chunks",
     "read_table",
     "sha256_file",
+    "treat_non_finite",
     "validate_labels",
 ]
 
@@ -118,18 +124,26 @@ def iter_chunks(
     else:
         chunks = _csv_chunks(path, config, types, require_label, fmt, block_bytes)
     label = config.label_col.name
+    unit = "row" if fmt == "parquet" else "line"
+    numbers = [f.name for f in config.feature_cols if f.reads_numbers]
+    treated: dict[str, int] = {}
     rows = 0
     for table, first_line in chunks:
         if label in table.column_names:
-            validate_labels(
-                table[label],
-                path,
-                label,
-                first_line=first_line,
-                unit="row" if fmt == "parquet" else "line",
-            )
+            validate_labels(table[label], path, label, first_line=first_line, unit=unit)
+        table = treat_non_finite(
+            table, numbers, config.non_finite, path, first_line=first_line, unit=unit,
+            counts=treated,
+        )  # fmt: skip
         rows += table.num_rows
         yield table, first_line
+    for name, n in treated.items():
+        log.warning(
+            "%s: %d value(s) of column '%s' were infinite or beyond float32's range; "
+            "treated as %s (non_finite: %s)",
+            path, n, name, "missing" if config.non_finite == "missing" else "±3.4e38 (clipped)",
+            config.non_finite,
+        )  # fmt: skip
     if rows == 0:
         if fmt == "csv":
             raise DataError(
@@ -215,6 +229,54 @@ def _parquet_chunks(
         if group.num_rows:
             yield _cast_parquet_columns(path, group, types), row
             row += group.num_rows
+
+
+def treat_non_finite(
+    table: pa.Table,
+    names: list[str],
+    treatment: str,
+    path: Path | str | None,
+    *,
+    first_line: int = 2,
+    unit: str = "line",
+    counts: dict[str, int] | None = None,
+) -> pa.Table:
+    """Find ±inf and values beyond float32's range in number-fed columns, and apply ``treatment``.
+
+    Models compute in float32, where such a value is infinite and turns the loss into NaN.
+    ``error`` raises a DataError naming file, line and column; ``missing`` empties the cell
+    (its ``fill_na`` then applies); ``clip`` puts it at ±FLOAT32_MAX. NaN ("nan" in a
+    file) already means missing. ``counts`` collects how many cells were treated per column.
+    """
+    for name in names:
+        if name not in table.column_names:
+            continue
+        col = table[name]
+        extremes = pc.min_max(col)  # one pass; skips nulls and (unless all are NaN) NaN
+        low, high = extremes["min"].as_py(), extremes["max"].as_py()
+        if low is None or (low >= -FLOAT32_MAX and high <= FLOAT32_MAX):
+            continue
+        bad = pc.fill_null(pc.greater(pc.abs(col), FLOAT32_MAX), False)
+        if not pc.any(bad).as_py():
+            continue
+        if treatment == "error":
+            idx = int(np.argmax(bad.to_numpy(zero_copy_only=False)))
+            where = f"{path}: " if path is not None else ""
+            raise DataError(
+                f"{where}{unit} {idx + first_line}: column '{name}' holds {col[idx].as_py()!r}, "
+                "beyond the float32 range a model computes in (expected a finite number of "
+                "magnitude <= 3.4e38; set non_finite: missing or clip in the dataset config "
+                "to treat such values)"
+            )
+        if counts is not None:
+            counts[name] = counts.get(name, 0) + int(pc.sum(bad).as_py())
+        if treatment == "missing":
+            fixed = pc.if_else(bad, pa.scalar(None, col.type), col)
+        else:
+            nearest = pc.if_else(pc.greater(col, 0), FLOAT32_MAX, -FLOAT32_MAX)
+            fixed = pc.if_else(bad, nearest, col)
+        table = table.set_column(table.column_names.index(name), name, fixed)
+    return table
 
 
 def validate_labels(
@@ -304,7 +366,16 @@ def _read_header(path: Path) -> list[str]:
         raise DataError(f"{path}: line 1: header is not UTF-8 text") from None
     if not text.strip():
         return []
-    return next(csv.reader([text]))
+    if "\r" in text:
+        # the CSV reader would end the header there and misread every row after it
+        raise DataError(
+            f"{path}: line 1: the header holds a carriage return (\\r) inside the line "
+            "(expected one header line ending in \\n or \\r\\n)"
+        )
+    try:
+        return next(csv.reader([text]))
+    except csv.Error as exc:
+        raise DataError(f"{path}: line 1: header is not valid CSV ({exc})") from None
 
 
 def _csv_convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:

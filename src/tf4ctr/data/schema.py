@@ -45,10 +45,14 @@ SEQUENCE_POOLING = {
 FEATURE_DTYPES = ("str", "int", "float")
 LABEL_DTYPES = ("float", "int")
 DATA_FORMATS = ("auto", "csv", "parquet", "criteo_tsv")
+#: What becomes of ±inf and numbers beyond float32's range in a number-fed column:
+#: an error naming file, line and column (default), an empty cell, or the nearest float32.
+NON_FINITE = ("error", "missing", "clip")
 SPLITS = ("train", "valid", "test")
 
 _TOP_KEYS = (
     "name",
+    "non_finite",
     "dataset_id",
     "data_root",
     "data_format",
@@ -147,6 +151,8 @@ class DatasetConfig:
     min_categr_count: int = 1
     data_format: str = "auto"
     source: Path | None = None
+    #: see :data:`NON_FINITE`
+    non_finite: str = "error"
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -174,6 +180,8 @@ class DatasetConfig:
             "feature_cols": [f.to_dict() for f in self.feature_cols],
             "label_col": self.label_col.to_dict(),
             "group_col": self.group_col,
+            # only when set: configs without it keep their hashes (and caches)
+            **({"non_finite": self.non_finite} if self.non_finite != "error" else {}),
         }
 
 
@@ -275,6 +283,9 @@ def _parse(raw: Any, where: _Where, base: Path, yaml_path: Path | None) -> Datas
         if not isinstance(value, (str, os.PathLike)) or not str(value):
             raise where.bad_value(f"{split}_data", "a file path", value)
         paths[split] = _resolve(value, base)
+    non_finite = _get(raw, "non_finite", default="error")
+    if non_finite not in NON_FINITE:
+        raise where.bad_value("non_finite", f"one of {', '.join(NON_FINITE)}", non_finite)
     min_count = _parse_count(_get(raw, "min_categr_count", default=1), "min_categr_count", where)
     assert min_count is not None
     features = _parse_features(_require(raw, "feature_cols", where), where)
@@ -293,6 +304,7 @@ def _parse(raw: Any, where: _Where, base: Path, yaml_path: Path | None) -> Datas
         min_categr_count=min_count,
         data_format=data_format,
         source=Path(os.path.abspath(yaml_path)) if yaml_path is not None else None,
+        non_finite=non_finite,
     )
 
 

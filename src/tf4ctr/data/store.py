@@ -50,8 +50,11 @@ _META = "meta.json"
 _PREPROCESSOR = "preprocessor.json"
 _LABEL = "__label__"
 _GROUP = "__group__"
-# Temporary build directories older than this are leftovers of killed builds.
+# Build folders without a lock file (older tf4ctr) older than this are leftovers.
 _ABANDONED_AFTER_S = 24 * 3600
+_BUILD_LOCK = ".build.lock"
+# What a finished (or damaged) cache folder may hold, and so what tf4ctr may remove.
+_CACHE_ENTRIES = frozenset({_META, _PREPROCESSOR, *SPLITS, _BUILD_LOCK})
 
 
 @dataclass
@@ -145,13 +148,16 @@ def prepare_dataset(
         loaded = _try_load(target, config, key) if load else None
         if loaded is not None:
             return loaded
-        # Unreadable or foreign contents under our key's name: rebuild it.
-        shutil.rmtree(target, ignore_errors=True)
+    if target.exists() or target.is_symlink():
+        # No meta.json, or one that does not load: a damaged cache under our key's name.
+        _remove_damaged_cache(target)
     cache_root.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_builds(cache_root, config.name)
+    _remove_abandoned_builds(cache_root)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{config.name}-", dir=cache_root))
+    lock_fd = _lock_build(tmp)
     try:
         _build(config, key, hashes, tmp, progress, block_bytes)
+        (tmp / _BUILD_LOCK).unlink()
         try:
             os.rename(tmp, target)
         except OSError:
@@ -162,6 +168,8 @@ def prepare_dataset(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(lock_fd)
     if not load:
         return None
     loaded = _try_load(target, config, key)
@@ -170,14 +178,57 @@ def prepare_dataset(
     return loaded
 
 
-def _remove_abandoned_builds(cache_root: Path, name: str) -> None:
-    # A killed build cannot clean up after itself. Anything this old is not
-    # a build still in progress (Frappe takes under a second, Criteo minutes).
-    cutoff = time.time() - _ABANDONED_AFTER_S
-    for path in cache_root.glob(f".tmp-{name}-*"):
+def _lock_build(tmp: Path) -> int:
+    """Hold an OS lock on the build folder's lock file while it is being built.
+
+    The OS drops it when the process dies, however it dies: a build folder whose lock
+    can be taken is one whose builder is gone, and the next prepare removes it.
+    """
+    import fcntl
+
+    fd = os.open(tmp / _BUILD_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _builder_is_gone(path: Path) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(path / _BUILD_LOCK, os.O_RDWR)  # never created here: a missing one stays missing
+    except FileNotFoundError:
+        # A build of tf4ctr <= 0.1 (no lock), or one that is about to rename itself into
+        # place. Only age tells these apart.
+        return time.time() - path.stat().st_mtime > _ABANDONED_AFTER_S
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # its builder is alive
+    finally:
+        os.close(fd)
+    return True
+
+
+def _remove_abandoned_builds(cache_root: Path) -> None:
+    """Remove the build folders of dead processes (a killed build cannot clean up after itself)."""
+    for path in cache_root.glob(".tmp-*"):
         with contextlib.suppress(OSError):
-            if path.is_dir() and path.stat().st_mtime < cutoff:
+            if path.is_dir() and not path.is_symlink() and _builder_is_gone(path):
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_damaged_cache(target: Path) -> None:
+    """Remove a cache folder that lost its meta.json, if it holds only what a build writes."""
+    if (
+        target.is_symlink()
+        or not target.is_dir()
+        or any(p.name not in _CACHE_ENTRIES for p in target.iterdir())
+    ):
+        raise UserError(
+            f"{target}: occupies this dataset's cache folder but is not a tf4ctr cache "
+            "(expected only meta.json, preprocessor.json and the split folders); move it away"
+        )
+    shutil.rmtree(target)
 
 
 def _build(

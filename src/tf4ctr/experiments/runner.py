@@ -37,6 +37,7 @@ from tf4ctr.config import LossConfig, TrainConfig, apply_overrides, parse_run_co
 from tf4ctr.errors import ConfigError, UserError
 from tf4ctr.models import check_model_config, model_defaults
 from tf4ctr.models.registry import canonical_name
+from tf4ctr.rundir import RunPaths
 
 _EXPERIMENT_KEYS = (
     "name", "base", "seeds", "cells", "store", "runs_dir", "description", "reuse", "report",
@@ -456,12 +457,13 @@ def run_experiment(
         raw["output_dir"] = str(experiment.runs_dir)
         config = parse_run_config(raw, source=experiment.source)
         start = time.perf_counter()
-        result = run.train(
-            config,
-            run_dir=experiment.runs_dir / f"{cell.raw_config['name']}-{cell.key}",
-            overwrite=True,
-            progress=False,
-        )
+        run_dir = experiment.runs_dir / f"{cell.raw_config['name']}-{cell.key}"
+        # A cell interrupted after some epochs continues from its checkpoint; the cell's
+        # key pins its config, so the resumed run is the same run.
+        resume = RunPaths.for_run_dir(run_dir).latest_checkpoint() is not None
+        if resume:
+            bar.write(f"{cell.label} (seed {cell.seed}): resuming its interrupted run")
+        result = run.train(config, run_dir=run_dir, overwrite=True, resume=resume, progress=False)
         record = {
             "key": cell.key,
             "experiment": experiment.name,

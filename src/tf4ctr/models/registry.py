@@ -8,6 +8,7 @@ of accepted config keys, so a typo in a YAML file is caught by name.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -82,16 +83,71 @@ def model_defaults(name: str) -> dict[str, Any]:
     }
 
 
-def check_model_config(name: str, hparams: dict[str, Any]) -> str:
-    """Check the model name and hyperparameter names (cheap: before any data is read)."""
-    key = canonical_name(name)
+def check_model_config(
+    name: str, hparams: dict[str, Any], origin: Callable[[str], str] | None = None
+) -> str:
+    """Check the model name and every hyperparameter's name, type and range.
+
+    Cheap, before any data is read. The rules follow the builders' defaults: a key whose
+    default is a tuple of sizes takes a list of integers >= 1, an integer size >= 1 (a layer
+    count >= 0), a dropout rate [0, 1), a flag true/false, any other number a finite one.
+    ``origin(key)`` gives the message prefix that says where the value came from.
+    """
+    where = origin or (lambda key: "")
+    prefix = where("model.name")
+    if not isinstance(name, str):
+        raise ConfigError(f"{prefix}model.name: expected a model name, got {name!r}")
+    try:
+        key = canonical_name(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}") from None
     allowed = model_defaults(key)
-    for k in hparams:
+    for k, value in hparams.items():
         if k not in allowed:
             raise ConfigError(
-                f"model.{k}: unknown key for model {key!r} (expected one of: {', '.join(allowed)})"
+                f"{where('model.' + k)}model.{k}: unknown key for model {key!r} "
+                f"(expected one of: {', '.join(allowed)})"
             )
+        problem = _hparam_problem(k, value, allowed[k])
+        if problem is not None:
+            raise ConfigError(f"{where('model.' + k)}model.{k}: {problem}, got {value!r}")
     return key
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _hparam_problem(key: str, value: Any, default: Any) -> str | None:
+    """What is wrong with ``value`` for a key whose default is ``default`` (None: nothing)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "expected true or false"
+    if isinstance(default, tuple) or key.endswith("hidden_units"):
+        if value is None and default is None:
+            return None
+        if not isinstance(value, list | tuple) or not all(_is_int(v) and v >= 1 for v in value):
+            return "expected a list of layer sizes, each an integer >= 1"
+        return None
+    if _is_int(default) or (default is None and key.endswith("_dim")):
+        if value is None and default is None:
+            return None
+        least = 0 if key.endswith("layers") else 1
+        if not _is_int(value) or value < least:
+            return f"expected an integer >= {least}"
+        return None
+    if isinstance(default, float):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return "expected a number"
+        if not math.isfinite(value):
+            return "expected a finite number"
+        if "dropout" in key or key.endswith("_ratio"):
+            return None if 0 <= value < 1 else "must be in [0, 1)"
+        if key == "temperature" and value <= 0:
+            return "must be > 0"
+        return None
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "expected a string"
+    return None
 
 
 def build_model(name: str, schema: SchemaLike, **hparams: Any) -> nn.Module:

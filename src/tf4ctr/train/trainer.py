@@ -14,6 +14,7 @@ import copy
 import logging
 import math
 import os
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tf4ctr.config import TrainConfig
+from tf4ctr.errors import UserError
 from tf4ctr.framework.objective import Objective
 from tf4ctr.nn import FeatureEmbedding, FeatureInput
 from tf4ctr.nn.dropout import FastDropout
@@ -56,6 +58,10 @@ class Predictions:
     z_c: np.ndarray | None = None
 
 
+class TrainingDiverged(UserError):
+    """A loss, gradient, weight or prediction became NaN or infinite."""
+
+
 @dataclass
 class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -64,11 +70,58 @@ class FitResult:
     stopped_early: bool = False
 
 
+@dataclass
+class FitState:
+    """Where :meth:`Trainer.fit` stands after ``epoch`` complete epochs: enough to go on.
+
+    ``best_state`` is None while the model's current weights are the best ones (saving a
+    second copy in the checkpoint would be wasted bytes).
+    """
+
+    epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None
+    stopped_early: bool = False
+    #: the training loader's draw counter (:attr:`BatchLoader.epoch`) after ``epoch``
+    loader_epoch: int | None = None
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global random state a training epoch draws from (dropout, shuffles of models)."""
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def non_finite_parameters(model: nn.Module) -> list[str]:
+    """Names of the parameters and buffers holding a NaN or an infinity."""
+    return [
+        name
+        for name, t in [*model.named_parameters(), *model.named_buffers()]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """Write a checkpoint so that a crash never leaves a truncated file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.Optimizer]:
@@ -90,13 +143,20 @@ def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.O
 
 @torch.no_grad()
 def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> float:
-    """Clip the global gradient norm, sparse gradients included.
+    """Clip the global gradient norm, sparse gradients included; returns the norm before.
+
+    ``max_norm=inf`` only measures it.
 
     ``torch.nn.utils.clip_grad_norm_`` rejects sparse gradients; here a sparse
     gradient counts by its (coalesced) stored values, which is the same norm.
     """
     parameters = [p for p in parameters if p.grad is not None]
     if not any(p.grad.is_sparse for p in parameters):
+        if math.isinf(max_norm):  # the norm only (a finiteness check), no scaling pass
+            if not parameters:
+                return 0.0
+            norms = torch.stack([torch.linalg.vector_norm(p.grad) for p in parameters])
+            return float(torch.linalg.vector_norm(norms))
         return float(nn.utils.clip_grad_norm_(parameters, max_norm, foreach=True))
     grads = []
     for p in parameters:
@@ -201,28 +261,44 @@ class Trainer:
                 for name, z in (("z_s", out.z_s), ("z_c", out.z_c)):
                     norm = 0.0 if z.grad is None else float(torch.linalg.vector_norm(z.grad))
                     grad_norms[name].append(norm * math.sqrt(z.numel()))
-            if cfg.clip_grad_norm > 0:
-                clip_grad_norm(self.model.parameters(), cfg.clip_grad_norm)
+            n_batches += 1
+            loss = float(parts.total.detach())
+            if not math.isfinite(loss):
+                raise self._diverged(f"the training loss is {loss}", epoch, n_batches)
+            # The global gradient norm doubles as the finiteness check of every gradient
+            # (one reduction; clipping computes it anyway).
+            norm = clip_grad_norm(self.model.parameters(), cfg.clip_grad_norm or math.inf)
+            if not math.isfinite(norm):
+                raise self._diverged(f"the gradient norm is {norm}", epoch, n_batches)
             for opt in self.optimizers:
                 opt.step()
-            n_batches += 1
             for name in ("total", "ctr", "twin_focus", "l2"):
                 value = getattr(parts, name)
                 if value is not None:
-                    sums[name] = sums.get(name, 0.0) + float(value.detach())
+                    sums[name] = sums.get(name, 0.0) + (
+                        loss if name == "total" else float(value.detach())
+                    )
             if n_batches % 5 == 1 or n_batches == len(bar):
                 bar.set_postfix(loss=f"{sums['total'] / n_batches:.4f}")
-            if not math.isfinite(sums["total"]):
-                raise FloatingPointError(
-                    f"training loss became {sums['total']} at epoch {epoch}, batch {n_batches}; "
-                    "try a lower train.lr or train.clip_grad_norm"
-                )
         bar.close()
+        if bad := non_finite_parameters(self.model):
+            raise self._diverged(
+                f"parameter {bad[0]} holds NaN or infinity", epoch, n_batches, at_end=True
+            )
         result: dict[str, Any] = {f"train_{k}_loss": v / max(n_batches, 1) for k, v in sums.items()}
         result["train_seconds"] = time.perf_counter() - start
         if grad_norms["z_s"]:
             result["logit_grad_norms"] = grad_norms
         return result
+
+    def _diverged(
+        self, what: str, epoch: int, step: int, *, at_end: bool = False
+    ) -> TrainingDiverged:
+        where = f"after epoch {epoch}" if at_end else f"at epoch {epoch}, step {step}"
+        return TrainingDiverged(
+            f"training diverged: {what} {where} (train.lr is {self.lr:g}); try a lower "
+            "train.lr, a train.clip_grad_norm > 0, or check numeric columns for extreme values"
+        )
 
     @torch.inference_mode()
     def predict(self, loader: Iterable[Any], *, encoder_logits: bool = False) -> Predictions:
@@ -253,6 +329,12 @@ class Trainer:
     def _evaluate(self, loader: Iterable[Any]) -> tuple[dict[str, float], Predictions]:
         start = time.perf_counter()
         pred = self.predict(loader)
+        finite = np.isfinite(pred.logit)
+        if not finite.all():
+            raise TrainingDiverged(
+                f"the model predicts NaN or infinity for {int((~finite).sum())} of "
+                f"{finite.size} rows; its weights or the input's numeric values are too large"
+            )
         metrics = evaluate_predictions(pred.label, pred.logit, pred.group)
         metrics["seconds"] = time.perf_counter() - start
         return metrics, pred
@@ -265,33 +347,49 @@ class Trainer:
         valid_loader: Iterable[Any],
         *,
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+        on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+        state: FitState | None = None,
     ) -> FitResult:
-        """Train until early stopping or ``epochs``; the best weights are restored."""
+        """Train until early stopping or ``epochs``; the best weights are restored.
+
+        ``on_checkpoint`` receives, after every epoch (and after ``on_epoch_end``), a
+        checkpoint from which :meth:`load_checkpoint` continues exactly where this epoch
+        ended. ``state`` is what :meth:`load_checkpoint` returned: fit then starts with the
+        epoch after it, drawing the same shuffles and dropout masks it would have drawn.
+        """
         cfg = self.config
-        result = FitResult()
-        best_score = -math.inf
-        best_state: dict[str, torch.Tensor] | None = None
-        bad_epochs = 0
-        for epoch in range(1, cfg.epochs + 1):
+        st = state or FitState()
+        if st.loader_epoch is not None and hasattr(train_loader, "set_epoch"):
+            # A loader's shuffle is a function of (seed, its draw counter) alone; the counter
+            # is restored as saved rather than derived from the epoch, since tqdm.auto's bar
+            # draws one extra (unused) iterator per epoch.
+            train_loader.set_epoch(st.loader_epoch)
+        while not st.stopped_early and st.epoch < cfg.epochs:
+            st.epoch += 1
+            epoch = st.epoch
             record: dict[str, Any] = {"epoch": epoch, "lr": self.lr}
             record.update(self.train_epoch(train_loader, epoch=epoch))
             valid, self.last_valid_predictions = self._evaluate(valid_loader)
             record["valid"] = valid
             score = monitor_value(valid, cfg.monitor)
             # the first epoch is always the best so far, even with an undefined (nan) score
-            improved = best_state is None or score > best_score
+            improved = st.best_epoch == 0 or score > st.best_score
             record["improved"] = improved
             if improved:
-                best_score, bad_epochs = score, 0
-                result.best_epoch, result.best_valid = epoch, valid
-                best_state = copy.deepcopy(self.model.state_dict())
-                if self.checkpoint_path is not None:
-                    atomic_torch_save(best_state, self.checkpoint_path)
+                st.best_score, st.bad_epochs = score, 0
+                st.best_epoch, st.best_valid = epoch, valid
+                st.best_state = None  # the current weights are the best
             else:
-                bad_epochs += 1
+                if st.best_state is None:
+                    # the previous epoch's weights were the best: hold them from now on
+                    st.best_state = self._best_so_far
+                st.bad_epochs += 1
                 for group in self._param_groups():
                     group["lr"] = max(group["lr"] * cfg.reduce_lr_factor, cfg.min_lr)
-            result.history.append(record)
+            self._best_so_far = (
+                copy.deepcopy(self.model.state_dict()) if st.best_state is None else None
+            )
+            st.history.append(record)
             log.info(
                 "epoch %d: loss %.5f | valid %s | %.1fs train, %.1fs eval%s",
                 epoch,
@@ -301,13 +399,58 @@ class Trainer:
                 valid["seconds"],
                 ""
                 if improved
-                else f" | no improvement ({bad_epochs}/{cfg.patience}), lr -> {self.lr:g}",
+                else f" | no improvement ({st.bad_epochs}/{cfg.patience}), lr -> {self.lr:g}",
             )
+            st.stopped_early = not improved and st.bad_epochs >= cfg.patience
+            st.loader_epoch = getattr(train_loader, "epoch", None)
             if on_epoch_end is not None:
                 on_epoch_end(record)
-            if not improved and bad_epochs >= cfg.patience:
-                result.stopped_early = True
-                break
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
-        return result
+            if on_checkpoint is not None:
+                on_checkpoint(self.checkpoint(st))
+        if st.best_state is not None:
+            self.model.load_state_dict(st.best_state)
+        return FitResult(
+            history=st.history,
+            best_epoch=st.best_epoch,
+            best_valid=st.best_valid,
+            stopped_early=st.stopped_early,
+        )
+
+    # -- checkpoints ----------------------------------------------------------
+
+    _best_so_far: dict[str, torch.Tensor] | None = None
+
+    def checkpoint(self, state: FitState) -> dict[str, Any]:
+        """Everything :meth:`fit` needs to continue after ``state.epoch``.
+
+        The model, every optimizer (dense Adam and the lazy sparse one; the learning rate
+        lives in their param groups), the fit state (early stopping, history, best
+        weights when they are not the current ones) and every global RNG state.
+        """
+        fit = {k: getattr(state, k) for k in FitState.__dataclass_fields__ if k != "best_state"}
+        return {
+            "format": 1,
+            "model": self.model.state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "fit": fit,
+            "best_model": state.best_state,
+            "rng": rng_state(),
+        }
+
+    def load_checkpoint(self, checkpoint: dict[str, Any]) -> FitState:
+        """Restore a :meth:`checkpoint`; returns the state to pass to :meth:`fit`."""
+        self.model.load_state_dict(checkpoint["model"])
+        saved = checkpoint["optimizers"]
+        if len(saved) != len(self.optimizers):
+            raise UserError(
+                f"the checkpoint has {len(saved)} optimizer(s), this run {len(self.optimizers)}"
+                " (train.sparse_embedding differs)"
+            )
+        for opt, opt_state in zip(self.optimizers, saved, strict=True):
+            opt.load_state_dict(opt_state)
+        state = FitState(**checkpoint["fit"], best_state=checkpoint["best_model"])
+        self._best_so_far = (
+            copy.deepcopy(self.model.state_dict()) if state.best_state is None else None
+        )
+        set_rng_state(checkpoint["rng"])
+        return state
