@@ -91,7 +91,11 @@ def signal_case(root: Path, sig: int) -> tuple[str, int, str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.Popen(
         [*TF4CTR, "train", "--config", "run.yaml", "--no-progress"],
-        cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=d,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     wait_for_epoch(d, 1)
     p.send_signal(sig)
@@ -123,10 +127,18 @@ def simple(root: Path, args: list[str], *, prep=None, label: str | None = None):
         m = list((d / "runs").glob("*/metrics.json"))
         if m:
             metrics = json.loads(m[0].read_text())
-            line = f"(ok) test auc {metrics['test']['auc']:.4f} logloss {metrics['test']['logloss']:.3g}; " + line
+            line = (
+                f"(ok) test auc {metrics['test']['auc']:.4f} logloss {metrics['test']['logloss']:.3g}; "
+                + line
+            )
     elif "Traceback" in out.stderr:
         line = "Traceback ... " + out.stderr.strip().splitlines()[-1][:110]
-    return label or "`tf4ctr " + " ".join(args) + "`", out.returncode, line[:160], left(root, before)
+    return (
+        label or "`tf4ctr " + " ".join(args) + "`",
+        out.returncode,
+        line[:160],
+        left(root, before),
+    )
 
 
 def put_in_column(value: str, *, split: str = "train", column: str = "price"):
@@ -148,14 +160,23 @@ def two_writers(root: Path):
     before = listing(root)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [*TF4CTR, "train", "--config", "run.yaml", "--no-progress"]
-    a = subprocess.Popen(cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    a = subprocess.Popen(
+        cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     wait_for_epoch(d, 1)
     b = subprocess.run(cmd, cwd=d, capture_output=True, text=True, env=env)
     a_out, a_err = a.communicate()
     line = f"first: exit {a.returncode}; second: " + (
-        first_line(b.stderr) if b.returncode else "exit 0, " + first_line(b.stdout.splitlines()[-1] if b.stdout else "")
+        first_line(b.stderr)
+        if b.returncode
+        else "exit 0, " + first_line(b.stdout.splitlines()[-1] if b.stdout else "")
     )
-    return "two `tf4ctr train` on one run name at once", b.returncode, line[:160], left(root, before)
+    return (
+        "two `tf4ctr train` on one run name at once",
+        b.returncode,
+        line[:160],
+        left(root, before),
+    )
 
 
 def no_meta(root: Path):
@@ -179,7 +200,11 @@ def killed_prepare(root: Path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.Popen(
         [*TF4CTR, "data", "prepare", "dataset.yaml", "--cache-dir", "cache"],
-        cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=d,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     end = time.time() + 60
     while time.time() < end and not list((d / "cache").glob(".tmp-*/train")):
@@ -189,7 +214,10 @@ def killed_prepare(root: Path):
     tmp_left = [x.name for x in (d / "cache").glob(".tmp-*")]
     out = subprocess.run(
         [*TF4CTR, "data", "prepare", "dataset.yaml", "--cache-dir", "cache"],
-        cwd=d, capture_output=True, text=True, env=env,
+        cwd=d,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     still = [x.name for x in (d / "cache").glob(".tmp-*")]
     line = first_line(out.stderr) if out.returncode else "(ok) " + first_line(out.stdout)
@@ -208,7 +236,9 @@ def cr_header(root: Path):
     rows[0] = rows[0] + "\r,extra"
     rows[1:] = [r + ",x" for r in rows[1:]]
     (d / "bad.csv").write_text("\n".join(rows) + "\n")
-    return simple_in(d, root, ["predict", "runs/tiny-run", "--input", "bad.csv", "--output", "s.csv"])
+    return simple_in(
+        d, root, ["predict", "runs/tiny-run", "--input", "bad.csv", "--output", "s.csv"]
+    )
 
 
 def simple_in(d: Path, root: Path, args: list[str]):
@@ -217,7 +247,12 @@ def simple_in(d: Path, root: Path, args: list[str]):
     line = first_line(out.stderr) if out.returncode else "(ok) " + first_line(out.stdout)
     if "Traceback" in out.stderr:
         line = "Traceback ... " + out.stderr.strip().splitlines()[-1][:110]
-    return "`tf4ctr " + " ".join(args) + "` (header `...\\r,extra`)", out.returncode, line, left(root, before)
+    return (
+        "`tf4ctr " + " ".join(args) + "` (header `...\\r,extra`)",
+        out.returncode,
+        line,
+        left(root, before),
+    )
 
 
 def output_dir_case(root: Path):
@@ -232,34 +267,74 @@ def output_dir_case(root: Path):
     out = cli(d, "train", "--config", "run.yaml", "--overwrite", "name=..", "train.epochs=1")
     line = first_line(out.stderr) if out.returncode else "(ok) " + first_line(out.stdout)
     gone = "x/y/precious.txt GONE" if not (y / "precious.txt").exists() else "x/y/precious.txt kept"
-    return "`output_dir: /x/y/runs` + `--overwrite name=..`", out.returncode, line[:140], gone + "; " + left(root, before)
+    return (
+        "`output_dir: /x/y/runs` + `--overwrite name=..`",
+        out.returncode,
+        line[:140],
+        gone + "; " + left(root, before),
+    )
 
 
 def overwrite_dot(root: Path):
     def prep(d: Path) -> None:
         cli(d, "train", "--config", "run.yaml", "train.epochs=1", "name=other")
 
-    label, code, line, what = simple(root, ["train", "--config", "run.yaml", "--overwrite", "name=.", "train.epochs=1"], prep=prep)
+    label, code, line, what = simple(
+        root,
+        ["train", "--config", "run.yaml", "--overwrite", "name=.", "train.epochs=1"],
+        prep=prep,
+    )
     d = root / "project"
-    what = ("runs/other kept" if (d / "runs" / "other").exists() else "runs/other GONE") + "; " + what
+    what = (
+        ("runs/other kept" if (d / "runs" / "other").exists() else "runs/other GONE") + "; " + what
+    )
     return label, code, line, what
 
 
 CASES = {
-    "name_dotdot": lambda r: simple(r, ["train", "--config", "run.yaml", "name=..", "train.epochs=1"]),
+    "name_dotdot": lambda r: simple(
+        r, ["train", "--config", "run.yaml", "name=..", "train.epochs=1"]
+    ),
     "name_dot_overwrite": overwrite_dot,
     "output_dir_dotdot": output_dir_case,
     "two_writers": two_writers,
     "sigint": lambda r: signal_case(r, signal.SIGINT),
     "sigterm": lambda r: signal_case(r, signal.SIGTERM),
     "sigkill": lambda r: signal_case(r, signal.SIGKILL),
-    "inf_train": lambda r: simple(r, ["train", "--config", "run.yaml"], prep=put_in_column("inf"), label="`inf` in train's numeric column `price`"),
-    "minus_inf_train": lambda r: simple(r, ["train", "--config", "run.yaml"], prep=put_in_column("-inf"), label="`-inf` in train's `price`"),
-    "1e308_train": lambda r: simple(r, ["train", "--config", "run.yaml"], prep=put_in_column("1e308"), label="`1e308` in train's `price`"),
-    "1e38_train": lambda r: simple(r, ["train", "--config", "run.yaml"], prep=put_in_column("1e38"), label="`1e38` in train's `price`"),
-    "inf_valid": lambda r: simple(r, ["train", "--config", "run.yaml"], prep=put_in_column("inf", split="valid"), label="`inf` in valid's `price`"),
+    "inf_train": lambda r: simple(
+        r,
+        ["train", "--config", "run.yaml"],
+        prep=put_in_column("inf"),
+        label="`inf` in train's numeric column `price`",
+    ),
+    "minus_inf_train": lambda r: simple(
+        r,
+        ["train", "--config", "run.yaml"],
+        prep=put_in_column("-inf"),
+        label="`-inf` in train's `price`",
+    ),
+    "1e308_train": lambda r: simple(
+        r,
+        ["train", "--config", "run.yaml"],
+        prep=put_in_column("1e308"),
+        label="`1e308` in train's `price`",
+    ),
+    "1e38_train": lambda r: simple(
+        r,
+        ["train", "--config", "run.yaml"],
+        prep=put_in_column("1e38"),
+        label="`1e38` in train's `price`",
+    ),
+    "inf_valid": lambda r: simple(
+        r,
+        ["train", "--config", "run.yaml"],
+        prep=put_in_column("inf", split="valid"),
+        label="`inf` in valid's `price`",
+    ),
     "lr_100": lambda r: simple(r, ["train", "--config", "run.yaml", "train.lr=100"]),
-    "hidden_0": lambda r: simple(r, ["train", "--config", "run.yaml", "model.simple_hidden_units=[0]"]),
+    "hidden_0": lambda r: simple(
+        r, ["train", "--config", "run.yaml", "model.simple_hidden_units=[0]"]
+    ),
     "lr_1e300": lambda r: simple(r, ["train", "--config", "run.yaml", "train.lr=1e300"]),
     "embedding_0": lambda r: simple(r, ["train", "--config", "run.yaml", "model.embedding_dim=0"]),
     "dropout_1.5": lambda r: simple(r, ["train", "--config", "run.yaml", "model.dropout=1.5"]),

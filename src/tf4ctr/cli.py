@@ -260,7 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):  # `tf4ctr ... | head` should end quietly, like any Unix tool
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops collecting KEY=VALUE overrides at the first option after them
+    # (`train --config r.yaml --no-progress train.epochs=1`): take the rest here
+    if hasattr(args, "overrides"):
+        args.overrides += [e for e in extra if "=" in e and not e.startswith("-")]
+        extra = [e for e in extra if e not in args.overrides]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # rerunning a grid or reproduce command resumes it (and its half-trained cell)
     args.rerun_command = shlex.join(["tf4ctr", *(sys.argv[1:] if argv is None else argv)])
     handler = logging.StreamHandler(sys.stderr)

@@ -150,7 +150,8 @@ class RunInterrupted(Exception):
     def __init__(self, name: str, partial: Path | None, epochs_done: int) -> None:
         self.name, self.partial, self.epochs_done = name, partial, epochs_done
         if partial is not None:
-            kept = f"epochs 1-{epochs_done} are kept in {partial}"
+            epochs = "epoch 1 is" if epochs_done == 1 else f"epochs 1-{epochs_done} are"
+            kept = f"{epochs} kept in {partial}"
         else:
             kept = "no epoch had finished, so nothing was kept"
         super().__init__(f"run {name} stopped during epoch {epochs_done + 1}; {kept}")
@@ -394,7 +395,6 @@ def _train_locked(
         write_json_atomic(data.preprocessor.state_dict(), partial / PREPROCESSOR_FILE)
     handler = _attach_log_file(partial / LOG_FILE)
     state: FitState | None = None
-    saved_epochs = 0  # the last epoch whose checkpoint is on disk
     try:
         n_params = count_parameters(model)
         train_cfg = config.train if progress is None else _with_progress(config, progress)
@@ -409,7 +409,6 @@ def _train_locked(
         }
         if checkpoint_data is not None:
             state = trainer.load_checkpoint(checkpoint_data)
-            saved_epochs = state.epoch
             metrics = checkpoint_data["metrics"]
             metrics["epochs"] = list(state.history)
             metrics.setdefault("resumed_after_epoch", []).append(state.epoch)
@@ -451,13 +450,11 @@ def _train_locked(
             metrics["epochs"].append(record)
 
         def save_checkpoint(checkpoint: dict[str, Any]) -> None:
-            nonlocal saved_epochs
             start = time.perf_counter()
             checkpoint["metrics"] = {k: v for k, v in metrics.items() if k != "epochs"}
             record = metrics["epochs"][-1]
             atomic_torch_save(checkpoint, paths.checkpoint_for(record["epoch"]))
             paths.remove_older_checkpoints(record["epoch"])
-            saved_epochs = record["epoch"]
             record["checkpoint_seconds"] = time.perf_counter() - start
             write_json_atomic(metrics, partial / METRICS_FILE)
 
@@ -489,10 +486,13 @@ def _train_locked(
         write_json_atomic(metrics, partial / METRICS_FILE)
     except KeyboardInterrupt:
         _close_log(handler)
-        if saved_epochs == 0:
+        # what is on disk, not what this process last noted: the signal may have landed
+        # between a checkpoint's rename and the bookkeeping after it
+        saved = _epochs_done(paths)
+        if saved == 0:
             remove_run_dir(partial, paths.name)
             raise RunInterrupted(paths.name, None, 0) from None
-        raise RunInterrupted(paths.name, partial, saved_epochs) from None
+        raise RunInterrupted(paths.name, partial, saved) from None
     except TrainingDiverged:
         _close_log(handler)
         remove_run_dir(partial, paths.name)  # resuming would diverge again: nothing to keep

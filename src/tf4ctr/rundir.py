@@ -183,14 +183,20 @@ class RunLock:
     def __init__(self, paths: RunPaths) -> None:
         self.paths = paths
         self._fd: int | None = None
+        self._made_output_dir = False
 
     def acquire(self) -> RunLock:
         import fcntl
 
-        self.paths.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.paths.lock
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not self.paths.output_dir.is_dir():
+                self.paths.output_dir.mkdir(parents=True, exist_ok=True)
+                self._made_output_dir = True
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # another process removed the empty folder just now
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -223,6 +229,10 @@ class RunLock:
             os.unlink(self.paths.lock)
         os.close(self._fd)
         self._fd = None
+        if self._made_output_dir:
+            # leave no empty folder behind after a run that wrote nothing (an error)
+            with contextlib.suppress(OSError):
+                self.paths.output_dir.rmdir()  # fails, as it should, unless empty
 
     def __enter__(self) -> RunLock:
         return self.acquire()

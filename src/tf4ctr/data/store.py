@@ -195,7 +195,9 @@ def _builder_is_gone(path: Path) -> bool:
     import fcntl
 
     try:
-        fd = os.open(path / _BUILD_LOCK, os.O_RDWR)  # never created here: a missing one stays missing
+        fd = os.open(
+            path / _BUILD_LOCK, os.O_RDWR
+        )  # never created here: a missing one stays missing
     except FileNotFoundError:
         # A build of tf4ctr <= 0.1 (no lock), or one that is about to rename itself into
         # place. Only age tells these apart.

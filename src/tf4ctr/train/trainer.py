@@ -295,9 +295,10 @@ class Trainer:
         self, what: str, epoch: int, step: int, *, at_end: bool = False
     ) -> TrainingDiverged:
         where = f"after epoch {epoch}" if at_end else f"at epoch {epoch}, step {step}"
+        clip = "" if self.config.clip_grad_norm > 0 else ", set train.clip_grad_norm (e.g. 10)"
         return TrainingDiverged(
             f"training diverged: {what} {where} (train.lr is {self.lr:g}); try a lower "
-            "train.lr, a train.clip_grad_norm > 0, or check numeric columns for extreme values"
+            f"train.lr{clip}, or check numeric columns for extreme values"
         )
 
     @torch.inference_mode()
