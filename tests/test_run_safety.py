@@ -556,7 +556,10 @@ def test_every_reader_error_is_one_line_exit_2(tiny_project, monkeypatch, capsys
     (tiny_project / "bad.csv").write_text("\n".join([header, *rows]) + "\n")
     (tiny_project / "empty.csv").write_bytes(b"")
     (tiny_project / "binary.csv").write_bytes(bytes(range(256)) * 4)
-    for path in ("bad.csv", "empty.csv", "binary.csv", "nope.csv"):
+    (tiny_project / "binary.csv.gz").write_bytes(bytes(range(256)) * 4)
+    (tiny_project / "binary.parquet").write_bytes(bytes(range(256)) * 4)
+    inputs = ["bad.csv", "empty.csv", "binary.csv", "binary.csv.gz", "binary.parquet", "nope.csv"]
+    for path in inputs:
         capsys.readouterr()
         for args in (
             ("predict", "runs/tiny-run", "--input", path, "--output", "out.csv"),
@@ -570,3 +573,41 @@ def test_every_reader_error_is_one_line_exit_2(tiny_project, monkeypatch, capsys
             assert code == 2, (case, path, args[0], err)
             assert err.count("\n") == 1 and err.startswith("tf4ctr: error:"), err
     assert not list(tiny_project.glob(".out.csv.tmp-*"))
+
+
+def test_single_class_split_is_an_error_and_undefined_gauc_is_null(
+    tiny_project, monkeypatch, capsys
+):
+    monkeypatch.chdir(tiny_project)
+    valid = tiny_project / "valid.csv"
+    original = valid.read_text()
+    header, *rows = original.splitlines()
+    valid.write_text("\n".join([header, *("0" + r[1:] for r in rows)]) + "\n")
+    assert run_cli("train", "--config", "run.yaml") == 2
+    err = capsys.readouterr().err
+    assert "valid.csv: every one of its 800 labels is 0" in err
+    # one row per user: AUC is defined, gAUC is not (no user has both labels)
+    valid.write_text("\n".join([header, "1,u1,i1,0,0.5", "0,u2,i1,0,0.5"]) + "\n")
+    assert run_cli("train", "--config", "run.yaml", "train.epochs=1") == 0
+    text = (tiny_project / "runs" / "tiny-run" / "metrics.json").read_text()
+    metrics = json.loads(text)
+    assert metrics["valid"]["gauc"] is None and "NaN" not in text
+    assert any("gauc is undefined on valid" in w for w in metrics["warnings"])
+
+
+def test_damaged_run_files_are_one_line_errors(tiny_project, monkeypatch, capsys):
+    monkeypatch.chdir(tiny_project)
+    assert run_cli("train", "--config", "run.yaml", "train.epochs=1") == 0
+    run_dir = tiny_project / "runs" / "tiny-run"
+    for name, junk in (
+        ("model.pt", b"junk"),
+        ("preprocessor.json", b"{"),
+        ("config.yaml", b"x: ["),
+    ):
+        good = (run_dir / name).read_bytes()
+        (run_dir / name).write_bytes(junk)
+        capsys.readouterr()
+        assert run_cli("evaluate", str(run_dir)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{run_dir / name}:" in err, err
+        (run_dir / name).write_bytes(good)

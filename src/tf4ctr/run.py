@@ -43,7 +43,7 @@ from tf4ctr.data import (
     prepare_dataset,
     read_table,
 )
-from tf4ctr.errors import ConfigError, UserError
+from tf4ctr.errors import ConfigError, DataError, UserError
 from tf4ctr.framework import CTRLoss, Objective, TwinFocusLoss
 from tf4ctr.models import build_model, check_model_config
 from tf4ctr.nn import FeatureInput
@@ -118,9 +118,35 @@ def resolve_dataset(config: RunConfig) -> DatasetConfig:
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
+    """Write JSON via a temporary file; NaN (an undefined metric) is written as null."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False)
+    try:
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def require_both_classes(labels: np.ndarray, where: str) -> None:
+    """AUC is undefined unless a labelled split has both clicks and non-clicks."""
+    positives = int(np.count_nonzero(labels))
+    if positives in (0, len(labels)):
+        value = 1 if positives else 0
+        raise DataError(
+            f"{where}: every one of its {len(labels):,} labels is {value}; AUC and early "
+            "stopping need both 0 and 1"
+        )
 
 
 def _json_default(obj: Any) -> Any:
@@ -374,6 +400,8 @@ def _train_locked(
 ) -> RunResult:
     show = config.train.progress if progress is None else progress
     data = prepare_dataset(dataset, Path(config.cache_dir), progress=show)
+    for split in ("valid", "test"):
+        require_both_classes(data.split(split).label, str(dataset.paths[split]))
     seed_everything(config.train.seed)
     configure_threads(config.train.num_threads)
     model = build_model(config.model_name, data.schema, **config.model_hparams)
@@ -475,7 +503,12 @@ def _train_locked(
             raise TrainingDiverged(f"the best model's parameter {bad[0]} holds NaN or infinity")
         metrics["valid"] = trainer.evaluate(valid_loader)
         metrics["test"] = trainer.evaluate(eval_loaders["test"])
-        warnings = _quality_warnings(metrics, data.valid.label, trainer.lr)
+        warnings = _quality_warnings(metrics, data.valid.label, trainer.lr) + [
+            f"gauc is undefined on {split} (no {dataset.group_col} has both a click and a "
+            "non-click); written as null"
+            for split in ("valid", "test")
+            if math.isnan(metrics[split].get("gauc", 0.0))
+        ]
         for w in warnings:
             log.warning("warning: %s", w)
         if warnings:
@@ -541,7 +574,12 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     preprocessor = Preprocessor.from_state_dict(state)
     dataset = preprocessor.config
     model = build_model(config.model_name, preprocessor.schema, **config.model_hparams)
-    weights = torch.load(run_dir / MODEL_FILE, map_location="cpu", weights_only=True)
+    try:
+        weights = torch.load(run_dir / MODEL_FILE, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, overwritten or not written by torch.save
+        raise UserError(
+            f"{run_dir / MODEL_FILE}: not a readable weights file ({_first_line(str(exc))[:120]})"
+        ) from None
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
@@ -566,10 +604,12 @@ def evaluate(
     files = files or {"valid": run.dataset.valid_data, "test": run.dataset.test_data}
     configure_threads(run.config.train.num_threads)
     trainer = Trainer(run.model, build_objective(run.config.loss), run.config.train)
-    return {
-        split: trainer.evaluate(BatchLoader(encode_file(run, path, require_label=True), batch_size))
-        for split, path in files.items()
-    }
+    results = {}
+    for split, path in files.items():
+        encoded = encode_file(run, path, require_label=True)
+        require_both_classes(encoded.label, str(path))
+        results[split] = trainer.evaluate(BatchLoader(encoded, batch_size))
+    return results
 
 
 def predict(

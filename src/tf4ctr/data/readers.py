@@ -170,7 +170,10 @@ def _csv_chunks(
         parse_options = pacsv.ParseOptions(delimiter="\t", quote_char=False)
         line = 1
     else:
-        header = _read_header(path)
+        try:
+            header = _read_header(path)
+        except OSError as exc:  # a damaged compressed file, or unreadable
+            raise DataError(f"{path}: cannot read the file ({_first_line(str(exc))})") from None
         if not header:
             raise DataError(f"{path}: file is empty (expected a header and at least one row)")
         read_options = pacsv.ReadOptions(block_size=block_bytes)
@@ -190,6 +193,8 @@ def _csv_chunks(
             if batch.num_rows:
                 yield pa.Table.from_batches([batch]).select(names), line
                 line += batch.num_rows
+    except OSError as exc:  # pa.ArrowIOError: a damaged compressed stream, a read failure
+        raise DataError(f"{path}: cannot read the file ({_first_line(str(exc))})") from None
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if "conversion error" in message or "In CSV column" in message:
