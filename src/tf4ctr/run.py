@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -536,10 +535,13 @@ def _train_locked(
             remove_run_dir(partial, paths.name)
         raise
     _close_log(handler)
-    paths.remove_older_checkpoints(sys.maxsize)  # a finished run is not resumed
+    # In this order, a signal at any point leaves either the finished run or a partial run
+    # whose last checkpoint --resume finishes without training again.
     if paths.final.exists():
         remove_run_dir(paths.final, paths.name)
     os.replace(partial, paths.final)
+    for leftover in paths.final.glob("checkpoint-epoch*.pt"):
+        leftover.unlink()  # a finished run is not resumed; its weights are in model.pt
     return RunResult(paths.final, metrics)
 
 

@@ -80,16 +80,16 @@ class Experiment:
             self.cells.extend(extra)
 
     def best_baseline(self, store: ResultStore) -> str | None:
-        """The label among ``report.repeat_best.among`` with the highest test AUC, judged on
-        the grid's own seeds only (as the paper picks it from its one-run table); None until
-        every candidate has a result. Repeat seeds never change the choice, so the runner
-        and the report agree on it however many seeds are stored."""
+        """The label among ``report.repeat_best.among`` with the highest VALIDATION AUC (a
+        choice made on test would inflate the comparison it feeds), judged on the grid's own
+        seeds only; None until every candidate has a result. Repeat seeds never change the
+        choice, so the runner and the report agree on it however many seeds are stored."""
         spec = self.report.get("repeat_best")
         among = [str(x) for x in spec.get("among", [])] if spec else []
         repeats = set(self.repeat_keys)
         done = {
             label: [
-                store.records[c.key]["test"]["auc"]
+                store.records[c.key]["valid"]["auc"]
                 for c in self.cells
                 if c.label == label and c.key in store and c.key not in repeats
             ]
