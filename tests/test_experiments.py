@@ -8,7 +8,7 @@ import pytest
 
 from tf4ctr.errors import ConfigError
 from tf4ctr.experiments import ResultStore, load_experiment, run_experiment
-from tf4ctr.experiments.report import results_table
+from tf4ctr.experiments.reports.table import results_table
 
 EXPERIMENT = """\
 name: tiny_grid
@@ -115,7 +115,7 @@ def test_store_round_trip(tmp_path):
 def test_significance_by_hand(tmp_path):
     from scipy import stats
 
-    from tf4ctr.experiments.report import significance
+    from tf4ctr.experiments.reports.table import significance
     from tf4ctr.experiments.runner import Cell, Experiment
 
     cells = [Cell("A", s, {}, f"a{s}") for s in range(3)] + [
@@ -127,13 +127,12 @@ def test_significance_by_hand(tmp_path):
     exp = Experiment("x", cells, tmp_path / "s.jsonl", tmp_path, tmp_path / "e.yaml")
     res = significance(exp, store, "A", "B")
     want = stats.ttest_ind([0.90, 0.91, 0.92], [0.80, 0.82, 0.81], equal_var=False)
-    assert res["pvalue"] == pytest.approx(want.pvalue) and res["mean_difference"] == pytest.approx(
-        0.1
-    )
+    assert res.pvalue == pytest.approx(want.pvalue) and res.mean_difference == pytest.approx(0.1)
+    assert res.statistic == pytest.approx(want.statistic) and res.n == (3, 3)
 
 
 def test_keys_ignore_spelled_out_defaults_and_the_checkout_location(tiny_project, monkeypatch):
-    from tf4ctr.experiments.runner import config_key
+    from tf4ctr.experiments.keys import config_key
 
     monkeypatch.chdir(tiny_project)
     import yaml
@@ -209,7 +208,7 @@ def test_repeat_best_adds_seeds_for_the_best_and_reports_a_t_test(tiny_project, 
     best = max(("DNN", "DNN wide"), key=lambda lab: next(
         r["test"]["auc"] for r in store.records.values() if r["label"] == lab))  # fmt: skip
     assert (best, 2024) in labels and ("TF4CTR", 2023) in labels and ("TF4CTR", 2024) in labels
-    from tf4ctr.experiments.report import render_report
+    from tf4ctr.experiments.reports import render_report
 
     text = render_report(load_experiment(tiny_project / "exp.yaml"), ResultStore(exp.store_path))
     assert f"TF4CTR vs best baseline {best}, test AUC" in text and "two-tailed Welch" in text
@@ -233,7 +232,9 @@ def _fake_record(label, auc, **extra):
 
 
 def test_timing_and_sweep_reports_by_hand(tiny_project, monkeypatch, tmp_path):
-    from tf4ctr.experiments.report import sweep_table, timing_table
+    import dataclasses
+
+    from tf4ctr.experiments.reports import sweep, timing
 
     monkeypatch.chdir(tiny_project)
     (tiny_project / "exp.yaml").write_text(EXPERIMENT)
@@ -244,21 +245,22 @@ def test_timing_and_sweep_reports_by_hand(tiny_project, monkeypatch, tmp_path):
                                           config={"loss": {"gamma": 1.0}})  # fmt: skip
     store.records[tf.key] = _fake_record("TF4CTR", 0.9, first_epoch_seconds=13.0, valid_seconds=2.2,
                                          config={"loss": {"gamma": 3.0}})  # fmt: skip
-    table = timing_table(exp, store, "DNN")
-    assert "| DNN | 10.0 | 1.00 | 2.00 | 1.00 |" in table
-    assert "| TF4CTR | 13.0 | 1.30 | 2.20 | 1.10 |" in table
+    exp.report = dataclasses.replace(exp.report, kind="timing", baseline="DNN")
+    rows = {r.label: r for r in timing.compute(exp, store)}
+    assert rows["DNN"].train_ratio == 1.0 and rows["DNN"].infer_ratio == 1.0
+    assert rows["TF4CTR"].train_ratio == pytest.approx(13.0 / 10.0)
+    assert rows["TF4CTR"].infer_ratio == pytest.approx(2.2 / 2.0)
+    assert "| TF4CTR | 13.0 | 1.30 | 2.20 | 1.10 |" in timing.render(exp, store)
     # the paper's ratios (Table VI) go beside ours when a cell gives them
-    import dataclasses
-
     exp.cells[2] = dataclasses.replace(tf, reference={"train_ratio": 1.3, "inference_ratio": 1.0})
-    table = timing_table(exp, store, "DNN")
+    table = timing.render(exp, store)
     assert "| TF4CTR | 13.0 | 1.30 | 2.20 | 1.10 | 1.30 | 1.00 |" in table
     assert "| DNN | 10.0 | 1.00 | 2.00 | 1.00 | – | – |" in table
     exp.cells[2].raw_config["loss"]["gamma"] = 3.0  # the sweep reads the value off the cell
-    text, xs, series, ticks = sweep_table(exp, store, "loss.gamma")
-    assert ticks is None
-    assert xs == [1.0, 3.0] and series["test AUC"] == [0.8, 0.9]
-    assert "| 3.0 | TF4CTR | 0.9000 | 0.8900 |" in text
+    points, numeric = sweep.sweep_points(exp, store, "loss.gamma")
+    assert numeric and [p.value for p in points] == [1.0, 3.0]
+    assert [p.mean_test_auc for p in points] == [0.8, 0.9]
+    assert points[1].test_gauc == pytest.approx(0.89)
 
 
 def test_reproduce_cli(tiny_project, monkeypatch, capsys):
@@ -290,7 +292,7 @@ def test_reproduce_cli(tiny_project, monkeypatch, capsys):
 
 
 def test_difficulty_and_gradient_figures(tiny_project, monkeypatch, tmp_path):
-    from tf4ctr.experiments.report import render_report
+    from tf4ctr.experiments.reports import render_report
 
     monkeypatch.chdir(tiny_project)
     counts = {s: {"positive": {"well": 5, "poor": 2, "mis": 1}, "negative": {"well": 9, "poor": 1, "mis": 0}}
@@ -316,7 +318,7 @@ def test_difficulty_and_gradient_figures(tiny_project, monkeypatch, tmp_path):
 def test_report_compare_pairs_by_hand(tiny_project, monkeypatch, tmp_path):
     from scipy import stats
 
-    from tf4ctr.experiments.report import render_report
+    from tf4ctr.experiments.reports import render_report
 
     monkeypatch.chdir(tiny_project)
     (tiny_project / "exp.yaml").write_text(EXPERIMENT + "report: {compare: [[TF4CTR, DNN]]}\n")
@@ -351,7 +353,7 @@ cells:
 def test_matrix_report_by_hand(tiny_project, monkeypatch, tmp_path):
     """Table III's SSEM x DFM layout: ours (paper's) per pair, row and column means, and
     the pairs above the Share + Sum baseline, checked against hand arithmetic."""
-    from tf4ctr.experiments.report import render_report
+    from tf4ctr.experiments.reports import render_report
 
     monkeypatch.chdir(tiny_project)
     (tiny_project / "m.yaml").write_text(MATRIX)
@@ -373,12 +375,12 @@ def test_matrix_report_by_hand(tiny_project, monkeypatch, tmp_path):
     assert "| share | 0.6900 (–) | 0.7400 (0.8800) | 0.7150 (–) |" in text
     # ours: two of three pairs above Share + SUM (0.90, 0.80 > 0.75); best - baseline = 0.15
     assert (
-        "- ours: best pair SER + WSF (0.9000 AUC; 4 of 4 pairs); 2 of 3 other pairs above "
+        "- ours: best pair on validation AUC SER + WSF (0.9000 test AUC; 4 of 4 pairs); 2 of 3 other pairs above "
         "Share + SUM (0.7500); best minus Share + SUM: +0.1500 AUC, +0.1500 gAUC" in text
     )
     # paper: only SER + WSF (0.95) beats 0.94; gAUC gain 0.91 - 0.88
     assert (
-        "- paper: best pair SER + WSF (0.9500 AUC; 4 of 4 pairs); 1 of 3 other pairs above "
+        "- paper: best pair SER + WSF (0.9500 test AUC; 4 of 4 pairs); 1 of 3 other pairs above "
         "Share + SUM (0.9400); best minus Share + SUM: +0.0100 AUC, +0.0300 gAUC" in text
     )
 
@@ -409,12 +411,13 @@ def test_matrix_report_by_hand(tiny_project, monkeypatch, tmp_path):
     (tiny_project / "m.yaml").write_text(
         MATRIX.replace("}}\ncells", ", compare: diagonal}}\ncells")
     )
+    # a wrong report section fails when the file is read, before any training
     with pytest.raises(ConfigError, match="report.matrix.compare: expected both, rows or columns"):
-        render_report(load_experiment(tiny_project / "m.yaml"), store)
+        load_experiment(tiny_project / "m.yaml")
 
     (tiny_project / "m.yaml").write_text(MATRIX.replace("rows: model.ssem, ", ""))
-    with pytest.raises(ConfigError, match="report.matrix: expected keys rows and columns"):
-        render_report(load_experiment(tiny_project / "m.yaml"), store)
+    with pytest.raises(ConfigError, match="report.matrix.rows: missing required key"):
+        load_experiment(tiny_project / "m.yaml")
 
 
 def _alpha_sweep(project, name, seeds, alphas, report_extra=""):
@@ -430,7 +433,7 @@ def _alpha_sweep(project, name, seeds, alphas, report_extra=""):
 def test_sweep_summary_by_hand(tiny_project, monkeypatch, tmp_path):
     """Best point, the paper's optimum with our value there, spread, and Spearman's rho
     (a strictly falling sweep has rho = -1)."""
-    from tf4ctr.experiments.report import render_report
+    from tf4ctr.experiments.reports import render_report
 
     monkeypatch.chdir(tiny_project)
     exp = _alpha_sweep(
@@ -440,18 +443,22 @@ def test_sweep_summary_by_hand(tiny_project, monkeypatch, tmp_path):
     for cell, auc in zip(exp.cells, (0.90, 0.88, 0.87, 0.80), strict=True):
         # a reused record need not spell the swept value out: it is read from the cell
         store.records[cell.key] = _fake_record(cell.label, auc, config={"loss": {}})
+    from tf4ctr.experiments.reports import sweep
+
+    result = sweep.compute(exp, store)
+    assert result.best.label == "alpha 0.25" and result.best.mean_test_auc == 0.90
+    assert result.at_paper_best.mean_test_auc == 0.87
+    assert result.spread == pytest.approx(0.10) and result.spearman[0] == pytest.approx(-1.0)
     text = render_report(exp, store)
     assert "| 0.45 | alpha 0.45 | 0.8700 | 0.8600 |" in text
-    assert "- best test AUC here: alpha 0.25 (0.9000), of 4 points" in text
     assert "- the paper's best on this dataset: 0.45 (ours there: 0.8700)" in text
-    assert "- spread of test AUC across the sweep: 0.1000" in text
     assert "Spearman rho = -1.00" in text
 
 
 def test_sweep_with_two_seeds_by_hand(tiny_project, monkeypatch, tmp_path):
     """Two seeds per point: seed count and std in the table, Spearman over all six runs,
     and a one-way ANOVA across the points (hand arithmetic in the comments)."""
-    from tf4ctr.experiments.report import render_report
+    from tf4ctr.experiments.reports import render_report
 
     monkeypatch.chdir(tiny_project)
     exp = _alpha_sweep(tiny_project, "tiny_sweep2", [1, 2], [0.25, 0.35, 0.45])
@@ -465,7 +472,10 @@ def test_sweep_with_two_seeds_by_hand(tiny_project, monkeypatch, tmp_path):
     assert (tmp_path / "tiny_sweep2.png").stat().st_size > 10_000  # mean line + seed dots
     # means 0.91 / 0.87 / 0.81; every std sqrt(0.0002) = 0.0141
     assert "| 0.25 | alpha 0.25 | 2 | 0.9100 ± 0.0141 | 0.9000 |" in text
-    assert "- best test AUC here: alpha 0.25 (0.9100), of 3 points, 6 runs" in text
+    assert (
+        "- best point on validation AUC: alpha 0.25 (valid 0.9100, test 0.9100), of 3 points, 6 runs"
+        in text
+    )
     assert "- spread of test AUC across the sweep: 0.1000" in text
     # ranks of x 1.5 1.5 3.5 3.5 5.5 5.5, of AUC 5 6 4 3 1 2: rho = -16 / sqrt(16 * 17.5)
     assert "(over the 6 runs): Spearman rho = -0.96" in text
@@ -473,3 +483,70 @@ def test_sweep_with_two_seeds_by_hand(tiny_project, monkeypatch, tmp_path):
     # within: 3 * 0.0002 / 3 = 0.0002; F = 25.33
     assert "one-way ANOVA F = 25.33" in text
     assert "(mean std between seeds at a point: 0.0141)" in text
+
+
+def test_sweep_best_point_is_chosen_on_validation(tiny_project, monkeypatch, tmp_path):
+    """A point that wins on test but not on validation is not the reported best."""
+    from tf4ctr.experiments.reports import sweep
+
+    monkeypatch.chdir(tiny_project)
+    exp = _alpha_sweep(tiny_project, "tiny_valid", [1], [0.25, 0.35])
+    store = ResultStore(tmp_path / "s.jsonl")
+    for cell, (valid, test) in zip(exp.cells, ((0.95, 0.80), (0.90, 0.85)), strict=True):
+        rec = _fake_record(cell.label, test)
+        rec["valid"] = {"auc": valid}
+        store.records[cell.key] = rec
+    best = sweep.compute(exp, store).best
+    assert best.label == "alpha 0.25" and best.mean_test_auc == 0.80
+
+
+def test_table4_best_baseline_is_chosen_on_validation(tiny_project, monkeypatch, tmp_path):
+    from tf4ctr.experiments.reports import table
+
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "exp.yaml").write_text(
+        EXPERIMENT.replace("seeds: [1, 2]", "seeds: [1]")
+        + "report: {repeat_best: {among: [DNN, DualMLP], with: [TF4CTR], seeds: 2}}\n"
+        + "  - {label: DualMLP, model: {name: dualmlp, embedding_dim: 4}, loss.name: bce}\n"
+    ).replace("report: {repeat", "cells_end: 0\nreport: {repeat") if False else None
+    text = EXPERIMENT.replace("seeds: [1, 2]", "seeds: [1]") + (
+        "  - {label: DualMLP, model: {name: dualmlp, embedding_dim: 4}, loss.name: bce}\n"
+        "report: {repeat_best: {among: [DNN, DualMLP], with: [TF4CTR], seeds: 2}}\n"
+    )
+    (tiny_project / "exp.yaml").write_text(text)
+    exp = load_experiment(tiny_project / "exp.yaml")
+    store = ResultStore(tmp_path / "s.jsonl")
+    by_label = {c.label: c for c in exp.cells}
+    for label, valid, test in (("DNN", 0.70, 0.90), ("DualMLP", 0.80, 0.85), ("TF4CTR", 0.9, 0.9)):
+        rec = _fake_record(label, test)
+        rec["valid"] = {"auc": valid}
+        store.records[by_label[label].key] = rec
+    assert exp.best_baseline(store) == "DualMLP"  # DNN is better on test, not on validation
+    result = table.compute(exp, store)
+    assert result.best_baseline == "DualMLP"
+    assert {(t.first, t.second) for t, _ in result.tests} == {("TF4CTR", "DualMLP")}
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        ("{repeat_bst: {among: [DNN]}}", "report.repeat_bst: unknown key"),
+        (
+            "{repeat_best: {among: [DNN], with: [Nope]}}",
+            "report.repeat_best.with: no cell is labelled 'Nope'",
+        ),
+        ("{kind: swept}", "report.kind: expected one of table"),
+        ("{kind: sweep}", "report.param: a sweep report needs"),
+        ("{matrix: {rows: model.name}}", "report.matrix.columns: missing required key"),
+        ("{compare: [[DNN]]}", "report.compare: expected pairs of cell labels"),
+        (
+            "{matrix: {rows: a, columns: b, ranks: 1}}",
+            "report.matrix.ranks: expected true or false",
+        ),
+    ],
+)
+def test_report_section_is_checked_key_by_key(tiny_project, report, message):
+    (tiny_project / "exp.yaml").write_text(EXPERIMENT + f"report: {report}\n")
+    with pytest.raises(ConfigError) as err:
+        load_experiment(tiny_project / "exp.yaml")
+    assert str(err.value).startswith(str(tiny_project / "exp.yaml")) and message in str(err.value)

@@ -164,10 +164,6 @@ class Preprocessor:
         self._numeric = tuple(f for f in config.feature_cols if not f.is_categorical)
         self._vocabs: dict[str, pa.Array] | None = None
 
-    @property
-    def is_fitted(self) -> bool:
-        return self._vocabs is not None
-
     def fit(self, table: pa.Table, *, source: Path | None = None) -> Preprocessor:
         """Build each categorical field's vocabulary from ``table`` (the train split)."""
         return self.fit_chunks([table], source=source)

@@ -71,7 +71,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def cmd_grid(args: argparse.Namespace) -> int:
     from tf4ctr.experiments import load_experiment, run_experiment
-    from tf4ctr.experiments.report import results_table
+    from tf4ctr.experiments.reports.table import results_table
 
     experiment = load_experiment(args.experiment)
     store = run_experiment(
@@ -85,7 +85,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run one of the paper's experiments on a dataset, then write its report and figures."""
     from tf4ctr.experiments import figures, load_experiment, run_experiment
-    from tf4ctr.experiments.report import render_report
+    from tf4ctr.experiments.reports import render_report
 
     out_dir = Path(args.output_dir) if args.output_dir else Path("reports") / args.dataset
     if args.experiment == "status":
@@ -142,7 +142,7 @@ def reproduction_status(dataset: str) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from tf4ctr.experiments import load_experiment
-    from tf4ctr.experiments.report import render_report
+    from tf4ctr.experiments.reports import render_report
     from tf4ctr.experiments.runner import known_results
 
     experiment = load_experiment(args.experiment)

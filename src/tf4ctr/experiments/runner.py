@@ -21,11 +21,7 @@ cells:
 from __future__ import annotations
 
 import copy
-import dataclasses
-import functools
-import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +29,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from tf4ctr.config import LossConfig, TrainConfig, apply_overrides, parse_run_config, read_yaml
-from tf4ctr.errors import ConfigError, UserError
-from tf4ctr.models import check_model_config, model_defaults
-from tf4ctr.models.registry import canonical_name
+from tf4ctr.config import apply_overrides, parse_run_config, read_yaml
+from tf4ctr.errors import ConfigError
+from tf4ctr.experiments.keys import config_key
+from tf4ctr.experiments.spec import ReportSpec, parse_experiment
+from tf4ctr.experiments.store import ResultStore, summarize_run
+from tf4ctr.models import check_model_config
 from tf4ctr.rundir import RunPaths
 
-_EXPERIMENT_KEYS = (
-    "name", "base", "seeds", "cells", "store", "runs_dir", "description", "reuse", "report",
-)  # fmt: skip
 #: the seeds ``--seeds N`` picks from, in order (the paper's code starts at 2023)
 DEFAULT_SEEDS = tuple(range(2023, 2043))
 
@@ -67,8 +62,8 @@ class Experiment:
     description: str = ""
     #: other stores whose finished cells (same config key) are copied instead of rerun
     reuse: list[Path] = field(default_factory=list)
-    #: how ``tf4ctr report`` presents the results (see tf4ctr.experiments.report)
-    report: dict[str, Any] = field(default_factory=dict)
+    #: how ``tf4ctr report`` presents the results (see tf4ctr.experiments.reports)
+    report: ReportSpec = field(default_factory=ReportSpec)
     #: keys of the cells ``repeat_cells`` added (not part of the grid as written)
     repeat_keys: list[str] = field(default_factory=list)
     #: each label's resolved config before seeding, and its reference numbers
@@ -84,8 +79,8 @@ class Experiment:
         choice made on test would inflate the comparison it feeds), judged on the grid's own
         seeds only; None until every candidate has a result. Repeat seeds never change the
         choice, so the runner and the report agree on it however many seeds are stored."""
-        spec = self.report.get("repeat_best")
-        among = [str(x) for x in spec.get("among", [])] if spec else []
+        spec = self.report.repeat_best
+        among = list(spec.among) if spec else []
         repeats = set(self.repeat_keys)
         done = {
             label: [
@@ -102,14 +97,14 @@ class Experiment:
     def repeat_cells(self, store: ResultStore) -> list[Cell]:
         """Extra seeds for the best cell among ``report.repeat_best.among`` and for the
         cells in ``with`` (Table IV: five runs of TF4CTR and of the best baseline)."""
-        spec = self.report.get("repeat_best")
+        spec = self.report.repeat_best
         best = self.best_baseline(store)
-        if not spec or best is None:
+        if spec is None or best is None:
             return []
-        seeds = DEFAULT_SEEDS[: int(spec.get("seeds", 5))]
+        seeds = DEFAULT_SEEDS[: spec.seeds]
         known = {c.key for c in self.cells}
         extra = []
-        for label in [best, *[str(x) for x in spec.get("with", [])]]:
+        for label in [best, *spec.with_]:
             raw, reference = self.templates[label]
             for seed in seeds:
                 cell = _seeded_cell(label, seed, raw, reference, self.source)
@@ -118,74 +113,6 @@ class Experiment:
                     extra.append(cell)
         self.repeat_keys.extend(c.key for c in extra)
         return extra
-
-
-_NOT_RESULTS = ("progress", "num_threads", "eval_batch_size")  # train keys that change no result
-_MISSING = object()
-
-
-def _plain(value: Any) -> Any:
-    """JSON-normal form, so (400, 400) from a signature equals [400, 400] from YAML."""
-    return json.loads(json.dumps(value, default=str))
-
-
-@functools.lru_cache(maxsize=64)
-def _dataset_identity(dataset: str, base: str) -> str:
-    """A dataset by what it is, not where it lies: its config without file locations,
-    plus each split's file name. The same study keys alike in any checkout."""
-    from tf4ctr.data import load_dataset_config
-
-    source: Any = json.loads(dataset) if dataset.startswith("{") else Path(dataset)
-    config = load_dataset_config(source, base_dir=Path(base))
-    described = config.to_dict()
-    for split in ("train", "valid", "test"):
-        described[f"{split}_data"] = Path(described[f"{split}_data"]).name
-    described.pop("source", None)
-    return json.dumps(described, sort_keys=True, default=str)
-
-
-def canonical_config(raw: dict[str, Any], source: Path | None = None) -> dict[str, Any]:
-    """Everything that can change a run's result, with defaults left out: a config that
-    spells out a default and one that omits it are the same run."""
-    parsed = parse_run_config(raw, source=source)
-    model_default = _plain(model_defaults(parsed.model_name))
-    model = {
-        k: v for k, v in _plain(parsed.model_hparams).items() if model_default.get(k, _MISSING) != v
-    }
-    loss_default = _plain(dataclasses.asdict(LossConfig()))
-    loss = {
-        k: v for k, v in _plain(dataclasses.asdict(parsed.loss)).items() if loss_default[k] != v
-    }
-    train_default = _plain(dataclasses.asdict(TrainConfig()))
-    train = {
-        k: v
-        for k, v in _plain(dataclasses.asdict(parsed.train)).items()
-        if k not in _NOT_RESULTS and train_default[k] != v
-    }
-    dataset = parsed.dataset
-    text = json.dumps(dataset, sort_keys=True) if isinstance(dataset, dict) else str(dataset)
-    base = str(source.parent if source is not None else Path.cwd())
-    return {
-        "model": canonical_name(parsed.model_name),
-        "model_hparams": model,
-        "loss": loss,
-        "train": train,
-        "dataset": _dataset_identity(text, base),
-    }
-
-
-def config_key(raw: dict[str, Any], source: Path | None = None) -> str:
-    """Hash of :func:`canonical_config`: names, output places and defaults left out."""
-    blob = json.dumps(canonical_config(raw, source), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _legacy_key(raw: dict[str, Any]) -> str:
-    """The key stores written before canonical keys used (kept so they still load)."""
-    relevant = {k: v for k, v in raw.items() if k not in ("name", "output_dir", "cache_dir")}
-    relevant["train"] = {k: v for k, v in relevant.get("train", {}).items() if k != "progress"}
-    blob = json.dumps(relevant, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _seeded_cell(
@@ -204,14 +131,17 @@ def _slug(text: str) -> str:
     return "-".join(filter(None, keep.split("-")))[:60]
 
 
-def _seed_list(value: Any, where: str) -> list[int]:
-    if not isinstance(value, list) or not value or not all(isinstance(s, int) for s in value):
-        raise ConfigError(f"{where}: seeds: expected a non-empty list of integers")
-    return value
+def _read_base(path: Path) -> dict[str, Any]:
+    base = read_yaml(path)
+    if not isinstance(base, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    if isinstance(base.get("dataset"), str):  # make it independent of the base file's folder
+        base["dataset"] = str((path.parent / base["dataset"]).resolve())
+    return base
 
 
 def load_experiment(path: str | Path, *, seeds: int | None = None) -> Experiment:
-    """Read an experiment file and resolve every cell × seed into a run config.
+    """Read an experiment file (:func:`parse_experiment`) and resolve every cell x seed.
 
     A cell may set its own ``seeds`` (Table IV repeats only TF4CTR and the
     best baseline). ``seeds=N`` runs every cell with the first N seeds of
@@ -220,170 +150,45 @@ def load_experiment(path: str | Path, *, seeds: int | None = None) -> Experiment
     if seeds is not None and not 1 <= seeds <= len(DEFAULT_SEEDS):
         raise ConfigError(f"--seeds: expected 1 to {len(DEFAULT_SEEDS)}, got {seeds}")
     path = Path(path).resolve()
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    for k in raw:
-        if k not in _EXPERIMENT_KEYS:
-            raise ConfigError(
-                f"{path}: {k}: unknown key (expected one of: {', '.join(_EXPERIMENT_KEYS)})"
-            )
-    for k in ("name", "base", "cells"):
-        if k not in raw:
-            raise ConfigError(f"{path}: {k}: missing required key")
-    base_path = (path.parent / str(raw["base"])).resolve()
-    base = read_yaml(base_path)
-    if not isinstance(base, dict):
-        raise ConfigError(f"{base_path}: expected a mapping at the top level")
-    if isinstance(base.get("dataset"), str):  # make it independent of the base file's folder
-        base["dataset"] = str((base_path.parent / base["dataset"]).resolve())
-    default_seeds = _seed_list(
-        raw.get("seeds", [base.get("train", {}).get("seed", 2023)]), str(path)
-    )
-    if not isinstance(raw["cells"], list) or not raw["cells"]:
-        raise ConfigError(f"{path}: cells: expected a non-empty list")
-    name = str(raw["name"])
+    spec = parse_experiment(path, read_yaml(path))
+    base = _read_base(spec.base)
+    default_seeds = spec.seeds or (base.get("train", {}).get("seed", 2023),)
     cells: list[Cell] = []
     templates: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
     seen: set[str] = set()
-    for i, spec in enumerate(raw["cells"], start=1):
-        if not isinstance(spec, dict) or "label" not in spec:
-            raise ConfigError(f"{path}: cells[{i}]: expected a mapping with a 'label'")
-        spec = dict(spec)
-        label = str(spec.pop("label"))
-        reference = spec.pop("reference", None)  # published numbers to print beside ours
-        cell_seeds = (
-            list(DEFAULT_SEEDS[:seeds])
-            if seeds is not None
-            else _seed_list(spec.pop("seeds"), f"{path}: cells[{i}] ({label})")
-            if "seeds" in spec
-            else default_seeds
-        )
-        spec.pop("seeds", None)
+    for i, cs in enumerate(spec.cells, start=1):
+        cell_seeds = DEFAULT_SEEDS[:seeds] if seeds is not None else cs.seeds or default_seeds
         cell_raw = copy.deepcopy(base)
-        if "model" in spec:
-            cell_raw["model"] = spec.pop("model")
-        overrides = [f"{k}={json.dumps(v)}" for k, v in spec.items()]
+        if cs.model is not None:
+            cell_raw["model"] = copy.deepcopy(cs.model)
+        overrides = [f"{k}={json.dumps(v)}" for k, v in cs.overrides.items()]
         try:
             cell_raw = apply_overrides(cell_raw, overrides)
         except ConfigError as exc:
-            raise ConfigError(f"{path}: cells[{i}] ({label}): {exc}") from None
-        templates[label] = (cell_raw, reference)
+            raise ConfigError(f"{path}: cells[{i}] ({cs.label}): {exc}") from None
+        templates[cs.label] = (cell_raw, cs.reference)
         for seed in cell_seeds:
             try:  # validate now, so a typo fails before hours of training
-                cell = _seeded_cell(label, seed, cell_raw, reference, path)
+                cell = _seeded_cell(cs.label, seed, cell_raw, cs.reference, path)
             except ConfigError as exc:
-                raise ConfigError(f"cells[{i}] ({label}): {exc}") from None
+                raise ConfigError(f"cells[{i}] ({cs.label}): {exc}") from None
             if cell.key in seen:
-                raise ConfigError(f"{path}: cells[{i}] ({label}): duplicates an earlier cell")
+                raise ConfigError(f"{path}: cells[{i}] ({cs.label}): duplicates an earlier cell")
             seen.add(cell.key)
             cells.append(cell)
     # Paths given in the file are relative to the file; the defaults live in the current folder.
     root = Path.cwd()
-    store = (
-        path.parent / raw["store"] if "store" in raw else root / ".tf4ctr-results" / f"{name}.jsonl"
-    )
-    runs_dir = path.parent / raw["runs_dir"] if "runs_dir" in raw else root / "runs" / name
-    reuse = raw.get("reuse", [])
-    if not isinstance(reuse, list) or not all(isinstance(r, str) for r in reuse):
-        raise ConfigError(f"{path}: reuse: expected a list of result-store paths")
-    report = raw.get("report", {})
-    if not isinstance(report, dict):
-        raise ConfigError(f"{path}: report: expected a mapping")
     return Experiment(
-        name,
+        spec.name,
         cells,
-        store,
-        runs_dir,
+        spec.store or root / ".tf4ctr-results" / f"{spec.name}.jsonl",
+        spec.runs_dir or root / "runs" / spec.name,
         path,
-        str(raw.get("description", "")),
-        reuse=[(path.parent / r).resolve() for r in reuse],
-        report=report,
+        spec.description,
+        reuse=list(spec.reuse),
+        report=spec.report,
         templates=templates,
     )
-
-
-def _record_key(record: dict[str, Any]) -> str:
-    """A stored record's key, recomputed from its config (older stores hashed the raw
-    config, location included); the stored key when the config cannot be read here."""
-    config = record.get("config")
-    if isinstance(config, dict):
-        try:
-            return config_key(config)
-        except (UserError, KeyError, TypeError, ValueError):
-            pass
-    return str(record["key"])
-
-
-@dataclass
-class ResultStore:
-    """Append-only JSON lines, one finished cell per line.
-
-    A line is written whole with one ``write`` and flushed to disk; a torn last
-    line (the process killed mid-write) fails to parse and is ignored, so the
-    cell simply runs again.
-    """
-
-    path: Path
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(rec, dict) and "key" in rec:
-                    self.records[_record_key(rec)] = rec
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.records
-
-    def add(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, default=str) + "\n"
-        with self.path.open("a+b") as fh:
-            # a torn last line must not swallow this record
-            if fh.tell() > 0:
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    line = "\n" + line
-            fh.write(line.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.records[_record_key(record)] = record
-
-
-def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The part of a run's metrics.json that reports need."""
-    epochs = metrics["epochs"]
-    train_seconds = [e["train_seconds"] for e in epochs]
-    summary = {
-        "valid": metrics["valid"],
-        "test": metrics["test"],
-        "best_epoch": metrics["best_epoch"],
-        "epochs_run": len(epochs),
-        "first_epoch_seconds": train_seconds[0] if train_seconds else None,
-        "seconds_per_epoch": sorted(train_seconds)[len(train_seconds) // 2]
-        if train_seconds
-        else None,
-        "test_seconds": metrics["test"].get("seconds"),
-        "parameters": metrics["parameters"],
-        "valid_seconds": metrics["valid"].get("seconds"),
-        "history": [
-            {
-                "epoch": e["epoch"],
-                "valid": e["valid"],
-                "train_loss": e.get("train_total_loss"),
-                **({"difficulty": e["difficulty"]} if "difficulty" in e else {}),
-            }
-            for e in epochs
-        ],
-    }
-    if epochs and "logit_grad_norms" in epochs[0]:
-        summary["logit_grad_norms"] = epochs[0]["logit_grad_norms"]
-    return summary
 
 
 def copy_reused(experiment: Experiment, store: ResultStore, *, dry_run: bool) -> None:

@@ -1,0 +1,81 @@
+"""What identifies a run's result: a hash of everything that can change it.
+
+A cell's key hashes its parsed config with names, output places and spelled-out defaults
+left out, and the dataset by what it is (its config and split file names), not where it
+lies: the same study keys alike in any checkout, and a record answers only for the config
+that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from tf4ctr.config import LossConfig, TrainConfig, parse_run_config
+from tf4ctr.models import model_defaults
+from tf4ctr.models.registry import canonical_name
+
+__all__ = ["canonical_config", "config_key"]
+
+_NOT_RESULTS = ("progress", "num_threads", "eval_batch_size")  # train keys that change no result
+_MISSING = object()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-normal form, so (400, 400) from a signature equals [400, 400] from YAML."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@functools.lru_cache(maxsize=64)
+def _dataset_identity(dataset: str, base: str) -> str:
+    """A dataset by what it is, not where it lies: its config without file locations,
+    plus each split's file name. The same study keys alike in any checkout."""
+    from tf4ctr.data import load_dataset_config
+
+    source: Any = json.loads(dataset) if dataset.startswith("{") else Path(dataset)
+    config = load_dataset_config(source, base_dir=Path(base))
+    described = config.to_dict()
+    for split in ("train", "valid", "test"):
+        described[f"{split}_data"] = Path(described[f"{split}_data"]).name
+    described.pop("source", None)
+    return json.dumps(described, sort_keys=True, default=str)
+
+
+def canonical_config(raw: dict[str, Any], source: Path | None = None) -> dict[str, Any]:
+    """Everything that can change a run's result, with defaults left out: a config that
+    spells out a default and one that omits it are the same run."""
+    parsed = parse_run_config(raw, source=source)
+    model_default = _plain(model_defaults(parsed.model_name))
+    model = {
+        k: v for k, v in _plain(parsed.model_hparams).items() if model_default.get(k, _MISSING) != v
+    }
+    loss_default = _plain(dataclasses.asdict(LossConfig()))
+    loss = {
+        k: v for k, v in _plain(dataclasses.asdict(parsed.loss)).items() if loss_default[k] != v
+    }
+    train_default = _plain(dataclasses.asdict(TrainConfig()))
+    train = {
+        k: v
+        for k, v in _plain(dataclasses.asdict(parsed.train)).items()
+        if k not in _NOT_RESULTS and train_default[k] != v
+    }
+    dataset = parsed.dataset
+    text = json.dumps(dataset, sort_keys=True) if isinstance(dataset, dict) else str(dataset)
+    base = str(source.parent if source is not None else Path.cwd())
+    return {
+        "model": canonical_name(parsed.model_name),
+        "model_hparams": model,
+        "loss": loss,
+        "train": train,
+        "dataset": _dataset_identity(text, base),
+    }
+
+
+def config_key(raw: dict[str, Any], source: Path | None = None) -> str:
+    """Hash of :func:`canonical_config`: names, output places and defaults left out."""
+    blob = json.dumps(canonical_config(raw, source), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,97 @@
+"""The result store: one JSON line per finished cell, appended as soon as it finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tf4ctr.errors import UserError
+from tf4ctr.experiments.keys import config_key
+
+__all__ = ["ResultStore", "summarize_run"]
+
+
+def _record_key(record: dict[str, Any]) -> str:
+    """A stored record's key, recomputed from its config (older stores hashed the raw
+    config, location included); the stored key when the config cannot be read here."""
+    config = record.get("config")
+    if isinstance(config, dict):
+        try:
+            return config_key(config)
+        except (UserError, KeyError, TypeError, ValueError):
+            pass
+    return str(record["key"])
+
+
+@dataclass
+class ResultStore:
+    """Append-only JSON lines, one finished cell per line.
+
+    A line is written whole with one ``write`` and flushed to disk; a torn last
+    line (the process killed mid-write) fails to parse and is ignored, so the
+    cell simply runs again.
+    """
+
+    path: Path
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(rec, dict) and "key" in rec:
+                    self.records[_record_key(rec)] = rec
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, default=str) + "\n"
+        with self.path.open("a+b") as fh:
+            # a torn last line must not swallow this record
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    line = "\n" + line
+            fh.write(line.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.records[_record_key(record)] = record
+
+
+def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's metrics.json that reports need."""
+    epochs = metrics["epochs"]
+    train_seconds = [e["train_seconds"] for e in epochs]
+    summary = {
+        "valid": metrics["valid"],
+        "test": metrics["test"],
+        "best_epoch": metrics["best_epoch"],
+        "epochs_run": len(epochs),
+        "first_epoch_seconds": train_seconds[0] if train_seconds else None,
+        "seconds_per_epoch": sorted(train_seconds)[len(train_seconds) // 2]
+        if train_seconds
+        else None,
+        "test_seconds": metrics["test"].get("seconds"),
+        "parameters": metrics["parameters"],
+        "valid_seconds": metrics["valid"].get("seconds"),
+        "history": [
+            {
+                "epoch": e["epoch"],
+                "valid": e["valid"],
+                "train_loss": e.get("train_total_loss"),
+                **({"difficulty": e["difficulty"]} if "difficulty" in e else {}),
+            }
+            for e in epochs
+        ],
+    }
+    if epochs and "logit_grad_norms" in epochs[0]:
+        summary["logit_grad_norms"] = epochs[0]["logit_grad_norms"]
+    return summary
