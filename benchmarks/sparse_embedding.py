@@ -146,7 +146,7 @@ def main() -> int:
     print(f"| dense Adam (paper) | {med['dense']:.2f} | {rss['dense']:,.0f} |")
     print(f"| sparse grads + lazy Adam | {med['sparse']:.2f} | {rss['sparse']:,.0f} |")
     print(f"speed-up: {med['sparse'] / med['dense']:.1f}x")
-    from tf4ctr.run import write_json_atomic
+    from tf4ctr.fileio import write_json_atomic
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -191,7 +191,7 @@ def main() -> int:
             )
             + " |"
         )
-    from tf4ctr.run import write_json_atomic
+    from tf4ctr.fileio import write_json_atomic
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from tf4ctr.demo import run_demo
+    from tf4ctr.train.trainer import seconds_per_epoch
 
     print("tf4ctr demo — SYNTHETIC data (built-in generator, not a real dataset)", flush=True)
     results = run_demo(
@@ -93,7 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(_table(rows))
     for name, result in results.items():
         m = result.metrics
-        per_epoch = sum(e["train_seconds"] for e in m["epochs"]) / max(len(m["epochs"]), 1)
+        per_epoch = seconds_per_epoch(m["epochs"]) or 0.0
         print(
             f"{name}: best epoch {m['best_epoch']}, {per_epoch:.1f} s/epoch, run in {result.run_dir}"
         )

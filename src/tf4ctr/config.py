@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from tf4ctr.errors import ConfigError
+from tf4ctr.fileio import read_yaml
 
 MONITORS = ("auc", "auc+gauc", "gauc", "logloss")
 # Parameters and their updates are float32: a setting beyond this range is infinite there.
@@ -296,22 +297,6 @@ def _check_train(train: TrainConfig, where: _Where) -> None:
             f"{where('train.reduce_lr_factor')}train.reduce_lr_factor: must be in (0, 1], "
             f"got {train.reduce_lr_factor}"
         )
-
-
-def read_yaml(path: Path) -> Any:
-    """Load a YAML file, turning I/O and syntax problems into one-line errors."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{line} invalid YAML ({problem})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import torch
 import yaml
 from torch import nn
 
-from tf4ctr.config import LossConfig, RunConfig, parse_run_config, read_yaml
+from tf4ctr.config import LossConfig, RunConfig, parse_run_config
 from tf4ctr.data import (
     BatchLoader,
     DatasetConfig,
@@ -43,18 +43,13 @@ from tf4ctr.data import (
     read_table,
 )
 from tf4ctr.errors import ConfigError, DataError, UserError
+from tf4ctr.fileio import atomic_torch_save, read_yaml, write_atomic, write_json_atomic
 from tf4ctr.framework import CTRLoss, Objective, TwinFocusLoss
 from tf4ctr.models import build_model, check_model_config
 from tf4ctr.nn import FeatureInput
 from tf4ctr.rundir import RunLock, RunPaths, is_run_dir, mark_run_dir, remove_run_dir
 from tf4ctr.train.analysis import difficulty_counts
-from tf4ctr.train.trainer import (
-    FitState,
-    Trainer,
-    TrainingDiverged,
-    atomic_torch_save,
-    non_finite_parameters,
-)
+from tf4ctr.train.trainer import FitState, Trainer, TrainingDiverged, non_finite_parameters
 
 log = logging.getLogger("tf4ctr")
 
@@ -116,27 +111,6 @@ def resolve_dataset(config: RunConfig) -> DatasetConfig:
     return load_dataset_config(config.dataset, base_dir=base)
 
 
-def write_json_atomic(obj: Any, path: Path) -> None:
-    """Write JSON via a temporary file; NaN (an undefined metric) is written as null."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    text = json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False)
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_nan_to_none(v) for v in obj]
-    return obj
-
-
 def require_both_classes(labels: np.ndarray, where: str) -> None:
     """AUC is undefined unless a labelled split has both clicks and non-clicks."""
     positives = int(np.count_nonzero(labels))
@@ -146,14 +120,6 @@ def require_both_classes(labels: np.ndarray, where: str) -> None:
             f"{where}: every one of its {len(labels):,} labels is {value}; AUC and early "
             "stopping need both 0 and 1"
         )
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def _attach_log_file(path: Path) -> logging.Handler:
@@ -269,8 +235,8 @@ def _check_resumable(paths: RunPaths, resolved: dict[str, Any]) -> None:
             f"{paths.partial}: the interrupted run {paths.name} has no complete epoch to resume "
             "from; start over with --overwrite"
         )
-    before = _flatten(yaml.safe_load(config_file.read_text(encoding="utf-8")))
-    now = _flatten(json.loads(json.dumps(resolved, default=_json_default)))
+    before = _flatten(read_yaml(config_file))
+    now = _flatten(json.loads(json.dumps(resolved, default=str)))
     for key in sorted(set(before) | set(now)):
         if key in _RESUME_FREE_KEYS or before.get(key) == now.get(key):
             continue
@@ -414,9 +380,7 @@ def _train_locked(
         partial.mkdir(parents=True)
         mark_run_dir(partial, paths.name)
         (partial / CONFIG_FILE).write_text(
-            yaml.safe_dump(
-                json.loads(json.dumps(resolved, default=_json_default)), sort_keys=False
-            ),
+            yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), sort_keys=False),
             encoding="utf-8",
         )
         write_json_atomic(data.preprocessor.state_dict(), partial / PREPROCESSOR_FILE)
@@ -634,10 +598,6 @@ def predict(
     output_path = Path(output_path)
     if output_path.parent and not output_path.parent.exists():
         raise UserError(f"{output_path.parent}: output directory does not exist")
-    tmp = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
-    try:
-        pacsv.write_csv(pa.table({"probability": prob.astype(np.float64)}), tmp)
-        os.replace(tmp, output_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    scores = pa.table({"probability": prob.astype(np.float64)})
+    write_atomic(output_path, lambda tmp: pacsv.write_csv(scores, tmp))
     return int(prob.size)

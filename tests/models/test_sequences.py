@@ -7,7 +7,7 @@ import torch
 
 from tf4ctr.data.preprocess import FeatureSchema, FieldInfo
 from tf4ctr.models import build_model
-from tf4ctr.models.registry import _REGISTRY
+from tf4ctr.models.registry import MODELS as _REGISTRY
 from tf4ctr.nn import FeatureEmbedding, FeatureInput
 
 from .conftest import check_shapes_and_gradients

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tf4ctr.data.buckets import NUMERIC_BUCKETERS, TEXT_PREPROCESSORS
 from tf4ctr.errors import ConfigError
+from tf4ctr.fileio import read_yaml
 
 __all__ = [
     "DATA_FORMATS",
@@ -232,28 +231,9 @@ def load_dataset_config(
     else:
         yaml_path = Path(src)
         origin = str(yaml_path)
-        raw = _read_yaml(yaml_path)
+        raw = read_yaml(yaml_path, expected="a dataset config mapping")
         base = Path(base_dir) if base_dir is not None else yaml_path.parent
     return _parse(raw, _Where(origin), Path(os.path.abspath(base)), yaml_path)
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the file ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{path}: {where}invalid YAML ({problem})") from None
-    if data is None:
-        raise ConfigError(f"{path}: file is empty (expected a dataset config mapping)")
-    return data
 
 
 def _parse(raw: Any, where: _Where, base: Path, yaml_path: Path | None) -> DatasetConfig:

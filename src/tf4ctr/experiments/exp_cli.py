@@ -9,7 +9,6 @@ stderr and exit code 2 in ``cli.main``.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +62,10 @@ def resolve_experiment(name: str, dataset: str) -> Path:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    from tf4ctr.fileio import write_text_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, text)
 
 
 def cmd_grid(args: argparse.Namespace) -> int:

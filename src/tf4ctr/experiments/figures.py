@@ -12,7 +12,6 @@ is written to a temporary file and renamed, so a failed plot leaves nothing.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from tf4ctr.errors import UserError
+from tf4ctr.fileio import write_atomic
 from tf4ctr.framework.losses import twin_focus_terms
 from tf4ctr.train.analysis import DIFFICULTY_CLASSES
 
@@ -53,12 +53,11 @@ def _pyplot():
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-        os.replace(tmp, path)
+        write_atomic(
+            path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight"), suffix=".png"
+        )
     finally:
-        tmp.unlink(missing_ok=True)
         _pyplot().close(fig)
     return path
 

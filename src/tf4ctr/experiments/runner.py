@@ -29,11 +29,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from tf4ctr.config import apply_overrides, parse_run_config, read_yaml
+from tf4ctr.config import apply_overrides, parse_run_config
 from tf4ctr.errors import ConfigError
 from tf4ctr.experiments.keys import config_key
 from tf4ctr.experiments.spec import ReportSpec, parse_experiment
 from tf4ctr.experiments.store import ResultStore, summarize_run
+from tf4ctr.fileio import read_yaml
 from tf4ctr.models import check_model_config
 from tf4ctr.rundir import RunPaths
 

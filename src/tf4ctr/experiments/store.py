@@ -10,6 +10,7 @@ from typing import Any
 
 from tf4ctr.errors import UserError
 from tf4ctr.experiments.keys import config_key
+from tf4ctr.train.trainer import seconds_per_epoch
 
 __all__ = ["ResultStore", "summarize_run"]
 
@@ -76,9 +77,7 @@ def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": metrics["best_epoch"],
         "epochs_run": len(epochs),
         "first_epoch_seconds": train_seconds[0] if train_seconds else None,
-        "seconds_per_epoch": sorted(train_seconds)[len(train_seconds) // 2]
-        if train_seconds
-        else None,
+        "seconds_per_epoch": seconds_per_epoch(epochs),
         "test_seconds": metrics["test"].get("seconds"),
         "parameters": metrics["parameters"],
         "valid_seconds": metrics["valid"].get("seconds"),

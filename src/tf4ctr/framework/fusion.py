@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tf4ctr.registry import Registry
+
 
 class Fusion(nn.Module):
     """Base class: ``forward(h_s, h_c, z_s, z_c) -> logit [B]``."""
@@ -97,18 +99,17 @@ class MoEFusion(Fusion):
         return (torch.softmax(self.gate(both), dim=-1) * self.experts(both)).sum(dim=-1)
 
 
-FUSION_TYPES: dict[str, type[Fusion]] = {
-    "sum": SumFusion,
-    "wsf": WeightedSumFusion,
-    "vf": VotingFusion,
-    "cf": ConcatFusion,
-    "moef": MoEFusion,
-}
+FUSION_TYPES: Registry[type[Fusion]] = Registry("fusion")
+for _name, _cls in (
+    ("sum", SumFusion),
+    ("wsf", WeightedSumFusion),
+    ("vf", VotingFusion),
+    ("cf", ConcatFusion),
+    ("moef", MoEFusion),
+):
+    FUSION_TYPES.add(_name, _cls)
 
 
 def build_fusion(name: str, simple_dim: int, complex_dim: int) -> Fusion:
     """Build a fusion head by name: ``sum``, ``wsf``, ``vf``, ``cf`` or ``moef``."""
-    key = name.lower()
-    if key not in FUSION_TYPES:
-        raise ValueError(f"unknown fusion {name!r} (expected one of: {', '.join(FUSION_TYPES)})")
-    return FUSION_TYPES[key](simple_dim, complex_dim)
+    return FUSION_TYPES[name](simple_dim, complex_dim)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from tf4ctr.nn import MLP, FeatureEmbedding, FeatureInput
+from tf4ctr.registry import Registry
 
 
 class SSEM(nn.Module):
@@ -150,14 +151,11 @@ class MMoEEmbedding(SSEM):
         return outs[0], outs[1]
 
 
-SSEM_TYPES: dict[str, type[SSEM]] = {
-    "share": SharedEmbedding,
-    "ser": SeparateEmbedding,
-    "gm": GatedEmbedding,
-    "mmoe": MMoEEmbedding,
-}
-# The paper's tables call MMoE "MoE"; accept both spellings.
-SSEM_ALIASES = {"moe": "mmoe", "shared": "share"}
+SSEM_TYPES: Registry[type[SSEM]] = Registry("ssem")
+SSEM_TYPES.add("share", SharedEmbedding, "shared")
+SSEM_TYPES.add("ser", SeparateEmbedding)
+SSEM_TYPES.add("gm", GatedEmbedding)
+SSEM_TYPES.add("mmoe", MMoEEmbedding, "moe")  # the paper's tables call MMoE "MoE"
 
 
 def build_ssem(
@@ -174,9 +172,7 @@ def build_ssem(
 
     ``table_layout`` (``FeatureSchema.table_layout``) describes sequence fields.
     """
-    key = SSEM_ALIASES.get(name.lower(), name.lower())
-    if key not in SSEM_TYPES:
-        raise ValueError(f"unknown ssem {name!r} (expected one of: {', '.join(SSEM_TYPES)})")
+    key = SSEM_TYPES.canonical(name)
     if key == "ser":
         return SeparateEmbedding(
             vocab_sizes, num_numeric, dim, simple_dim=simple_dim, table_layout=table_layout

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register, table_layout
+from tf4ctr.models.registry import register
 from tf4ctr.nn.contrastive import (
     ContrastiveModule,
     batch_features,
@@ -24,7 +24,7 @@ from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.fm import fm_pairwise
 from tf4ctr.nn.linear import FirstOrder
 from tf4ctr.nn.mlp import MLP
-from tf4ctr.nn.types import FeatureInput, ModelOutput
+from tf4ctr.nn.types import FeatureInput, ModelOutput, SchemaLike, table_layout
 
 BASE_MODELS = ("dnn", "fm")
 

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register, table_layout
-from tf4ctr.models.tf4ctr import build_twin, mlp_spec
+from tf4ctr.framework.compose import build_twin, mlp_spec
+from tf4ctr.models.registry import register
 from tf4ctr.nn.cross import CrossNetMix, CrossNetV2
 from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.mlp import MLP
-from tf4ctr.nn.types import FeatureInput, ModelOutput
+from tf4ctr.nn.types import FeatureInput, ModelOutput, SchemaLike, table_layout
 
 MODEL_STRUCTURES = ("parallel", "stacked")
 

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register, table_layout
+from tf4ctr.models.registry import register
 from tf4ctr.nn import MLP, FeatureEmbedding, FeatureInput, ModelOutput
+from tf4ctr.nn.types import SchemaLike, table_layout
 
 
 class DNN(nn.Module):

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tf4ctr.framework import TwinModel
-from tf4ctr.models.registry import SchemaLike, register
-from tf4ctr.models.tf4ctr import build_twin, mlp_spec
+from tf4ctr.framework.compose import build_twin, mlp_spec
+from tf4ctr.models.registry import register
+from tf4ctr.nn.types import SchemaLike
 
 
 @register("dualmlp")

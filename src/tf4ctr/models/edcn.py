@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register, table_layout
+from tf4ctr.models.registry import register
 from tf4ctr.nn.edcn import BridgeModule, CrossLayer, RegulationModule
 from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.mlp import MLP
-from tf4ctr.nn.types import FeatureInput, ModelOutput
+from tf4ctr.nn.types import FeatureInput, ModelOutput, SchemaLike, table_layout
 
 
 class EDCN(nn.Module):

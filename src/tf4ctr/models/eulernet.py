@@ -16,11 +16,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from tf4ctr.models.registry import SchemaLike, register, table_layout
+from tf4ctr.models.registry import register
 from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.encoder import EncoderContext
 from tf4ctr.nn.euler import EulerEncoder
-from tf4ctr.nn.types import FeatureInput, ModelOutput
+from tf4ctr.nn.types import FeatureInput, ModelOutput, SchemaLike, table_layout
 
 
 @torch.no_grad()

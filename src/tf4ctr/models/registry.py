@@ -10,72 +10,37 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from torch import nn
 
 from tf4ctr.errors import ConfigError
-
-
-class SchemaLike(Protocol):
-    """What a model needs to know about the data."""
-
-    @property
-    def vocab_sizes(self) -> list[int]: ...
-
-    @property
-    def numeric(self) -> tuple: ...
-
-
-def table_layout(schema: SchemaLike) -> dict[str, Any]:
-    """How input columns map to fields (sequence fields); plain schemas have one column per field.
-
-    A schema may leave ``table_layout`` out (a hand-made schema of plain categorical fields).
-    """
-    layout = getattr(schema, "table_layout", None)
-    if layout is None:
-        n = len(schema.vocab_sizes)
-        return {"widths": [1] * n, "pooling": ["sum"] * n}
-    return dict(layout)
-
+from tf4ctr.nn.types import SchemaLike
+from tf4ctr.registry import Registry
 
 Builder = Callable[..., nn.Module]
-_REGISTRY: dict[str, Builder] = {}
-_ALIASES: dict[str, str] = {}
+MODELS: Registry[Builder] = Registry("model")
 
 
 def register(name: str, *aliases: str) -> Callable[[Builder], Builder]:
     """Decorator: make a builder available as ``model.name`` in configs."""
-
-    def wrap(builder: Builder) -> Builder:
-        key = name.lower()
-        if key in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[key] = builder
-        for alias in aliases:
-            _ALIASES[alias.lower()] = key
-        return builder
-
-    return wrap
+    return MODELS.register(name, *aliases)
 
 
 def canonical_name(name: str) -> str:
-    key = name.lower()
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise ConfigError(
-            f"model.name: unknown model {name!r} (expected one of: {', '.join(sorted(_REGISTRY))})"
-        )
-    return key
+    try:
+        return MODELS.canonical(name)
+    except ValueError as exc:
+        raise ConfigError(f"model.name: {exc}") from None
 
 
 def available_models() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(MODELS)
 
 
 def model_defaults(name: str) -> dict[str, Any]:
     """The builder's keyword defaults: the model's full default config."""
-    sig = inspect.signature(_REGISTRY[canonical_name(name)])
+    sig = inspect.signature(MODELS[canonical_name(name)])
     return {
         p.name: p.default
         for p in sig.parameters.values()
@@ -154,6 +119,6 @@ def build_model(name: str, schema: SchemaLike, **hparams: Any) -> nn.Module:
     """Build a registered model; unknown or invalid hyperparameters are a ConfigError."""
     key = check_model_config(name, hparams)
     try:
-        return _REGISTRY[key](schema, **hparams)
+        return MODELS[key](schema, **hparams)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model ({key}): {exc}") from None

@@ -10,62 +10,11 @@ TF4CTR-DeepFM, Table V); by default both are MLPs of different depth.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from tf4ctr.framework import TwinModel, build_fusion, build_ssem
-from tf4ctr.models.registry import SchemaLike, register, table_layout
-from tf4ctr.nn.encoder import EncoderContext, build_encoder
-
-EncoderSpec = str | dict[str, Any] | None
-
-
-def build_twin(
-    schema: SchemaLike,
-    *,
-    embedding_dim: int,
-    ssem: str,
-    fusion: str,
-    simple_encoder: EncoderSpec,
-    complex_encoder: EncoderSpec,
-    simple_embedding_dim: int | None = None,
-    activation: str = "relu",
-    dropout: float = 0.0,
-    batch_norm: bool = False,
-) -> TwinModel:
-    """Any encoder pair behind any SSEM and DFM: the one composition every
-    parallel model in the zoo is made of."""
-    embed = build_ssem(
-        ssem,
-        schema.vocab_sizes,
-        len(schema.numeric),
-        embedding_dim,
-        simple_dim=simple_embedding_dim,
-        activation=activation,
-        table_layout=table_layout(schema),
-    )
-    shared = {"activation": activation, "dropout": dropout, "batch_norm": batch_norm}
-
-    def context(width: int) -> EncoderContext:
-        layout = table_layout(schema)
-        return EncoderContext(
-            embed.num_fields,
-            width,
-            tuple(schema.vocab_sizes),
-            len(schema.numeric),
-            widths=tuple(layout["widths"]),
-            pooling=tuple(layout["pooling"]),
-        )
-
-    simple = build_encoder(simple_encoder, context(embed.simple_dim), shared)
-    complex_ = build_encoder(complex_encoder, context(embed.complex_dim), shared)
-    return TwinModel(
-        embed, simple, complex_, build_fusion(fusion, simple.output_dim, complex_.output_dim)
-    )
-
-
-def mlp_spec(units: Sequence[int]) -> dict[str, Any]:
-    """An MLP encoder spec with the given hidden units."""
-    return {"name": "mlp", "hidden_units": list(units)}
+from tf4ctr.framework import TwinModel
+from tf4ctr.framework.compose import EncoderSpec, build_twin, mlp_spec
+from tf4ctr.models.registry import register
+from tf4ctr.nn.types import SchemaLike
 
 
 @register("tf4ctr")

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tf4ctr.framework import TwinModel
-from tf4ctr.framework.ssem import SSEM_ALIASES
-from tf4ctr.models.registry import SchemaLike, register
+from tf4ctr.framework.ssem import SSEM_TYPES
+from tf4ctr.models.registry import register
 from tf4ctr.models.tf4ctr import build_tf4ctr
+from tf4ctr.nn.types import SchemaLike
 
 
 @register("tf4ctr_deepfm")
@@ -69,7 +70,7 @@ def build_tf4ctr_widedeep(
     code does (where the SSEM then shapes only the DNN's input); that is
     refused under ``ser``, whose simple table nothing would read.
     """
-    key = SSEM_ALIASES.get(ssem.lower(), ssem.lower())
+    key = SSEM_TYPES.canonical(ssem)
     if key == "ser" and not linear_from_embedding:
         raise ValueError(
             "ssem 'ser' gives the simple encoder its own embedding table, which an LR over "

@@ -20,6 +20,7 @@ from torch import nn
 
 from tf4ctr.nn.mlp import MLP
 from tf4ctr.nn.types import FeatureInput
+from tf4ctr.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -52,23 +53,16 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
-_ENCODERS: dict[str, type[Encoder]] = {}
+ENCODERS: Registry[type[Encoder]] = Registry("encoder")
 
 
 def register_encoder(name: str) -> Callable[[type[Encoder]], type[Encoder]]:
     """Class decorator: make an encoder available by name in configs."""
-
-    def wrap(cls: type[Encoder]) -> type[Encoder]:
-        if name in _ENCODERS:
-            raise ValueError(f"encoder {name!r} is already registered")
-        _ENCODERS[name] = cls
-        return cls
-
-    return wrap
+    return ENCODERS.register(name)
 
 
 def available_encoders() -> list[str]:
-    return sorted(_ENCODERS)
+    return sorted(ENCODERS)
 
 
 def encoder_defaults(name: str) -> dict[str, Any]:
@@ -78,12 +72,7 @@ def encoder_defaults(name: str) -> dict[str, Any]:
 
 
 def _encoder_class(name: str) -> type[Encoder]:
-    try:
-        return _ENCODERS[name.lower()]
-    except KeyError:
-        raise ValueError(
-            f"unknown encoder {name!r} (expected one of: {', '.join(available_encoders())})"
-        ) from None
+    return ENCODERS[name]
 
 
 def build_encoder(
@@ -111,7 +100,7 @@ def build_encoder(
 
 
 def cls_name(cls: type[Encoder]) -> str:
-    return next(k for k, v in _ENCODERS.items() if v is cls)
+    return next(k for k, v in ENCODERS.items() if v is cls)
 
 
 @register_encoder("mlp")

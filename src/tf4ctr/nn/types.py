@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 
@@ -32,3 +32,25 @@ class ModelOutput(NamedTuple):
     z_s: torch.Tensor | None = None
     z_c: torch.Tensor | None = None
     aux_loss: torch.Tensor | None = None
+
+
+class SchemaLike(Protocol):
+    """What a model needs to know about the data."""
+
+    @property
+    def vocab_sizes(self) -> list[int]: ...
+
+    @property
+    def numeric(self) -> tuple: ...
+
+
+def table_layout(schema: SchemaLike) -> dict[str, Any]:
+    """How input columns map to fields (sequence fields); plain schemas have one column per field.
+
+    A schema may leave ``table_layout`` out (a hand-made schema of plain categorical fields).
+    """
+    layout = getattr(schema, "table_layout", None)
+    if layout is None:
+        n = len(schema.vocab_sizes)
+        return {"widths": [1] * n, "pooling": ["sum"] * n}
+    return dict(layout)

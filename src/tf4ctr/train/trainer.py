@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 
 from tf4ctr.config import TrainConfig
 from tf4ctr.errors import UserError
+from tf4ctr.fileio import atomic_torch_save  # noqa: F401  (re-exported)
 from tf4ctr.framework.objective import Objective
 from tf4ctr.nn import FeatureEmbedding, FeatureInput
 from tf4ctr.nn.dropout import FastDropout
@@ -90,6 +90,13 @@ class FitState:
     loader_epoch: int | None = None
 
 
+def seconds_per_epoch(epochs: list[dict[str, Any]]) -> float | None:
+    """THE seconds per epoch of a run: the median training seconds of its epoch records
+    (the upper median for an even count; the first epoch's warm-up does not sway it)."""
+    seconds = sorted(e["train_seconds"] for e in epochs)
+    return seconds[len(seconds) // 2] if seconds else None
+
+
 def rng_state() -> dict[str, Any]:
     """Every global random state a training epoch draws from (dropout, shuffles of models)."""
     return {
@@ -112,16 +119,6 @@ def non_finite_parameters(model: nn.Module) -> list[str]:
         for name, t in [*model.named_parameters(), *model.named_buffers()]
         if t.is_floating_point() and not bool(torch.isfinite(t).all())
     ]
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write a checkpoint so that a crash never leaves a truncated file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.Optimizer]:

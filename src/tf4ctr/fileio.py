@@ -1,0 +1,105 @@
+"""The two ways tf4ctr touches files it does not stream: an atomic write, and a YAML read.
+
+Every file tf4ctr writes for later use (run files, checkpoints, reports, figures, scores)
+is written to a hidden temporary sibling and renamed into place, so a crash or a signal
+never leaves a torn file under the real name, and the temporary one is removed whatever
+happens. Every YAML file is read through :func:`read_yaml`, so a missing file or a syntax
+error is one line naming the file (and line).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tf4ctr.errors import ConfigError
+
+__all__ = [
+    "atomic_torch_save",
+    "read_yaml",
+    "write_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], Any], *, suffix: str = "") -> Path:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it to ``path``.
+
+    ``suffix`` keeps an extension some writers look at (matplotlib picks the format by it).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> Path:
+    """Indented JSON; NaN (an undefined metric) is written as null, infinity is an error."""
+    text = json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` that never leaves a truncated file (checkpoints, weights)."""
+    import torch
+
+    return write_atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def read_yaml(path: str | Path, *, expected: str | None = None) -> Any:
+    """Load a YAML file; I/O, encoding and syntax problems are one-line ConfigErrors.
+
+    With ``expected`` (e.g. "a dataset config mapping"), an empty file is an error too.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: {line}invalid YAML ({problem})") from None
+    if data is None and expected is not None:
+        raise ConfigError(f"{path}: file is empty (expected {expected})")
+    return data
