@@ -611,3 +611,22 @@ def test_damaged_run_files_are_one_line_errors(tiny_project, monkeypatch, capsys
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"{run_dir / name}:" in err, err
         (run_dir / name).write_bytes(good)
+
+
+def test_device_choice(tiny_project, monkeypatch, capsys):
+    import torch
+
+    from tf4ctr.train.device import resolve_device
+
+    monkeypatch.chdir(tiny_project)
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        assert run_cli("train", "--config", "run.yaml", "train.device=cuda") == 2
+        err = capsys.readouterr().err
+        assert "command line (train.device=cuda): train.device: cuda asked for" in err
+    assert run_cli("train", "--config", "run.yaml", "train.device=gpu") == 2
+    assert "train.device: expected auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert run_cli("train", "--config", "run.yaml", "train.epochs=1", "train.device=cpu") == 0
+    metrics = json.loads((tiny_project / "runs" / "tiny-run" / "metrics.json").read_text())
+    assert metrics["device"] == "cpu"

@@ -83,6 +83,8 @@ class TrainConfig:
     #: in the first epoch, the norm of the gradient reaching z_s and z_c, per batch
     #: (the paper's Figure 5)
     record_logit_grads: bool = False
+    #: where the model trains: auto (CUDA when present, else CPU), cpu, cuda or cuda:N
+    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,11 @@ def _check_train(train: TrainConfig, where: _Where) -> None:
         _positive(getattr(train, k), f"train.{k}", where, allow_zero=True)
     if train.num_threads is not None:
         _positive(train.num_threads, "train.num_threads", where)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", train.device):
+        raise ConfigError(
+            f"{where('train.device')}train.device: expected auto, cpu, cuda or cuda:N, "
+            f"got {train.device!r}"
+        )
     if not 0 < train.reduce_lr_factor <= 1:
         raise ConfigError(
             f"{where('train.reduce_lr_factor')}train.reduce_lr_factor: must be in (0, 1], "

@@ -49,6 +49,7 @@ from tf4ctr.models import build_model, check_model_config
 from tf4ctr.nn import FeatureInput
 from tf4ctr.rundir import RunLock, RunPaths, is_run_dir, mark_run_dir, remove_run_dir
 from tf4ctr.train.analysis import difficulty_counts
+from tf4ctr.train.device import resolve_device
 from tf4ctr.train.trainer import FitState, Trainer, TrainingDiverged, non_finite_parameters
 
 log = logging.getLogger("tf4ctr")
@@ -154,7 +155,13 @@ class RunInterrupted(Exception):
 
 # Keys whose value may differ between an interrupted run and its resumption: they change
 # nothing a run computes (num_threads changes the last digits only, so it is warned about).
-_RESUME_FREE_KEYS = ("train.progress", "train.num_threads", "output_dir", "cache_dir")
+_RESUME_FREE_KEYS = (
+    "train.progress",
+    "train.num_threads",
+    "train.device",
+    "output_dir",
+    "cache_dir",
+)
 
 
 def check_config(config: RunConfig) -> DatasetConfig:
@@ -166,6 +173,7 @@ def check_config(config: RunConfig) -> DatasetConfig:
     fail now. Each message names the key and whether it came from the file or the command line.
     """
     check_model_config(config.model_name, config.model_hparams, origin=config.origin)
+    resolve_device(config.train.device, origin=config.origin("train.device"))
     dataset = resolve_dataset(config)
     schema = placeholder_schema(dataset)
     where = config.origin("model")
@@ -389,13 +397,15 @@ def _train_locked(
     try:
         n_params = count_parameters(model)
         train_cfg = config.train if progress is None else _with_progress(config, progress)
-        trainer = Trainer(model, objective, train_cfg)
+        device = resolve_device(train_cfg.device)
+        trainer = Trainer(model, objective, train_cfg, device=device)
         metrics: dict[str, Any] = {
             "run": config.name,
             "model": config.model_name,
             "loss": config.loss.name,
             "dataset": dataset.name,
             "parameters": n_params,
+            "device": str(device),
             "epochs": [],
         }
         if checkpoint_data is not None:
@@ -478,7 +488,8 @@ def _train_locked(
             metrics["warnings"] = warnings
         log.info("best epoch %d | valid %s", fit.best_epoch, format_metrics(metrics["valid"]))
         log.info("test %s", format_metrics(metrics["test"]))
-        atomic_torch_save(model.state_dict(), partial / MODEL_FILE)
+        # CPU tensors: a run trained on a GPU loads anywhere
+        atomic_torch_save({k: v.cpu() for k, v in model.state_dict().items()}, partial / MODEL_FILE)
         write_json_atomic(metrics, partial / METRICS_FILE)
     except KeyboardInterrupt:
         _close_log(handler)
@@ -569,7 +580,12 @@ def evaluate(
     run = load_run(run_dir)
     files = files or {"valid": run.dataset.valid_data, "test": run.dataset.test_data}
     configure_threads(run.config.train.num_threads)
-    trainer = Trainer(run.model, build_objective(run.config.loss), run.config.train)
+    trainer = Trainer(
+        run.model,
+        build_objective(run.config.loss),
+        run.config.train,
+        device=resolve_device(run.config.train.device),
+    )
     results = {}
     for split, path in files.items():
         encoded = encode_file(run, path, require_label=True)
@@ -592,7 +608,12 @@ def predict(
     run = load_run(run_dir)
     configure_threads(run.config.train.num_threads)
     split = encode_file(run, Path(input_path), require_label=False)
-    trainer = Trainer(run.model, build_objective(run.config.loss), run.config.train)
+    trainer = Trainer(
+        run.model,
+        build_objective(run.config.loss),
+        run.config.train,
+        device=resolve_device(run.config.train.device),
+    )
     logits = trainer.predict(BatchLoader(split, batch_size)).logit
     prob = torch.sigmoid(torch.from_numpy(logits)).numpy()
     output_path = Path(output_path)

@@ -21,7 +21,12 @@ from tf4ctr.models.registry import canonical_name
 
 __all__ = ["canonical_config", "config_key"]
 
-_NOT_RESULTS = ("progress", "num_threads", "eval_batch_size")  # train keys that change no result
+_NOT_RESULTS = (
+    "progress",
+    "num_threads",
+    "eval_batch_size",
+    "device",
+)  # train keys that change no result
 _MISSING = object()
 
 

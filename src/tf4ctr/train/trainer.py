@@ -99,17 +99,22 @@ def seconds_per_epoch(epochs: list[dict[str, Any]]) -> float | None:
 
 def rng_state() -> dict[str, Any]:
     """Every global random state a training epoch draws from (dropout, shuffles of models)."""
-    return {
+    state = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
+    if torch.cuda.is_available():  # dropout on a GPU draws from the CUDA generators
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def non_finite_parameters(model: nn.Module) -> list[str]:
@@ -436,7 +441,7 @@ class Trainer:
         }
 
     def load_checkpoint(self, checkpoint: dict[str, Any]) -> FitState:
-        """Restore a :meth:`checkpoint`; returns the state to pass to :meth:`fit`."""
+        """Restore a :meth:`checkpoint` (saved on any device); returns the state for :meth:`fit`."""
         self.model.load_state_dict(checkpoint["model"])
         saved = checkpoint["optimizers"]
         if len(saved) != len(self.optimizers):
