@@ -85,6 +85,9 @@ class TrainConfig:
     record_logit_grads: bool = False
     #: where the model trains: auto (CUDA when present, else CPU), cpu, cuda or cuda:N
     device: str = "auto"
+    #: read the encoded cache memory-mapped instead of loading it into RAM (data larger than
+    #: memory); the batches, and so the results, are the same
+    memory_map: bool = False
 
 
 @dataclass(frozen=True)

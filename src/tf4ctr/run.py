@@ -159,6 +159,7 @@ _RESUME_FREE_KEYS = (
     "train.progress",
     "train.num_threads",
     "train.device",
+    "train.memory_map",
     "output_dir",
     "cache_dir",
 )
@@ -372,7 +373,9 @@ def _train_locked(
     progress: bool | None,
 ) -> RunResult:
     show = config.train.progress if progress is None else progress
-    data = prepare_dataset(dataset, Path(config.cache_dir), progress=show)
+    data = prepare_dataset(
+        dataset, Path(config.cache_dir), progress=show, mapped=config.train.memory_map
+    )
     for split in ("valid", "test"):
         require_both_classes(data.split(split).label, str(dataset.paths[split]))
     seed_everything(config.train.seed)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tf4ctr.data.mapped import MappedSplit
 from tf4ctr.data.preprocess import EncodedSplit
 from tf4ctr.errors import ConfigError
 
@@ -54,7 +55,7 @@ class BatchLoader:
 
     def __init__(
         self,
-        split: EncodedSplit,
+        split: EncodedSplit | MappedSplit,
         batch_size: int,
         *,
         shuffle: bool = False,
@@ -70,6 +71,10 @@ class BatchLoader:
         self.seed = seed
         self.drop_last = drop_last
         self._epoch = 0
+        self._n = len(split)
+        self._mapped = split if isinstance(split, MappedSplit) else None
+        if self._mapped is not None:
+            return  # batches are gathered from the maps (see _from_mapped)
         # Shares memory with the numpy arrays: no copy of the split is made.
         self._categorical = torch.from_numpy(np.ascontiguousarray(split.categorical))
         self._numeric = torch.from_numpy(np.ascontiguousarray(split.numeric, dtype=np.float32))
@@ -79,7 +84,6 @@ class BatchLoader:
             if split.group is None
             else torch.from_numpy(np.ascontiguousarray(split.group, dtype=np.int64))
         )
-        self._n = len(split)
 
     @property
     def num_samples(self) -> int:
@@ -119,7 +123,19 @@ class BatchLoader:
             else:
                 yield self._gather(order[start:stop])
 
+    def _from_mapped(self, index: np.ndarray | slice) -> Batch:
+        assert self._mapped is not None
+        categorical, numeric, label, group = self._mapped.rows(index)
+        return Batch(
+            categorical=torch.from_numpy(categorical).long(),
+            numeric=torch.from_numpy(numeric),
+            label=torch.from_numpy(label),
+            group=None if group is None else torch.from_numpy(group),
+        )
+
     def _slice(self, start: int, stop: int) -> Batch:
+        if self._mapped is not None:
+            return self._from_mapped(slice(start, stop))
         # In-order batches are views; only the int32 -> int64 cast copies.
         return Batch(
             categorical=self._categorical[start:stop].long(),
@@ -129,6 +145,8 @@ class BatchLoader:
         )
 
     def _gather(self, idx: torch.Tensor) -> Batch:
+        if self._mapped is not None:
+            return self._from_mapped(idx.numpy())
         return Batch(
             categorical=self._categorical.index_select(0, idx).long(),
             numeric=self._numeric.index_select(0, idx),

@@ -35,6 +35,7 @@ from typing import Any, Literal, overload
 import numpy as np
 from tqdm import tqdm
 
+from tf4ctr.data.mapped import MappedSplit
 from tf4ctr.data.preprocess import EncodedSplit, FeatureSchema, Preprocessor, distinct_values
 from tf4ctr.data.readers import iter_chunks, sha256_file
 from tf4ctr.data.schema import SPLITS, DatasetConfig
@@ -63,16 +64,16 @@ class PreparedDataset:
 
     config: DatasetConfig
     preprocessor: Preprocessor
-    train: EncodedSplit
-    valid: EncodedSplit
-    test: EncodedSplit
+    train: EncodedSplit | MappedSplit
+    valid: EncodedSplit | MappedSplit
+    test: EncodedSplit | MappedSplit
     cache_dir: Path
 
     @property
     def schema(self) -> FeatureSchema:
         return self.preprocessor.schema
 
-    def split(self, name: str) -> EncodedSplit:
+    def split(self, name: str) -> EncodedSplit | MappedSplit:
         """The split called ``name`` ("train", "valid" or "test")."""
         if name not in SPLITS:
             raise KeyError(f"unknown split {name!r} (expected one of: {', '.join(SPLITS)})")
@@ -108,6 +109,7 @@ def prepare_dataset(
     progress: bool = ...,
     load: Literal[True] = ...,
     block_bytes: int = ...,
+    mapped: bool = ...,
 ) -> PreparedDataset: ...
 
 
@@ -119,6 +121,7 @@ def prepare_dataset(
     progress: bool = ...,
     load: bool = ...,
     block_bytes: int = ...,
+    mapped: bool = ...,
 ) -> PreparedDataset | None: ...
 
 
@@ -129,12 +132,14 @@ def prepare_dataset(
     progress: bool = True,
     load: bool = True,
     block_bytes: int = 64 << 20,
+    mapped: bool = False,
 ) -> PreparedDataset | None:
     """Return the encoded dataset, building the cache on the first call and reading it after.
 
     The build streams each file in blocks of ``block_bytes``, so its memory
     does not grow with the number of rows. With ``load=False`` the cache is
-    only built (``tf4ctr data prepare``) and None is returned. Raises
+    only built (``tf4ctr data prepare``) and None is returned. With ``mapped`` the
+    splits are :class:`MappedSplit` maps of the cache files instead of arrays in RAM. Raises
     DataError/ConfigError for bad inputs; a failed build leaves nothing
     under ``cache_root``. Prints nothing but the optional tqdm bars.
     """
@@ -145,7 +150,7 @@ def prepare_dataset(
     if (target / _META).is_file():
         if not load and _matching_meta(target, key) is not None:
             return None
-        loaded = _try_load(target, config, key) if load else None
+        loaded = _try_load(target, config, key, mapped=mapped) if load else None
         if loaded is not None:
             return loaded
     if target.exists() or target.is_symlink():
@@ -172,7 +177,7 @@ def prepare_dataset(
         os.close(lock_fd)
     if not load:
         return None
-    loaded = _try_load(target, config, key)
+    loaded = _try_load(target, config, key, mapped=mapped)
     if loaded is None:
         raise UserError(f"{target}: the cache just built cannot be read back")
     return loaded
@@ -380,7 +385,9 @@ def _matching_meta(directory: Path, key: str) -> dict[str, Any] | None:
     return meta
 
 
-def _try_load(directory: Path, config: DatasetConfig, key: str) -> PreparedDataset | None:
+def _try_load(
+    directory: Path, config: DatasetConfig, key: str, *, mapped: bool = False
+) -> PreparedDataset | None:
     """Read a finished cache; None when it is not one we can trust."""
     meta = _matching_meta(directory, key)
     if meta is None:
@@ -391,7 +398,11 @@ def _try_load(directory: Path, config: DatasetConfig, key: str) -> PreparedDatas
         schema = preprocessor.schema
         splits = {
             split: _load_split(
-                directory / split, schema, int(meta["rows"][split]), meta["has_group"]
+                directory / split,
+                schema,
+                int(meta["rows"][split]),
+                meta["has_group"],
+                mapped=mapped,
             )
             for split in SPLITS
         }
@@ -409,13 +420,27 @@ def _try_load(directory: Path, config: DatasetConfig, key: str) -> PreparedDatas
     )
 
 
-def _load_split(directory: Path, schema: FeatureSchema, rows: int, has_group: bool) -> EncodedSplit:
+def _load_split(
+    directory: Path, schema: FeatureSchema, rows: int, has_group: bool, *, mapped: bool = False
+) -> EncodedSplit | MappedSplit:
     def load(name: str, dtype: type, width: int = 1) -> np.ndarray:
-        arr = np.load(directory / f"{name}.npy", allow_pickle=False)
+        arr = np.load(
+            directory / f"{name}.npy", allow_pickle=False, mmap_mode="r" if mapped else None
+        )
         shape = (rows,) if width == 1 else (rows, width)
         if arr.shape != shape or arr.dtype != dtype:
             raise ValueError(f"{directory / name}.npy: shape {arr.shape} dtype {arr.dtype}")
         return arr
+
+    label = load(_LABEL, np.float32)
+    group = load(_GROUP, np.int64) if has_group else None
+    if mapped:
+        return MappedSplit(
+            categorical_columns=[load(f.name, np.int32, f.width) for f in schema.categorical],
+            numeric_columns=[load(f.name, np.float32) for f in schema.numeric],
+            label=label,
+            group=group,
+        )
 
     def stack(fields: tuple, dtype: type) -> np.ndarray:
         if not fields:
@@ -426,6 +451,6 @@ def _load_split(directory: Path, schema: FeatureSchema, rows: int, has_group: bo
     return EncodedSplit(
         categorical=stack(schema.categorical, np.int32),
         numeric=stack(schema.numeric, np.float32),
-        label=load(_LABEL, np.float32),
-        group=load(_GROUP, np.int64) if has_group else None,
+        label=label,
+        group=group,
     )

@@ -25,6 +25,7 @@ _NOT_RESULTS = (
     "progress",
     "num_threads",
     "eval_batch_size",
+    "memory_map",
     "device",
 )  # train keys that change no result
 _MISSING = object()
