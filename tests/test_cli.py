@@ -240,3 +240,31 @@ def test_train_records_difficulty_and_logit_gradients(tiny_project, monkeypatch)
             assert sum(sum(c.values()) for c in counts.values()) == n
     assert len(metrics["epochs"][0]["logit_grad_norms"]["z_s"]) > 0
     assert "logit_grad_norms" not in metrics["epochs"][1]
+
+
+def test_predict_streams_blocks_to_csv_parquet_or_stdout(tiny_project, monkeypatch, capsys):
+    import pyarrow.parquet as pq
+
+    from tf4ctr import run
+
+    monkeypatch.chdir(tiny_project)
+    assert run_cli("train", "--config", "run.yaml", "train.epochs=1") == 0
+    run_dir = tiny_project / "runs" / "tiny-run"
+    whole = tiny_project / "whole.csv"
+    assert run.predict(run_dir, "test.csv", whole) == 800
+    # tiny blocks: the file is read and scored in many pieces, written as they come
+    pieces = tiny_project / "pieces.parquet"
+    assert run.predict(run_dir, "test.csv", pieces, block_bytes=2_000) == 800
+    a = np.array([float(r["probability"]) for r in csv.DictReader(whole.open())])
+    b = pq.read_table(pieces)["probability"].to_numpy()
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)  # float32 sums over other batch shapes
+    capsys.readouterr()
+    assert run_cli("predict", str(run_dir), "--input", "test.csv", "--output", "-") == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == '"probability"' and len(out.splitlines()) == 801
+    assert "wrote 800 predictions" in err and not (tiny_project / "-").exists()
+    # evaluate reads in blocks too; its metrics equal the whole-file ones
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    blocked = run.evaluate(run_dir, block_bytes=2_000)
+    for k in ("auc", "gauc", "logloss"):
+        assert blocked["test"][k] == pytest.approx(metrics["test"][k], abs=1e-6)

@@ -72,7 +72,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tf4ctr import run
 
     n = run.predict(args.run_dir, args.input, args.output, batch_size=args.batch_size)
-    print(f"wrote {n} predictions to {args.output}")
+    # with --output - the scores are the standard output: the count goes to stderr
+    print(
+        f"wrote {n} predictions to {args.output}",
+        file=sys.stderr if args.output == "-" else sys.stdout,
+    )
     return 0
 
 
@@ -165,7 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--input", required=True, metavar="FILE")
-    p.add_argument("--output", required=True, metavar="FILE", help="CSV with a probability column")
+    p.add_argument(
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="a probability column, row for row: parquet for .parquet / .pq, CSV otherwise, "
+        "CSV on standard output for -",
+    )
     p.add_argument("--batch-size", type=int, default=65_536)
     p.set_defaults(func=cmd_predict)
 

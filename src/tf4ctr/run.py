@@ -20,7 +20,9 @@ import logging
 import math
 import os
 import random
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ from tf4ctr.data import (
     prepare_dataset,
     read_table,
 )
+from tf4ctr.data.preprocess import distinct_values
+from tf4ctr.data.readers import iter_chunks
 from tf4ctr.errors import ConfigError, DataError, UserError
 from tf4ctr.fileio import atomic_torch_save, read_yaml, write_atomic, write_json_atomic
 from tf4ctr.framework import CTRLoss, Objective, TwinFocusLoss
@@ -50,6 +54,7 @@ from tf4ctr.nn import FeatureInput
 from tf4ctr.rundir import RunLock, RunPaths, is_run_dir, mark_run_dir, remove_run_dir
 from tf4ctr.train.analysis import difficulty_counts
 from tf4ctr.train.device import resolve_device
+from tf4ctr.train.metrics import evaluate_predictions
 from tf4ctr.train.trainer import FitState, Trainer, TrainingDiverged, non_finite_parameters
 
 log = logging.getLogger("tf4ctr")
@@ -571,29 +576,86 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 
 
 def encode_file(run: LoadedRun, path: Path, *, require_label: bool) -> EncodedSplit:
-    """Read a raw file and encode it with the run's own (saved) preprocessing."""
+    """Read a raw file whole and encode it with the run's own (saved) preprocessing."""
     table = read_table(Path(path), run.dataset, require_label=require_label)
     return run.preprocessor.transform(table, require_label=require_label, source=Path(path))
 
 
-def evaluate(
-    run_dir: str | Path, *, files: dict[str, Path] | None = None, batch_size: int = 65_536
-) -> dict[str, dict[str, float]]:
-    """Metrics of a finished run on its valid/test files (or on the given labelled files)."""
-    run = load_run(run_dir)
-    files = files or {"valid": run.dataset.valid_data, "test": run.dataset.test_data}
+def encode_blocks(
+    run: LoadedRun,
+    path: Path,
+    *,
+    require_label: bool,
+    block_bytes: int = 16 << 20,
+    group_values: Any = None,
+) -> Iterator[EncodedSplit]:
+    """The file's rows encoded block by block (memory holds one block, not the file)."""
+    for table, first_line in iter_chunks(
+        Path(path), run.dataset, require_label=require_label, block_bytes=block_bytes
+    ):
+        yield run.preprocessor.transform(
+            table,
+            require_label=require_label,
+            source=Path(path),
+            first_row=first_line,
+            group_values=group_values,
+        )
+
+
+def _scoring_trainer(run: LoadedRun) -> Trainer:
     configure_threads(run.config.train.num_threads)
-    trainer = Trainer(
+    return Trainer(
         run.model,
         build_objective(run.config.loss),
         run.config.train,
         device=resolve_device(run.config.train.device),
     )
+
+
+def evaluate(
+    run_dir: str | Path,
+    *,
+    files: dict[str, Path] | None = None,
+    batch_size: int = 65_536,
+    block_bytes: int = 16 << 20,
+) -> dict[str, dict[str, float]]:
+    """Metrics of a finished run on its valid/test files (or on the given labelled files).
+
+    Files are read and scored block by block; only labels, logits and gAUC groups (a few
+    bytes per row) are kept for the metrics.
+    """
+    run = load_run(run_dir)
+    files = files or {"valid": run.dataset.valid_data, "test": run.dataset.test_data}
+    trainer = _scoring_trainer(run)
+    group_col = run.dataset.group_col
     results = {}
     for split, path in files.items():
-        encoded = encode_file(run, path, require_label=True)
-        require_both_classes(encoded.label, str(path))
-        results[split] = trainer.evaluate(BatchLoader(encoded, batch_size))
+        groups = None
+        if group_col is not None:  # one pass for the group ids, so every block numbers alike
+            groups = distinct_values(
+                t[group_col]
+                for t, _ in iter_chunks(Path(path), run.dataset, block_bytes=block_bytes)
+            )
+        labels, logits, group_ids = [], [], []
+        start = time.perf_counter()
+        for block in encode_blocks(
+            run, path, require_label=True, block_bytes=block_bytes, group_values=groups
+        ):
+            pred = trainer.predict(BatchLoader(block, batch_size))
+            labels.append(pred.label)
+            logits.append(pred.logit)
+            if pred.group is not None:
+                group_ids.append(pred.group)
+        label = np.concatenate(labels)
+        require_both_classes(label, str(path))
+        logit = np.concatenate(logits)
+        if not np.isfinite(logit).all():
+            raise TrainingDiverged(f"{path}: the model predicts NaN or infinity for some rows")
+        metrics = evaluate_predictions(
+            label, logit, np.concatenate(group_ids) if group_ids else None
+        )
+        metrics["seconds"] = time.perf_counter() - start
+        results[split] = metrics
     return results
 
 
@@ -603,25 +665,58 @@ def predict(
     output_path: str | Path,
     *,
     batch_size: int = 65_536,
+    block_bytes: int = 16 << 20,
 ) -> int:
-    """Score raw rows (label column optional); writes CSV with a ``probability`` column."""
+    """Score raw rows (label column optional), block by block, writing as it goes.
+
+    The output is one ``probability`` column, row for row: parquet when ``output_path`` ends
+    in .parquet or .pq, CSV otherwise, or CSV on standard output for ``-``. Memory does not
+    grow with the number of rows. A file is written under a temporary name and renamed when
+    complete. Returns the number of rows scored.
+    """
+    run = load_run(run_dir)
+    trainer = _scoring_trainer(run)
+    out = str(output_path)
+    if out != "-":
+        parent = Path(out).parent
+        if not parent.is_dir():
+            raise UserError(f"{parent}: output directory does not exist")
+
+    def scores(split: EncodedSplit) -> Any:
+        import pyarrow as pa
+
+        logits = trainer.predict(BatchLoader(split, batch_size)).logit
+        prob = torch.sigmoid(torch.from_numpy(logits)).numpy().astype(np.float64)
+        return pa.table({"probability": prob})
+
+    blocks = encode_blocks(run, Path(input_path), require_label=False, block_bytes=block_bytes)
+    if out == "-":
+        return _write_scores(map(scores, blocks), sys.stdout.buffer, parquet=False)
+    parquet = Path(out).suffix.lower() in (".parquet", ".pq")
+    written = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal written
+        with open(tmp, "wb") as sink:
+            written = _write_scores(map(scores, blocks), sink, parquet=parquet)
+
+    write_atomic(out, write, suffix=Path(out).suffix)
+    return written
+
+
+def _write_scores(tables: Iterator[Any], sink: Any, *, parquet: bool) -> int:
+    """Stream score tables into one CSV or parquet file; returns the rows written."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
-    run = load_run(run_dir)
-    configure_threads(run.config.train.num_threads)
-    split = encode_file(run, Path(input_path), require_label=False)
-    trainer = Trainer(
-        run.model,
-        build_objective(run.config.loss),
-        run.config.train,
-        device=resolve_device(run.config.train.device),
-    )
-    logits = trainer.predict(BatchLoader(split, batch_size)).logit
-    prob = torch.sigmoid(torch.from_numpy(logits)).numpy()
-    output_path = Path(output_path)
-    if output_path.parent and not output_path.parent.exists():
-        raise UserError(f"{output_path.parent}: output directory does not exist")
-    scores = pa.table({"probability": prob.astype(np.float64)})
-    write_atomic(output_path, lambda tmp: pacsv.write_csv(scores, tmp))
-    return int(prob.size)
+    schema = pa.schema([("probability", pa.float64())])
+    writer = pq.ParquetWriter(sink, schema) if parquet else pacsv.CSVWriter(sink, schema)
+    rows = 0
+    try:
+        for table in tables:
+            writer.write_table(table)
+            rows += table.num_rows
+    finally:
+        writer.close()
+    return rows
