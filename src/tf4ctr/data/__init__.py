@@ -1,27 +1,38 @@
-"""Data layer: dataset configs, readers, preprocessing, the encoded cache, batching, synthetic data."""
+"""Data: dataset configs, readers, streaming preprocessing, the encoded cache, batch loading.
 
-from tf4ctr.data.loader import Batch, BatchLoader
-from tf4ctr.data.preprocess import EncodedSplit, FeatureSchema, FieldInfo, Preprocessor
-from tf4ctr.data.readers import read_table
-from tf4ctr.data.schema import DatasetConfig, FeatureSpec, LabelSpec, load_dataset_config
-from tf4ctr.data.store import PreparedDataset, prepare_dataset
-from tf4ctr.data.synthetic import SyntheticSpec, generate_synthetic, write_synthetic_dataset
+Names are imported on first use (``tf4ctr data --help`` needs none of them, nor torch).
+"""
 
-__all__ = [
-    "Batch",
-    "BatchLoader",
-    "DatasetConfig",
-    "EncodedSplit",
-    "FeatureSchema",
-    "FeatureSpec",
-    "FieldInfo",
-    "LabelSpec",
-    "PreparedDataset",
-    "Preprocessor",
-    "SyntheticSpec",
-    "generate_synthetic",
-    "load_dataset_config",
-    "prepare_dataset",
-    "read_table",
-    "write_synthetic_dataset",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Batch": "tf4ctr.data.loader",
+    "BatchLoader": "tf4ctr.data.loader",
+    "EncodedSplit": "tf4ctr.data.preprocess",
+    "FeatureSchema": "tf4ctr.data.preprocess",
+    "FieldInfo": "tf4ctr.data.preprocess",
+    "Preprocessor": "tf4ctr.data.preprocess",
+    "read_table": "tf4ctr.data.readers",
+    "DatasetConfig": "tf4ctr.data.schema",
+    "FeatureSpec": "tf4ctr.data.schema",
+    "LabelSpec": "tf4ctr.data.schema",
+    "load_dataset_config": "tf4ctr.data.schema",
+    "PreparedDataset": "tf4ctr.data.store",
+    "prepare_dataset": "tf4ctr.data.store",
+    "SyntheticSpec": "tf4ctr.data.synthetic",
+    "generate_synthetic": "tf4ctr.data.synthetic",
+    "write_synthetic_dataset": "tf4ctr.data.synthetic",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tf4ctr.data' has no attribute {name!r}")
