@@ -550,3 +550,24 @@ def test_report_section_is_checked_key_by_key(tiny_project, report, message):
     with pytest.raises(ConfigError) as err:
         load_experiment(tiny_project / "exp.yaml")
     assert str(err.value).startswith(str(tiny_project / "exp.yaml")) and message in str(err.value)
+
+
+def test_only_names_real_labels_and_dry_run_lists_just_them(tiny_project, monkeypatch, capsys):
+    from tf4ctr.cli import main
+
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "exp.yaml").write_text(EXPERIMENT)
+    assert main(["grid", "exp.yaml", "--only", "Nope", "--no-progress"]) == 2
+    assert "--only: 'Nope': no such cell label" in capsys.readouterr().err
+    assert main(["grid", "exp.yaml", "--only", "DNN", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all("DNN (seed" in line for line in lines)
+
+
+def test_version_flag(capsys):
+    from tf4ctr import __version__
+    from tf4ctr.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"tf4ctr {__version__}"

@@ -114,11 +114,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from tf4ctr import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tf4ctr", description="TF4CTR: Twin Focus framework for CTR prediction."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"tf4ctr {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(

@@ -67,7 +67,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     lines += [f"  {kind:<9}{url}" for kind, url in info.sources.items()]
     lines.append("checksums (md5):")
     lines += [
-        f"  {fname:<11}{digest or 'checksum unknown'}" for fname, digest in info.checksums.items()
+        f"  {fname:<11} {digest or 'checksum unknown'}" for fname, digest in info.checksums.items()
     ]
     if info.notes:
         lines.append("notes:")

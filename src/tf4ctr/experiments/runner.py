@@ -229,13 +229,21 @@ def run_experiment(
     """Run every cell not yet in the store; returns the store with all results."""
     from tf4ctr import run  # heavy import, not needed to load an experiment
 
+    labels = list(dict.fromkeys(c.label for c in experiment.cells))
+    unknown = [label for label in only or [] if label not in labels]
+    if unknown:
+        raise ConfigError(
+            f"--only: {', '.join(repr(u) for u in unknown)}: no such cell label in "
+            f"{experiment.source} (labels: {', '.join(labels)})"
+        )
     store = ResultStore(experiment.store_path)
     copy_reused(experiment, store, dry_run=dry_run)
     todo = [c for c in experiment.cells if c.key not in store and (not only or c.label in only)]
     done_before = len(experiment.cells) - len(todo)
     if dry_run:
         for c in experiment.cells:
-            print(f"{'done' if c.key in store else 'todo'}  {c.key}  {c.label} (seed {c.seed})")
+            if not only or c.label in only:
+                print(f"{'done' if c.key in store else 'todo'}  {c.key}  {c.label} (seed {c.seed})")
         return store
     bar = tqdm(
         total=len(experiment.cells),
