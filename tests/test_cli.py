@@ -268,3 +268,16 @@ def test_predict_streams_blocks_to_csv_parquet_or_stdout(tiny_project, monkeypat
     blocked = run.evaluate(run_dir, block_bytes=2_000)
     for k in ("auc", "gauc", "logloss"):
         assert blocked["test"][k] == pytest.approx(metrics["test"][k], abs=1e-6)
+
+
+def test_the_command_line_parser_loads_without_torch():
+    """tf4ctr --help must not import torch (seconds); checked by what is imported, not by time."""
+    code = (
+        "import sys\n"
+        "from tf4ctr.cli import build_parser\n"
+        "build_parser()\n"
+        "import tf4ctr, tf4ctr.data, tf4ctr.experiments\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -14,9 +14,7 @@ not pay for importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from tf4ctr._lazy import lazy_exports
 from tf4ctr.errors import ConfigError, DataError, UserError
 
 __version__ = "0.1.0"
@@ -36,12 +34,7 @@ _LAZY = {
 __all__ = ["ConfigError", "DataError", "UserError", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tf4ctr' has no attribute {name!r}")
+__getattr__ = lazy_exports("tf4ctr", _LAZY, globals())
 
 
 def __dir__() -> list[str]:

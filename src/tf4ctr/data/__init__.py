@@ -5,8 +5,7 @@ Names are imported on first use (``tf4ctr data --help`` needs none of them, nor 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tf4ctr._lazy import lazy_exports
 
 _LAZY = {
     "Batch": "tf4ctr.data.loader",
@@ -30,9 +29,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tf4ctr.data' has no attribute {name!r}")
+__getattr__ = lazy_exports("tf4ctr.data", _LAZY, globals())

@@ -5,8 +5,7 @@ Names are imported on first use (``tf4ctr grid --help`` needs none of them, nor 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tf4ctr._lazy import lazy_exports
 
 _LAZY = {
     "Cell": "tf4ctr.experiments.runner",
@@ -19,9 +18,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tf4ctr.experiments' has no attribute {name!r}")
+__getattr__ = lazy_exports("tf4ctr.experiments", _LAZY, globals())
