@@ -281,3 +281,26 @@ def test_the_command_line_parser_loads_without_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_every_command_has_help_text_and_the_main_ones_examples():
+    import argparse
+
+    from tf4ctr.cli import build_parser
+
+    missing, with_examples = [], set()
+
+    def walk(parser, path):
+        if parser.epilog and "examples:" in parser.epilog:
+            with_examples.add(" ".join(path))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif not action.help and action.dest != "help":
+                missing.append((" ".join(path), action.dest))
+
+    walk(build_parser(), ["tf4ctr"])
+    assert not missing, missing
+    wanted = {"train", "evaluate", "predict", "grid", "reproduce", "report", "runs list"}
+    assert {f"tf4ctr {c}" for c in wanted} <= with_examples

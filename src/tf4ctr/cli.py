@@ -114,6 +114,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def _version() -> str:
     from tf4ctr import __version__
 
@@ -131,7 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model from a run config",
-        description="Train from a YAML run config; writes runs/<name>/.",
+        description="Train from a YAML run config; writes runs/<name>/ (built in "
+        "runs/.<name>.partial/ with a checkpoint after every epoch).",
+        epilog=_examples(
+            "tf4ctr train --config my_run.yaml",
+            "tf4ctr train --config my_run.yaml train.lr=1e-4 model.fusion=moef name=try2",
+            "tf4ctr train --config my_run.yaml --resume       # after Ctrl-C, kill or reboot",
+            "tf4ctr train --config my_run.yaml --overwrite    # start the run over",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", required=True, help="run config YAML")
     p.add_argument(
@@ -161,10 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a finished run",
         description="AUC, gAUC and logloss of a run on its valid/test files "
         "(or on --data files), using the run's saved preprocessing.",
+        epilog=_examples(
+            "tf4ctr evaluate runs/my-first-run",
+            "tf4ctr evaluate runs/my-first-run --data new_week.csv --json",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run's directory")
     p.add_argument("--data", nargs="+", metavar="FILE", help="labelled files to evaluate instead")
-    p.add_argument("--batch-size", type=int, default=65_536)
+    p.add_argument("--batch-size", type=int, default=65_536, help="rows scored at once")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
@@ -173,9 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="score raw rows with a finished run",
         description="Write click probabilities for the rows of a CSV/parquet file; "
         "the label column may be absent.",
+        epilog=_examples(
+            "tf4ctr predict runs/my-first-run --input new_rows.csv --output scores.csv",
+            "tf4ctr predict runs/my-first-run --input big.parquet --output scores.parquet",
+            "tf4ctr predict runs/my-first-run --input new_rows.csv --output - | head",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--input", required=True, metavar="FILE")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run's directory")
+    p.add_argument("--input", required=True, metavar="FILE", help="CSV or parquet rows to score")
     p.add_argument(
         "--output",
         required=True,
@@ -183,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a probability column, row for row: parquet for .parquet / .pq, CSV otherwise, "
         "CSV on standard output for -",
     )
-    p.add_argument("--batch-size", type=int, default=65_536)
+    p.add_argument("--batch-size", type=int, default=65_536, help="rows scored at once")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
@@ -192,10 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="No download: generates SYNTHETIC click data, trains TF4CTR "
         "and DualMLP, prints valid/test AUC, gAUC and logloss.",
     )
-    p.add_argument("--output-dir", default="runs")
-    p.add_argument("--cache-dir", default=".tf4ctr-cache")
+    p.add_argument("--output-dir", default="runs", help="runs folder (default: %(default)s)")
+    p.add_argument(
+        "--cache-dir", default=".tf4ctr-cache", help="data and cache folder (default: %(default)s)"
+    )
     p.add_argument("--epochs", type=int, default=None, help="cap the number of epochs")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
     add_experiment_commands(sub)
@@ -251,6 +276,8 @@ def add_runs_commands(sub) -> None:
         description="One line per run: finished, partial (interrupted; its process is gone), "
         "writing (a live process holds its lock), or stale (a dead build folder of an older "
         "tf4ctr).",
+        epilog=_examples("tf4ctr runs list", "tf4ctr runs list --output-dir experiments/runs"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--output-dir", default="runs", help="runs folder (default: %(default)s)")
     p.set_defaults(func=cmd_runs_list)
@@ -260,6 +287,8 @@ def add_runs_commands(sub) -> None:
         description="Remove the partial folders of interrupted runs (all, or the NAMEs "
         "given). A run being written by a live process, a finished run, and anything tf4ctr "
         "did not mark as a run are never touched.",
+        epilog=_examples("tf4ctr runs clean", "tf4ctr runs clean my-first-run"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="only these runs")
     p.add_argument("--output-dir", default="runs", help="runs folder (default: %(default)s)")

@@ -198,7 +198,7 @@ def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--url", help="fetch from this mirror instead of the registry's address")
     p.add_argument("--keep-archive", action="store_true", help="keep the archive after unpacking")
     p.add_argument("--retries", type=int, default=3, help="retries after a dropped connection")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_data_download)
     p = data_sub.add_parser(
         "prepare",
@@ -219,7 +219,7 @@ def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
         "(the paper's code, default) or criteo_log_bucket (its text)",
     )
     p.add_argument("--block-mb", type=int, default=64, help="read block size in MiB")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_data_prepare)
     p = data_sub.add_parser(
         "synth",
@@ -239,7 +239,7 @@ def add_data_commands(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dir", required=True, help="folder to write into")
     p.add_argument("--split", default="8:1:1", help="train:valid:test shares (default %(default)s)")
     p.add_argument("--zipf", type=float, default=1.1, help="frequency-law exponent, > 1")
-    p.add_argument("--seed", type=int, default=2023)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seed", type=int, default=2023, help="generator seed (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_data_synth)
     return data

@@ -38,6 +38,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tf4ctr.errors import DataError
+from tf4ctr.progress import show_bars
 
 __all__ = ["DownloadResult", "download_file", "fetch_dataset", "md5_file"]
 
@@ -102,7 +103,7 @@ def _transfer(url: str, part: Path, *, timeout: float, progress: bool) -> None:
                 unit="B",
                 unit_scale=True,
                 desc=part.name.removesuffix(".part"),
-                disable=not progress,
+                disable=not show_bars(progress),
             ) as bar,
         ):
             while block := response.read(_CHUNK):

@@ -40,6 +40,7 @@ from tf4ctr.data.preprocess import EncodedSplit, FeatureSchema, Preprocessor, di
 from tf4ctr.data.readers import iter_chunks, sha256_file
 from tf4ctr.data.schema import SPLITS, DatasetConfig
 from tf4ctr.errors import UserError
+from tf4ctr.progress import show_bars
 
 __all__ = ["FORMAT_VERSION", "PreparedDataset", "cache_dir_for", "cache_key", "prepare_dataset"]
 
@@ -259,7 +260,12 @@ def _build(
             bar.update(table.num_rows)
             yield table, first_line
 
-    bar_options = {"unit": " rows", "unit_scale": True, "disable": not progress, "leave": False}
+    bar_options = {
+        "unit": " rows",
+        "unit_scale": True,
+        "disable": not show_bars(progress),
+        "leave": False,
+    }
     with tqdm(desc=f"{config.name}: count train", **bar_options) as bar:
         preprocessor.fit_chunks((t for t, _ in rows_of(train_path, bar)), source=train_path)
     schema = preprocessor.schema

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from tf4ctr.data.datasets import CRITEO_BUCKETERS
 from tf4ctr.data.formats import CRITEO_CATEGORICAL, CRITEO_NUMERIC, criteo_feature_cols
 from tf4ctr.errors import ConfigError
+from tf4ctr.progress import show_bars
 
 __all__ = [
     "CRITEO_CARDINALITIES",
@@ -150,7 +151,11 @@ def write_synthetic_criteo(
     options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
     paths: dict[str, Path] = {}
     with tqdm(
-        total=spec.rows, unit=" rows", unit_scale=True, desc="synth criteo", disable=not progress
+        total=spec.rows,
+        unit=" rows",
+        unit_scale=True,
+        desc="synth criteo",
+        disable=not show_bars(progress),
     ) as bar:
         for split, rows in spec.split_rows().items():
             path = directory / f"{split}.txt"

@@ -166,11 +166,14 @@ def add_experiment_commands(sub: Any) -> None:
         description="Run every cell of an experiment file that is not yet in its "
         "result store; finished cells are skipped, so an interrupted "
         "study resumes. Prints the results table at the end.",
+        epilog="examples:\n  tf4ctr grid configs/experiments/frappe_zoo.yaml\n"
+        "  tf4ctr grid configs/experiments/frappe_zoo.yaml --only DNN DCN --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment YAML")
     p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these cell labels")
     p.add_argument("--dry-run", action="store_true", help="list cells as done/todo and exit")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_grid)
 
     listing = "; ".join(f"{k}: {v}" for k, v in PAPER_EXPERIMENTS.items())
@@ -180,6 +183,10 @@ def add_experiment_commands(sub: Any) -> None:
         description="Run a shipped experiment grid of the paper on a dataset (resumable: "
         "finished cells are skipped), then write its Markdown report, with the paper's "
         f"numbers beside ours, and its figures. Experiments: {listing}.",
+        epilog="examples:\n  tf4ctr reproduce status --dataset frappe_x1\n"
+        "  tf4ctr reproduce table4 --dataset frappe_x1 --output-dir docs/results/frappe_x1\n"
+        "  tf4ctr reproduce fig6 --seeds 2 --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="table2..table6, fig2, fig4..fig10, "
                    "an experiment YAML, or 'status' (cells done per experiment)")  # fmt: skip
@@ -189,7 +196,7 @@ def add_experiment_commands(sub: Any) -> None:
     p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these cell labels")
     p.add_argument("--output-dir", help="report and figure folder (default: reports/DATASET)")
     p.add_argument("--dry-run", action="store_true", help="list cells as done/todo and exit")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser(
@@ -198,6 +205,9 @@ def add_experiment_commands(sub: Any) -> None:
         description="Build an experiment's report from its store: the results table "
         "(mean ± std over seeds) with published numbers beside ours, significance tests, "
         "timing ratios or figures, depending on the experiment's report kind.",
+        epilog="examples:\n  tf4ctr report configs/experiments/frappe_x1_table4.yaml\n"
+        "  tf4ctr report configs/experiments/frappe_x1_table4.yaml --output table4.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment YAML")
     p.add_argument("--output", metavar="FILE", help="write Markdown here instead of stdout")

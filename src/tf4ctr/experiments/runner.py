@@ -36,6 +36,7 @@ from tf4ctr.experiments.spec import ReportSpec, parse_experiment
 from tf4ctr.experiments.store import ResultStore, summarize_run
 from tf4ctr.fileio import read_yaml
 from tf4ctr.models import check_model_config
+from tf4ctr.progress import show_bars
 from tf4ctr.rundir import RunPaths
 
 #: the seeds ``--seeds N`` picks from, in order (the paper's code starts at 2023)
@@ -250,7 +251,7 @@ def run_experiment(
         initial=done_before,
         desc=experiment.name,
         unit="cell",
-        disable=not progress,
+        disable=not show_bars(progress),
         dynamic_ncols=True,
     )
 

@@ -31,6 +31,7 @@ from tf4ctr.fileio import atomic_torch_save  # noqa: F401  (re-exported)
 from tf4ctr.framework.objective import Objective
 from tf4ctr.nn import FeatureEmbedding, FeatureInput
 from tf4ctr.nn.dropout import FastDropout
+from tf4ctr.progress import show_bars
 from tf4ctr.train.metrics import evaluate_predictions
 
 log = logging.getLogger("tf4ctr")
@@ -241,7 +242,7 @@ class Trainer:
             loader,
             total=len(loader) if hasattr(loader, "__len__") else None,
             desc=f"epoch {epoch}",
-            disable=not cfg.progress,
+            disable=not show_bars(cfg.progress),
             leave=False,
             dynamic_ncols=True,
         )
