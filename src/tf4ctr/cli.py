@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -50,6 +51,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=False if args.no_progress else None,
     )
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 reports
     m = result.metrics
     print(_table({"valid": m["valid"], "test": m["test"]}))
     print(f"best epoch {m['best_epoch']}; run written to {result.run_dir}")
@@ -295,6 +298,14 @@ def add_runs_commands(sub) -> None:
     p.set_defaults(func=cmd_runs_clean)
 
 
+def _end_process_group() -> None:
+    import sys as _sys
+
+    dist = _sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, delivered like Ctrl-C so that training stops at once and keeps its checkpoint."""
 
@@ -321,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if os.environ.get("RANK", "0") != "0":
+        log.setLevel(logging.WARNING)  # under torchrun the other ranks keep quiet
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread: leave signals alone
@@ -344,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tf4ctr: resume with: {hint}", file=sys.stderr)
         return 143 if isinstance(exc.__context__, _Terminated) else 130
     finally:
+        _end_process_group()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         log.removeHandler(handler)

@@ -54,6 +54,7 @@ from tf4ctr.nn import FeatureInput
 from tf4ctr.rundir import RunLock, RunPaths, is_run_dir, mark_run_dir, remove_run_dir
 from tf4ctr.train.analysis import difficulty_counts
 from tf4ctr.train.device import resolve_device
+from tf4ctr.train.distributed import World, world
 from tf4ctr.train.metrics import evaluate_predictions
 from tf4ctr.train.trainer import FitState, Trainer, TrainingDiverged, non_finite_parameters
 
@@ -333,34 +334,64 @@ def train(
     )
     dataset = check_config(config)
     resolved = _resolved_config(config, dataset)
-    with RunLock(paths):
-        if paths.final.exists():
-            if resume and not paths.partial.exists():
-                raise UserError(f"{paths.final}: run {paths.name} is finished; nothing to resume")
-            if not overwrite and not resume:
-                raise UserError(
-                    f"{paths.final}: run directory already exists "
-                    "(use --overwrite or another name=...)"
-                )
-            if not is_run_dir(paths.final, paths.name):
-                remove_run_dir(paths.final, paths.name)  # refuses, naming the folder
-        if paths.partial.exists():
-            if resume:
-                _check_resumable(paths, resolved)
-            elif overwrite:
-                remove_run_dir(paths.partial, paths.name)
-            else:
-                raise UserError(
-                    f"{paths.partial}: run {paths.name} was interrupted "
-                    f"({_epochs_done(paths)} epoch(s) saved); continue it with --resume, or "
-                    "start over with --overwrite"
-                )
-        elif resume:
+    w = world(resolve_device(config.train.device))
+    if not w.distributed:
+        with RunLock(paths):
+            _check_run_dir(paths, resolved, overwrite=overwrite, resume=resume)
+            return _train_locked(config, dataset, resolved, paths, resume=resume, progress=progress)
+    # torchrun: rank 0 holds the lock and checks the run directory; the others follow its word
+    lock, error = None, None
+    if w.is_writer:
+        try:
+            lock = RunLock(paths).acquire()
+            _check_run_dir(paths, resolved, overwrite=overwrite, resume=resume)
+        except UserError as exc:
+            error = str(exc)
+            if lock is not None:
+                lock.release()
+                lock = None
+    error = w.broadcast(error)
+    if error is not None:
+        raise UserError(error)
+    try:
+        return _train_locked(
+            config, dataset, resolved, paths, resume=resume, progress=progress, world=w
+        )
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _check_run_dir(
+    paths: RunPaths, resolved: dict[str, Any], *, overwrite: bool, resume: bool
+) -> None:
+    """What may happen to the run directory, decided (and any removal done) under the lock."""
+    if paths.final.exists():
+        if resume and not paths.partial.exists():
+            raise UserError(f"{paths.final}: run {paths.name} is finished; nothing to resume")
+        if not overwrite and not resume:
             raise UserError(
-                f"{paths.output_dir}: no interrupted run {paths.name} to resume "
-                f"(expected {paths.partial.name})"
+                f"{paths.final}: run directory already exists "
+                "(use --overwrite or another name=...)"
             )
-        return _train_locked(config, dataset, resolved, paths, resume=resume, progress=progress)
+        if not is_run_dir(paths.final, paths.name):
+            remove_run_dir(paths.final, paths.name)  # refuses, naming the folder
+    if paths.partial.exists():
+        if resume:
+            _check_resumable(paths, resolved)
+        elif overwrite:
+            remove_run_dir(paths.partial, paths.name)
+        else:
+            raise UserError(
+                f"{paths.partial}: run {paths.name} was interrupted "
+                f"({_epochs_done(paths)} epoch(s) saved); continue it with --resume, or "
+                "start over with --overwrite"
+            )
+    elif resume:
+        raise UserError(
+            f"{paths.output_dir}: no interrupted run {paths.name} to resume "
+            f"(expected {paths.partial.name})"
+        )
 
 
 def _epochs_done(paths: RunPaths) -> int:
@@ -376,22 +407,36 @@ def _train_locked(
     *,
     resume: bool,
     progress: bool | None,
+    world: World | None = None,
 ) -> RunResult:
+    w = world or World()
     show = config.train.progress if progress is None else progress
-    data = prepare_dataset(
-        dataset, Path(config.cache_dir), progress=show, mapped=config.train.memory_map
-    )
+
+    def prepare() -> Any:
+        return prepare_dataset(
+            dataset, Path(config.cache_dir), progress=show, mapped=config.train.memory_map
+        )
+
+    data = prepare() if w.is_writer else None
+    w.barrier()  # rank 0 builds the cache; the others read it
+    if data is None:
+        data = prepare()
     for split in ("valid", "test"):
         require_both_classes(data.split(split).label, str(dataset.paths[split]))
     seed_everything(config.train.seed)
     configure_threads(config.train.num_threads)
     model = build_model(config.model_name, data.schema, **config.model_hparams)
+    if w.rank > 0:  # the same initial weights (DDP also broadcasts rank 0's), other dropout masks
+        seed_everything(config.train.seed + 7919 * w.rank)
     objective = build_objective(config.loss)
     partial = paths.partial
     checkpoint_data: dict[str, Any] | None = None
     if resume:
-        _same_preprocessing(paths, data.preprocessor.state_dict())
+        if w.is_writer:
+            _same_preprocessing(paths, data.preprocessor.state_dict())
         checkpoint_data = _read_checkpoint(paths)
+    elif not w.is_writer:
+        pass  # only rank 0 writes the run directory
     else:
         partial.mkdir(parents=True)
         mark_run_dir(partial, paths.name)
@@ -400,13 +445,14 @@ def _train_locked(
             encoding="utf-8",
         )
         write_json_atomic(data.preprocessor.state_dict(), partial / PREPROCESSOR_FILE)
-    handler = _attach_log_file(partial / LOG_FILE)
+    w.barrier()
+    handler = _attach_log_file(partial / LOG_FILE) if w.is_writer else logging.NullHandler()
     state: FitState | None = None
     try:
         n_params = count_parameters(model)
         train_cfg = config.train if progress is None else _with_progress(config, progress)
         device = resolve_device(train_cfg.device)
-        trainer = Trainer(model, objective, train_cfg, device=device)
+        trainer = Trainer(model, objective, train_cfg, device=device, world=w)
         metrics: dict[str, Any] = {
             "run": config.name,
             "model": config.model_name,
@@ -414,9 +460,12 @@ def _train_locked(
             "dataset": dataset.name,
             "parameters": n_params,
             "device": str(device),
+            "processes": w.size,
             "epochs": [],
         }
         if checkpoint_data is not None:
+            if "rng_by_rank" in checkpoint_data and w.distributed:
+                checkpoint_data["rng"] = checkpoint_data["rng_by_rank"][w.rank]
             state = trainer.load_checkpoint(checkpoint_data)
             metrics = checkpoint_data["metrics"]
             metrics["epochs"] = list(state.history)
@@ -437,7 +486,9 @@ def _train_locked(
                 len(data.test),
             )
         bs, ebs, seed = train_cfg.batch_size, train_cfg.eval_batch_size, train_cfg.seed
-        train_loader = BatchLoader(data.train, bs, shuffle=True, seed=seed)
+        train_loader = BatchLoader(
+            data.train, bs, shuffle=True, seed=seed, shard=(w.rank, w.size)
+        )
         valid_loader = BatchLoader(data.valid, ebs)
         eval_loaders = {
             "train": BatchLoader(data.train, ebs),
@@ -459,6 +510,11 @@ def _train_locked(
             metrics["epochs"].append(record)
 
         def save_checkpoint(checkpoint: dict[str, Any]) -> None:
+            rng_by_rank = w.gather(checkpoint["rng"])  # collective: every rank takes part
+            if not w.is_writer:
+                return
+            if w.distributed:
+                checkpoint["rng_by_rank"] = rng_by_rank
             start = time.perf_counter()
             checkpoint["metrics"] = {k: v for k, v in metrics.items() if k != "epochs"}
             record = metrics["epochs"][-1]
@@ -496,28 +552,20 @@ def _train_locked(
             metrics["warnings"] = warnings
         log.info("best epoch %d | valid %s", fit.best_epoch, format_metrics(metrics["valid"]))
         log.info("test %s", format_metrics(metrics["test"]))
-        # CPU tensors: a run trained on a GPU loads anywhere
-        atomic_torch_save({k: v.cpu() for k, v in model.state_dict().items()}, partial / MODEL_FILE)
-        write_json_atomic(metrics, partial / METRICS_FILE)
-    except KeyboardInterrupt:
-        _close_log(handler)
-        # what is on disk, not what this process last noted: the signal may have landed
-        # between a checkpoint's rename and the bookkeeping after it
-        saved = _epochs_done(paths)
-        if saved == 0:
-            remove_run_dir(partial, paths.name)
-            raise RunInterrupted(paths.name, None, 0) from None
-        raise RunInterrupted(paths.name, partial, saved) from None
-    except TrainingDiverged:
-        _close_log(handler)
-        remove_run_dir(partial, paths.name)  # resuming would diverge again: nothing to keep
-        raise
+        if w.is_writer:
+            # CPU tensors: a run trained on a GPU loads anywhere
+            weights = {k: v.cpu() for k, v in model.state_dict().items()}
+            atomic_torch_save(weights, partial / MODEL_FILE)
+            write_json_atomic(metrics, partial / METRICS_FILE)
     except BaseException:
-        _close_log(handler)
-        if paths.latest_checkpoint() is None:
-            remove_run_dir(partial, paths.name)
+        if not w.is_writer:
+            raise  # rank 0 decides what becomes of the partial run
+        _handle_failure(paths, handler)
         raise
     _close_log(handler)
+    if not w.is_writer:
+        w.barrier()  # returns once rank 0 has put the run in place
+        return RunResult(paths.final, metrics)
     # In this order, a signal at any point leaves either the finished run or a partial run
     # whose last checkpoint --resume finishes without training again.
     if paths.final.exists():
@@ -525,7 +573,29 @@ def _train_locked(
     os.replace(partial, paths.final)
     for leftover in paths.final.glob("checkpoint-epoch*.pt"):
         leftover.unlink()  # a finished run is not resumed; its weights are in model.pt
+    w.barrier()
     return RunResult(paths.final, metrics)
+
+
+def _handle_failure(paths: RunPaths, handler: logging.Handler) -> None:
+    """Called from an ``except``: keep a resumable partial run, remove a useless one."""
+    import sys as _sys
+
+    exc = _sys.exc_info()[1]
+    partial = paths.partial
+    _close_log(handler)
+    if isinstance(exc, KeyboardInterrupt):
+        # what is on disk, not what this process last noted: the signal may have landed
+        # between a checkpoint's rename and the bookkeeping after it
+        saved = _epochs_done(paths)
+        if saved == 0:
+            remove_run_dir(partial, paths.name)
+            raise RunInterrupted(paths.name, None, 0) from None
+        raise RunInterrupted(paths.name, partial, saved) from None
+    if isinstance(exc, TrainingDiverged):
+        remove_run_dir(partial, paths.name)  # resuming would diverge again: nothing to keep
+    elif paths.latest_checkpoint() is None:
+        remove_run_dir(partial, paths.name)
 
 
 def _close_log(handler: logging.Handler) -> None:

@@ -37,7 +37,6 @@ def test_mapped_batches_equal_in_memory_batches(tiny_project):
 
 def test_memory_mapped_training_gives_the_same_run(tiny_project, monkeypatch):
     from tf4ctr.cli import main
-
     from tf4ctr.data import loader
 
     monkeypatch.chdir(tiny_project)

@@ -61,6 +61,7 @@ class BatchLoader:
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, found {batch_size!r}")
@@ -70,6 +71,9 @@ class BatchLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        # (rank, world size): every global batch (the same order on every rank) is cut into
+        # world-size contiguous pieces and this rank gets its own (data-parallel training)
+        self.shard = shard if shard is not None and shard[1] > 1 else None
         self._epoch = 0
         self._n = len(split)
         self._mapped = split if isinstance(split, MappedSplit) else None
@@ -103,7 +107,10 @@ class BatchLoader:
     def __len__(self) -> int:
         if self.drop_last:
             return self._n // self.batch_size
-        return -(-self._n // self.batch_size)
+        full, rest = divmod(self._n, self.batch_size)
+        if self.shard is not None and 0 < rest < self.shard[1]:
+            return full  # a last batch too small to give every rank a row is dropped on all
+        return full + (rest > 0)
 
     def __iter__(self) -> Iterator[Batch]:
         epoch = self._epoch
@@ -118,6 +125,12 @@ class BatchLoader:
         for b in range(len(self)):
             start = b * self.batch_size
             stop = min(start + self.batch_size, self._n)
+            if self.shard is not None:
+                rank, size = self.shard
+                start, stop = (
+                    start + (stop - start) * rank // size,
+                    start + (stop - start) * (rank + 1) // size,
+                )
             if order is None:
                 yield self._slice(start, stop)
             else:

@@ -32,6 +32,7 @@ from tf4ctr.framework.objective import Objective
 from tf4ctr.nn import FeatureEmbedding, FeatureInput
 from tf4ctr.nn.dropout import FastDropout
 from tf4ctr.progress import show_bars
+from tf4ctr.train.distributed import World
 from tf4ctr.train.metrics import evaluate_predictions
 
 log = logging.getLogger("tf4ctr")
@@ -187,6 +188,8 @@ class Trainer:
         config: the ``train`` section.
         checkpoint_path: where the best weights are saved at every improvement
             (a plain ``state_dict``, loadable with ``weights_only=True``).
+        world: this process's rank among torchrun's (training wraps the model in DDP and
+            evaluation is shared out by batches when there are several).
     """
 
     def __init__(
@@ -197,8 +200,21 @@ class Trainer:
         *,
         checkpoint_path: Path | None = None,
         device: torch.device | str = "cpu",
+        world: World | None = None,
     ) -> None:
         self.model = model.to(device)
+        self.world = world or World()
+        # the module the training step runs: DDP's wrapper averages gradients across ranks
+        self.train_model: nn.Module = self.model
+        if self.world.distributed:
+            if config.sparse_embedding:
+                raise UserError(
+                    "train.sparse_embedding: not supported under torchrun (DDP); use dense Adam"
+                )
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.model_device_index()] if torch.device(device).type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
         self.objective = objective
         self.config = config
         self.device = torch.device(device)
@@ -218,6 +234,9 @@ class Trainer:
             batch.categorical.to(self.device, non_blocking=True),
             batch.numeric.to(self.device, non_blocking=True),
         )
+
+    def model_device_index(self) -> int:
+        return next(self.model.parameters()).device.index or 0
 
     @property
     def lr(self) -> float:
@@ -249,7 +268,7 @@ class Trainer:
         probe = cfg.record_logit_grads and epoch == 1
         grad_norms: dict[str, list[float]] = {"z_s": [], "z_c": []}
         for batch in bar:
-            out = self.model(self._inputs(batch))
+            out = self.train_model(self._inputs(batch))
             probing = probe and out.z_s is not None and out.z_c is not None
             if probing:
                 out.z_s.retain_grad()
@@ -266,7 +285,9 @@ class Trainer:
                     grad_norms[name].append(norm * math.sqrt(z.numel()))
             n_batches += 1
             loss = float(parts.total.detach())
-            if not math.isfinite(loss):
+            # under DDP a rank's own loss is not the others': the (all-reduced) gradient
+            # norm below is the check every rank agrees on
+            if not math.isfinite(loss) and not self.world.distributed:
                 raise self._diverged(f"the training loss is {loss}", epoch, n_batches)
             # The global gradient norm doubles as the finiteness check of every gradient
             # (one reduction; clipping computes it anyway).
@@ -308,19 +329,27 @@ class Trainer:
     def predict(self, loader: Iterable[Any], *, encoder_logits: bool = False) -> Predictions:
         """Logits for every sample of a loader (no shuffling expected)."""
         self.model.eval()
-        labels, logits, groups, zs, zc = [], [], [], [], []
-        for batch in loader:
+        rank, size = self.world.rank, self.world.size
+        mine: list[tuple[int, dict[str, torch.Tensor]]] = []
+        for i, batch in enumerate(loader):
+            if i % size != rank:  # whole batches per rank: the same sums as one process
+                continue
             out = self.model(self._inputs(batch))
-            logits.append(out.logit.float().cpu())
-            labels.append(batch.label)
+            part = {"logit": out.logit.float().cpu(), "label": batch.label}
             if batch.group is not None:
-                groups.append(batch.group)
+                part["group"] = batch.group
             if encoder_logits and out.z_s is not None:
-                zs.append(out.z_s.float().cpu())
-                zc.append(out.z_c.float().cpu())
+                part["z_s"], part["z_c"] = out.z_s.float().cpu(), out.z_c.float().cpu()
+            mine.append((i, part))
+        if self.world.distributed:
+            mine = sorted((x for r in self.world.gather(mine) for x in r), key=lambda x: x[0])
+        parts = [p for _, p in mine]
 
-        def cat(xs: list[torch.Tensor]) -> np.ndarray | None:
+        def cat(name: str) -> np.ndarray | None:
+            xs = [p[name] for p in parts if name in p]
             return torch.cat(xs).numpy() if xs else None
+
+        labels, logits, groups, zs, zc = "label", "logit", "group", "z_s", "z_c"
 
         return Predictions(
             label=cat(labels), logit=cat(logits), group=cat(groups), z_s=cat(zs), z_c=cat(zc)
