@@ -546,8 +546,8 @@ def _train_locked(
             for split in ("valid", "test")
             if math.isnan(metrics[split].get("gauc", 0.0))
         ]
-        for w in warnings:
-            log.warning("warning: %s", w)
+        for warning in warnings:
+            log.warning("warning: %s", warning)
         if warnings:
             metrics["warnings"] = warnings
         log.info("best epoch %d | valid %s", fit.best_epoch, format_metrics(metrics["valid"]))
