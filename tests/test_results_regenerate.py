@@ -10,7 +10,7 @@ The stores behind most of the paper's reports were never committed before issue 
 being re-run (``tf4ctr reproduce <experiment> --dataset frappe_x1``). Until a report's
 experiment is complete again it is listed in PENDING, and the test checks that it really is
 incomplete, so the list can only shrink; numbers quoted from such reports are listed in
-UNSOURCED with the same rule.
+UNSOURCED, which must shrink as the text is rewritten.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ PENDING: set[str] = {
 }
 
 # Four-decimal figures the docs quote from PENDING reports (or from runs whose stores were
-# lost), by document; each must still lack a source, so the list only shrinks.
+# lost), by document. Each must still be quoted (so the list shrinks as the text is rewritten
+# from the re-run); a new store record that happens to print the same four digits does not
+# make the old sentence sourced, so matching a source is not required to drop one.
 UNSOURCED: dict[str, set[str]] = {
     "README.md": {
         "0.0001",
@@ -218,8 +220,6 @@ def test_every_quoted_figure_has_a_source(doc: str):
     pending = UNSOURCED.get(doc, set())
     missing = sorted(quoted - sources - pending)
     assert not missing, f"{doc} quotes figures found in no verified report or store: {missing}"
-    now_sourced = sorted(pending & sources)
-    assert not now_sourced, f"{doc}: drop {now_sourced} from UNSOURCED, they have a source now"
     assert pending <= quoted, (
         f"{doc}: UNSOURCED lists figures no longer quoted: {sorted(pending - quoted)}"
     )
