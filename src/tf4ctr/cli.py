@@ -56,6 +56,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     m = result.metrics
     print(_table({"valid": m["valid"], "test": m["test"]}))
     print(f"best epoch {m['best_epoch']}; run written to {result.run_dir}")
+    for warning in m.get("warnings", []):  # last, where the eye lands
+        print(f"tf4ctr: warning: {warning}", file=sys.stderr)
     return 0
 
 
