@@ -222,6 +222,9 @@ def test_demo_end_to_end(tmp_path):
         auc_value, gauc_value, logloss_value = map(float, row.split()[2:5])
         assert 0.6 < auc_value <= 1 and 0.5 < gauc_value <= 1 and 0 < logloss_value < 1
     assert (tmp_path / "runs" / "demo-tf4ctr" / "model.pt").is_file()
+    # what synthetic data can and cannot show is said on screen, with the real results' place
+    assert "cannot show: which model is better" in proc.stdout
+    assert "docs/REPRODUCTION.md" in proc.stdout
 
 
 def test_train_records_difficulty_and_logit_gradients(tiny_project, monkeypatch):
