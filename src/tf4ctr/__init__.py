@@ -6,7 +6,8 @@ Plug the Twin Focus loss into your own two-encoder model::
     tf_loss = TwinFocusLoss(alpha=0.25, c=0.7, gamma=1.0)
     loss = bce(logit, y) + tf_loss(z_simple, z_complex, y)      # Eq. 12
 
-or wrap any encoder pair in the whole framework with :class:`TwinModel`.
+or wrap any encoder pair in the whole framework with :class:`TwinModel`; or train and score
+in-memory tables with :func:`fit`, :func:`load` and :class:`Run`.
 
 The names below are imported on first use, so ``import tf4ctr`` (and ``tf4ctr --help``) does
 not pay for importing torch.
@@ -20,6 +21,9 @@ from tf4ctr.errors import ConfigError, DataError, UserError
 __version__ = "0.1.0"
 
 _LAZY = {
+    "fit": "tf4ctr.api",
+    "load": "tf4ctr.api",
+    "Run": "tf4ctr.api",
     "MLPEncoder": "tf4ctr.framework",
     "Objective": "tf4ctr.framework",
     "TwinFocusLoss": "tf4ctr.framework",

@@ -371,8 +371,7 @@ def _check_run_dir(
             raise UserError(f"{paths.final}: run {paths.name} is finished; nothing to resume")
         if not overwrite and not resume:
             raise UserError(
-                f"{paths.final}: run directory already exists "
-                "(use --overwrite or another name=...)"
+                f"{paths.final}: run directory already exists (use --overwrite or another name=...)"
             )
         if not is_run_dir(paths.final, paths.name):
             remove_run_dir(paths.final, paths.name)  # refuses, naming the folder
@@ -486,9 +485,7 @@ def _train_locked(
                 len(data.test),
             )
         bs, ebs, seed = train_cfg.batch_size, train_cfg.eval_batch_size, train_cfg.seed
-        train_loader = BatchLoader(
-            data.train, bs, shuffle=True, seed=seed, shard=(w.rank, w.size)
-        )
+        train_loader = BatchLoader(data.train, bs, shuffle=True, seed=seed, shard=(w.rank, w.size))
         valid_loader = BatchLoader(data.valid, ebs)
         eval_loaders = {
             "train": BatchLoader(data.train, ebs),

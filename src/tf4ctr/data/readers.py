@@ -21,6 +21,7 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +41,7 @@ __all__ = [
     "first_line_bytes",
     "iter_chunks",
     "read_table",
+    "rows_table",
     "sha256_file",
     "treat_non_finite",
     "validate_labels",
@@ -475,6 +477,38 @@ def _locate_bad_number(
                 f"found {value!r}"
             )
     return DataError(f"{path}: cannot read CSV ({_first_line(message)})")
+
+
+def rows_table(
+    rows: Any, config: DatasetConfig, *, require_label: bool, where: str = "rows"
+) -> pa.Table:
+    """In-memory rows (a pandas DataFrame, a pyarrow Table or a dict of columns) as the table
+    :func:`read_table` would give for a file: the config's columns with the reader's types,
+    labels and numbers checked alike. ``where`` names the rows in errors."""
+    if isinstance(rows, pa.Table):
+        table = rows
+    elif isinstance(rows, dict):
+        try:
+            table = pa.table(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: not a table of columns ({_first_line(str(exc))})") from None
+    elif type(rows).__module__.startswith("pandas"):
+        table = pa.Table.from_pandas(rows, preserve_index=False)
+    else:
+        raise DataError(
+            f"{where}: expected a pandas DataFrame, a pyarrow Table or a dict of columns, "
+            f"found {type(rows).__name__}"
+        )
+    types = _needed(column_types(config), list(table.column_names), config, require_label)
+    _check_header(Path(where), list(table.column_names), types)
+    table = _cast_parquet_columns(Path(where), table.select(list(types)), types)
+    if table.num_rows == 0:
+        raise DataError(f"{where}: no rows (expected at least one row)")
+    label = config.label_col.name
+    if label in table.column_names:
+        validate_labels(table[label], where, label, first_line=0, unit="row")
+    numbers = [f.name for f in config.feature_cols if f.reads_numbers]
+    return treat_non_finite(table, numbers, config.non_finite, where, first_line=0, unit="row")
 
 
 def _cast_parquet_columns(path: Path, table: pa.Table, types: dict[str, pa.DataType]) -> pa.Table:
