@@ -120,6 +120,14 @@ seeds) TF4CTR beats every baseline of the paper: see the README's "Results on Fr
 docs/REPRODUCTION.md."""
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from tf4ctr.export import export_run
+
+    model_file, sidecar = export_run(args.run_dir, args.format, args.output)
+    print(f"wrote {model_file} and {sidecar}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tf4ctr.models import available_models, model_defaults
 
@@ -240,6 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_experiment_commands(sub)
     add_data_commands(sub)
+
+    p = sub.add_parser(
+        "export",
+        help="export a finished run for serving (ONNX or torch.export)",
+        description="Write the run's model as a graph from encoded inputs (categorical int64 "
+        "[B, F], numeric float32 [B, N]) to click probabilities, with a dynamic batch size, "
+        "and its preprocessing beside it as <output>.preprocessor.json, which "
+        "tf4ctr.serving.RowEncoder (numpy only) turns raw rows into those inputs. ONNX needs "
+        "the optional packages of tf4ctr[serve].",
+        epilog=_examples(
+            "tf4ctr export runs/my-first-run --format onnx --output model.onnx",
+            "tf4ctr export runs/my-first-run --format torch-export --output model.pt2",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run's directory")
+    p.add_argument("--format", required=True, choices=["onnx", "torch-export"], help="graph format")
+    p.add_argument("--output", required=True, metavar="FILE", help="the exported model file")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list registered models and their defaults")
     p.set_defaults(func=cmd_models)

@@ -76,7 +76,9 @@ class MLP(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled():
+        # Branch on the module's mode only (fixed when a graph is traced or exported), never
+        # on grad mode: the folded path is differentiable too.
+        if self.training:
             return self.net(x)
         return self._inference(x)
 
@@ -87,7 +89,7 @@ class MLP(nn.Module):
         ``W' = W·γ/σ`` and ``b' = (b − μ)·γ/σ + β``: one matrix product per layer
         and no pass over the activations for BN. The folded weights are
         recomputed each call (a few 400×400 products), so nothing goes stale
-        when training resumes. ReLU runs in place. Same outputs as ``net(x)``
+        when training resumes. Same outputs as ``net(x)``
         up to float rounding.
         """
         layers = list(self.net)
@@ -110,7 +112,7 @@ class MLP(nn.Module):
                     i += 1
                 x = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
             elif isinstance(layer, nn.ReLU):
-                x = torch.relu_(x)
+                x = torch.relu_(x)  # the addmm result is ours; autograd allows this in place
             elif not isinstance(layer, FastDropout | nn.Dropout):  # dropout is the identity here
                 x = layer(x)
             i += 1

@@ -1,0 +1,100 @@
+"""Export a finished run for serving: ONNX or torch.export, plus its preprocessing as JSON.
+
+The exported graph takes the encoded inputs (``categorical`` int64 ``[B, F]`` of field-local
+ids, ``numeric`` float32 ``[B, N]``) and returns click probabilities ``[B]``; the batch size
+is dynamic. Beside it goes ``<output>.preprocessor.json`` (the run's vocabularies and field
+specs), which :class:`tf4ctr.serving.RowEncoder` turns raw rows into those inputs with numpy
+alone, so a service scores raw rows without torch (ONNX Runtime) or without tf4ctr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tf4ctr.errors import UserError
+from tf4ctr.fileio import write_atomic
+from tf4ctr.nn import FeatureInput
+
+__all__ = ["FORMATS", "Scorer", "export_model", "export_run"]
+
+FORMATS = ("onnx", "torch-export")
+
+
+class Scorer(nn.Module):
+    """A model as a function of plain tensors: (categorical, numeric) -> probability."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(FeatureInput(categorical, numeric)).logit)
+
+
+def _example(num_categorical: int, num_numeric: int, rows: int = 64) -> tuple[torch.Tensor, ...]:
+    return (
+        torch.ones(rows, num_categorical, dtype=torch.long),
+        torch.zeros(rows, num_numeric, dtype=torch.float32),
+    )
+
+
+def export_model(
+    model: nn.Module, num_categorical: int, num_numeric: int, fmt: str, output: Path
+) -> Path:
+    """Write ``model`` (in eval mode) in ``fmt`` to ``output``; a failure is one UserError line."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    scorer = Scorer(model).eval()
+    args = _example(num_categorical, num_numeric)
+    batch = torch.export.Dim("batch", min=1)
+    shapes = ({0: batch}, {0: batch})
+    try:
+        if fmt == "torch-export":
+            program = torch.export.export(scorer, args, dynamic_shapes=shapes)
+            return write_atomic(output, lambda tmp: torch.export.save(program, tmp), suffix=".pt2")
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # the exporter narrates its steps and warns about the shared batch axis name
+            warnings.simplefilter("ignore")
+            onnx_program = torch.onnx.export(
+                scorer,
+                args,
+                dynamo=True,
+                dynamic_shapes=shapes,
+                input_names=["categorical", "numeric"],
+                output_names=["probability"],
+                verbose=False,
+            )
+        return write_atomic(output, lambda tmp: onnx_program.save(str(tmp)), suffix=".onnx")
+    except ImportError as exc:
+        raise UserError(
+            f"--format {fmt}: needs the optional packages of tf4ctr[serve] ({exc.name} is missing)"
+        ) from None
+    except Exception as exc:  # the exporter's message, first line: what did not trace
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"{type(model).__name__} cannot be exported as {fmt}: {first[:200]}"
+        ) from None
+
+
+def export_run(run_dir: str | Path, fmt: str, output: str | Path) -> tuple[Path, Path]:
+    """Export a finished run; returns (model file, preprocessing JSON beside it)."""
+    from tf4ctr import run
+
+    loaded = run.load_run(run_dir)
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise UserError(f"{output.parent}: output directory does not exist")
+    schema = loaded.preprocessor.schema
+    model_file = export_model(
+        loaded.model.eval(), sum(schema.widths), len(schema.numeric), fmt, output
+    )
+    sidecar = output.with_name(output.name + ".preprocessor.json")
+    write_atomic(sidecar, lambda tmp: shutil.copyfile(Path(run_dir) / run.PREPROCESSOR_FILE, tmp))
+    return model_file, sidecar

@@ -1,0 +1,86 @@
+"""Raw rows -> the exported graph's inputs, with numpy only (no torch, no pyarrow, no tf4ctr
+internals): what a scoring service needs beside an ONNX file from ``tf4ctr export``.
+
+    encoder = RowEncoder.from_file("model.onnx.preprocessor.json")
+    categorical, numeric = encoder.encode([{"user": "u7", "item": "i3", "price": 0.5}])
+    probability = onnx_session.run(None, {"categorical": categorical, "numeric": numeric})[0]
+
+It follows tf4ctr's preprocessing for plain categorical fields (a value is keyed by its text;
+missing -> ``fill_na`` if set, else out-of-vocabulary like unseen values) and numeric fields
+(missing -> ``fill_na`` or 0). Fields with a ``preprocess`` bucketer or sequence fields are
+refused with a clear error: score such runs with ``tf4ctr predict`` or ``tf4ctr.load``.
+This file is self-contained on purpose, so it can be copied next to a service.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RowEncoder"]
+
+_OOV, _FIRST = 1, 2  # index conventions of tf4ctr's preprocessor (0 is padding)
+
+
+class RowEncoder:
+    """Encodes raw rows like the run's own preprocessor (plain categorical and numeric fields)."""
+
+    def __init__(self, state: Mapping[str, Any]) -> None:
+        if state.get("format") != "tf4ctr.preprocessor/1":
+            raise ValueError(f"not a tf4ctr preprocessor state (format {state.get('format')!r})")
+        features = state["config"]["feature_cols"]
+        self.categorical: list[tuple[str, dict[str, int], str | None]] = []
+        self.numeric: list[tuple[str, float]] = []
+        for f in features:
+            if f["type"] == "sequence" or f.get("preprocess"):
+                raise ValueError(
+                    f"field {f['name']!r} ({f['type']}, preprocess {f.get('preprocess')!r}) is "
+                    "not supported by the light encoder; score with tf4ctr predict or tf4ctr.load"
+                )
+            if f["type"] == "categorical":
+                vocab = {v: i + _FIRST for i, v in enumerate(state["vocabularies"][f["name"]])}
+                fill = None if f.get("fill_na") is None else str(f["fill_na"])
+                self.categorical.append((f["name"], vocab, fill))
+            else:
+                fill = 0.0 if f.get("fill_na") is None else float(f["fill_na"])
+                self.numeric.append((f["name"], fill))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RowEncoder:
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    @property
+    def columns(self) -> list[str]:
+        return [name for name, _, _ in self.categorical] + [name for name, _ in self.numeric]
+
+    def encode(self, rows: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """(categorical int64 [B, F], numeric float32 [B, N]) for an iterable of row dicts."""
+        rows = list(rows)
+        cat = np.empty((len(rows), len(self.categorical)), dtype=np.int64)
+        num = np.empty((len(rows), len(self.numeric)), dtype=np.float32)
+        for r, row in enumerate(rows):
+            for j, (name, vocab, fill) in enumerate(self.categorical):
+                key = _text(row.get(name))
+                if key is None:
+                    key = fill
+                cat[r, j] = vocab.get(key, _OOV) if key is not None else _OOV
+            for j, (name, fill) in enumerate(self.numeric):
+                value = row.get(name)
+                num[r, j] = fill if _missing(value) else float(value)
+        return cat, num
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: Any) -> str | None:
+    """The text a value is keyed by, as tf4ctr reads it from a CSV (missing -> None)."""
+    if _missing(value):
+        return None
+    return value if isinstance(value, str) else str(value)
