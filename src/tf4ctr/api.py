@@ -152,17 +152,9 @@ def _as_file(rows: Any, folder: Path, split: str, base: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if isinstance(rows, dict):
-        table = pa.table(rows)
-    elif isinstance(rows, pa.Table):
-        table = rows
-    elif type(rows).__module__.startswith("pandas"):
-        table = pa.Table.from_pandas(rows, preserve_index=False)
-    else:
-        raise UserError(
-            f"{split}: expected a pandas DataFrame, a pyarrow Table, a dict of columns or a "
-            f"file path, found {type(rows).__name__}"
-        )
+    from tf4ctr.data.readers import as_arrow
+
+    table = as_arrow(rows, split)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

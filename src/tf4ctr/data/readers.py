@@ -479,26 +479,30 @@ def _locate_bad_number(
     return DataError(f"{path}: cannot read CSV ({_first_line(message)})")
 
 
+def as_arrow(rows: Any, where: str = "rows") -> pa.Table:
+    """A pandas DataFrame, a pyarrow Table or a dict of columns as a pyarrow Table."""
+    if isinstance(rows, pa.Table):
+        return rows
+    if isinstance(rows, dict):
+        try:
+            return pa.table(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: not a table of columns ({_first_line(str(exc))})") from None
+    if type(rows).__module__.startswith("pandas"):
+        return pa.Table.from_pandas(rows, preserve_index=False)
+    raise DataError(
+        f"{where}: expected a pandas DataFrame, a pyarrow Table or a dict of columns, "
+        f"found {type(rows).__name__}"
+    )
+
+
 def rows_table(
     rows: Any, config: DatasetConfig, *, require_label: bool, where: str = "rows"
 ) -> pa.Table:
     """In-memory rows (a pandas DataFrame, a pyarrow Table or a dict of columns) as the table
     :func:`read_table` would give for a file: the config's columns with the reader's types,
     labels and numbers checked alike. ``where`` names the rows in errors."""
-    if isinstance(rows, pa.Table):
-        table = rows
-    elif isinstance(rows, dict):
-        try:
-            table = pa.table(rows)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-            raise DataError(f"{where}: not a table of columns ({_first_line(str(exc))})") from None
-    elif type(rows).__module__.startswith("pandas"):
-        table = pa.Table.from_pandas(rows, preserve_index=False)
-    else:
-        raise DataError(
-            f"{where}: expected a pandas DataFrame, a pyarrow Table or a dict of columns, "
-            f"found {type(rows).__name__}"
-        )
+    table = as_arrow(rows, where)
     types = _needed(column_types(config), list(table.column_names), config, require_label)
     _check_header(Path(where), list(table.column_names), types)
     table = _cast_parquet_columns(Path(where), table.select(list(types)), types)
