@@ -571,3 +571,22 @@ def test_version_flag(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"tf4ctr {__version__}"
+
+
+def test_two_grids_share_the_cells_a_locked_cell_is_skipped(tiny_project, monkeypatch, capsys):
+    from tf4ctr.rundir import RunLock, RunPaths
+
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "exp.yaml").write_text(EXPERIMENT)
+    exp = load_experiment(tiny_project / "exp.yaml")
+    first = exp.cells[0]
+    busy = exp.runs_dir / f"{first.raw_config['name']}-{first.key}"
+    lock = RunLock(RunPaths.for_run_dir(busy)).acquire()  # "another grid" trains this cell
+    try:
+        store = run_experiment(exp, progress=False)
+    finally:
+        lock.release()
+    assert first.key not in store and len(store.records) == 3
+    assert "1 cell(s) were being trained by another process" in capsys.readouterr().out
+    store = run_experiment(load_experiment(tiny_project / "exp.yaml"), progress=False)
+    assert len(store.records) == 4

@@ -37,7 +37,7 @@ from tf4ctr.experiments.store import ResultStore, summarize_run
 from tf4ctr.fileio import read_yaml
 from tf4ctr.models import check_model_config
 from tf4ctr.progress import show_bars
-from tf4ctr.rundir import RunPaths
+from tf4ctr.rundir import RunLockedError, RunPaths
 
 #: the seeds ``--seeds N`` picks from, in order (the paper's code starts at 2023)
 DEFAULT_SEEDS = tuple(range(2023, 2043))
@@ -265,6 +265,7 @@ def run_experiment(
         return pending
 
     queue = list(todo) or refill()
+    skipped = 0
     while queue:
         cell = queue.pop(0)
         bar.set_postfix_str(f"{cell.label} seed {cell.seed}")
@@ -278,7 +279,17 @@ def run_experiment(
         resume = RunPaths.for_run_dir(run_dir).latest_checkpoint() is not None
         if resume:
             bar.write(f"{cell.label} (seed {cell.seed}): resuming its interrupted run")
-        result = run.train(config, run_dir=run_dir, overwrite=True, resume=resume, progress=False)
+        try:
+            result = run.train(
+                config, run_dir=run_dir, overwrite=True, resume=resume, progress=False
+            )
+        except RunLockedError as exc:
+            # another grid (one per core) is training this very cell: leave it to that one
+            bar.write(f"{cell.label} (seed {cell.seed}): skipped, {exc}")
+            skipped += 1
+            if not queue:
+                queue = refill()
+            continue
         record = {
             "key": cell.key,
             "experiment": experiment.name,
@@ -297,4 +308,9 @@ def run_experiment(
         if not queue:
             queue = refill()
     bar.close()
+    if skipped:
+        print(
+            f"{experiment.name}: {skipped} cell(s) were being trained by another process; "
+            "rerun to collect them once it is done"
+        )
     return store
