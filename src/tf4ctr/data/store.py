@@ -266,17 +266,25 @@ def _build(
         "disable": not show_bars(progress),
         "leave": False,
     }
+    # Rows of a split are known once a pass has read it: later passes show a total.
+    seen: dict[str, int] = {}
     with tqdm(desc=f"{config.name}: count train", **bar_options) as bar:
         preprocessor.fit_chunks((t for t, _ in rows_of(train_path, bar)), source=train_path)
+        seen["train"] = bar.n
     schema = preprocessor.schema
     rows: dict[str, int] = {}
     for split, path in config.paths.items():
         group_values = None
         if config.group_col is not None:
-            with tqdm(desc=f"{config.name}: groups of {split}", **bar_options) as bar:
+            with tqdm(
+                desc=f"{config.name}: groups of {split}", total=seen.get(split), **bar_options
+            ) as bar:
                 group_values = distinct_values(t[config.group_col] for t, _ in rows_of(path, bar))
+                seen[split] = bar.n
         writer = _SplitWriter(tmp / split, schema, has_group=config.group_col is not None)
-        with tqdm(desc=f"{config.name}: encode {split}", **bar_options) as bar:
+        with tqdm(
+            desc=f"{config.name}: encode {split}", total=seen.get(split), **bar_options
+        ) as bar:
             for table, first_line in rows_of(path, bar):
                 encoded = preprocessor.transform(
                     table, source=path, first_row=first_line, group_values=group_values
