@@ -21,3 +21,8 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data file is missing, malformed or inconsistent with its config."""
+
+
+def first_message_line(message: str, empty: str = "unknown error") -> str:
+    """The first line of an underlying error's message, for a one-line error of ours."""
+    return message.strip().splitlines()[0] if message.strip() else empty

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tf4ctr.errors import UserError
+from tf4ctr.errors import UserError, first_message_line
 from tf4ctr.fileio import write_atomic
 from tf4ctr.nn import FeatureInput
 
@@ -77,10 +77,8 @@ def export_model(
             f"--format {fmt}: needs the optional packages of tf4ctr[serve] ({exc.name} is missing)"
         ) from None
     except Exception as exc:  # the exporter's message, first line: what did not trace
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"{type(model).__name__} cannot be exported as {fmt}: {first[:200]}"
-        ) from None
+        what = first_message_line(str(exc), type(exc).__name__)[:200]
+        raise UserError(f"{type(model).__name__} cannot be exported as {fmt}: {what}") from None
 
 
 def export_run(run_dir: str | Path, fmt: str, output: str | Path) -> tuple[Path, Path]:

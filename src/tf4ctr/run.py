@@ -46,7 +46,7 @@ from tf4ctr.data import (
 )
 from tf4ctr.data.preprocess import distinct_values
 from tf4ctr.data.readers import iter_chunks
-from tf4ctr.errors import ConfigError, DataError, UserError
+from tf4ctr.errors import ConfigError, DataError, UserError, first_message_line
 from tf4ctr.fileio import atomic_torch_save, read_yaml, write_atomic, write_json_atomic
 from tf4ctr.framework import CTRLoss, Objective, TwinFocusLoss
 from tf4ctr.models import build_model, check_model_config
@@ -199,13 +199,9 @@ def check_config(config: RunConfig) -> DatasetConfig:
     except Exception as exc:  # any failure here comes from the settings, not from data
         raise ConfigError(
             f"{where}model ({config.model_name}): these settings do not make a working model "
-            f"({type(exc).__name__}: {_first_line(str(exc))})"
+            f"({type(exc).__name__}: {first_message_line(str(exc), 'no message')})"
         ) from None
     return dataset
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "no message"
 
 
 def placeholder_schema(dataset: DatasetConfig) -> FeatureSchema:
@@ -275,7 +271,7 @@ def _read_checkpoint(paths: RunPaths) -> dict[str, Any]:
         return torch.load(latest[1], map_location="cpu", weights_only=False)
     except Exception as exc:
         raise UserError(
-            f"{latest[1]}: unreadable checkpoint ({_first_line(str(exc))}); "
+            f"{latest[1]}: unreadable checkpoint ({first_message_line(str(exc), 'no message')}); "
             "start over with --overwrite"
         ) from None
 
@@ -630,7 +626,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         weights = torch.load(run_dir / MODEL_FILE, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, overwritten or not written by torch.save
         raise UserError(
-            f"{run_dir / MODEL_FILE}: not a readable weights file ({_first_line(str(exc))[:120]})"
+            f"{run_dir / MODEL_FILE}: not a readable weights file ({first_message_line(str(exc), 'no message')[:120]})"
         ) from None
     try:
         model.load_state_dict(weights)

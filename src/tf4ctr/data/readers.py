@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from tf4ctr.data.schema import DatasetConfig
-from tf4ctr.errors import ConfigError, DataError
+from tf4ctr.errors import ConfigError, DataError, first_message_line
 
 log = logging.getLogger("tf4ctr")
 #: The largest float32: a number beyond it is infinite where models compute.
@@ -175,7 +175,9 @@ def _csv_chunks(
         try:
             header = _read_header(path)
         except OSError as exc:  # a damaged compressed file, or unreadable
-            raise DataError(f"{path}: cannot read the file ({_first_line(str(exc))})") from None
+            raise DataError(
+                f"{path}: cannot read the file ({first_message_line(str(exc))})"
+            ) from None
         if not header:
             raise DataError(f"{path}: file is empty (expected a header and at least one row)")
         read_options = pacsv.ReadOptions(block_size=block_bytes)
@@ -196,7 +198,7 @@ def _csv_chunks(
                 yield pa.Table.from_batches([batch]).select(names), line
                 line += batch.num_rows
     except OSError as exc:  # pa.ArrowIOError: a damaged compressed stream, a read failure
-        raise DataError(f"{path}: cannot read the file ({_first_line(str(exc))})") from None
+        raise DataError(f"{path}: cannot read the file ({first_message_line(str(exc))})") from None
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if "conversion error" in message or "In CSV column" in message:
@@ -210,7 +212,7 @@ def _csv_chunks(
         )
         if row is not None:
             raise ragged_row_error(path, row) from None
-        raise DataError(f"{path}: cannot parse CSV ({_first_line(message)})") from None
+        raise DataError(f"{path}: cannot parse CSV ({first_message_line(message)})") from None
 
 
 def _parquet_chunks(
@@ -221,7 +223,9 @@ def _parquet_chunks(
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"{path}: not a readable parquet file ({_first_line(str(exc))})") from None
+        raise DataError(
+            f"{path}: not a readable parquet file ({first_message_line(str(exc))})"
+        ) from None
     header = list(parquet.schema_arrow.names)
     types = _needed(types, header, config, require_label)
     _check_header(path, header, types)
@@ -231,7 +235,7 @@ def _parquet_chunks(
             group = parquet.read_row_group(i, columns=list(types))
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(
-                f"{path}: not a readable parquet file ({_first_line(str(exc))})"
+                f"{path}: not a readable parquet file ({first_message_line(str(exc))})"
             ) from None
         if group.num_rows:
             yield _cast_parquet_columns(path, group, types), row
@@ -397,10 +401,6 @@ def _csv_convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
     )
 
 
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else "unknown error"
-
-
 def first_ragged_row(
     path: Path,
     parse_options: pacsv.ParseOptions,
@@ -476,7 +476,7 @@ def _locate_bad_number(
                 f"{path}: line {idx + first_line}: column '{name}' expected a number, "
                 f"found {value!r}"
             )
-    return DataError(f"{path}: cannot read CSV ({_first_line(message)})")
+    return DataError(f"{path}: cannot read CSV ({first_message_line(message)})")
 
 
 def as_arrow(rows: Any, where: str = "rows") -> pa.Table:
@@ -487,7 +487,9 @@ def as_arrow(rows: Any, where: str = "rows") -> pa.Table:
         try:
             return pa.table(rows)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-            raise DataError(f"{where}: not a table of columns ({_first_line(str(exc))})") from None
+            raise DataError(
+                f"{where}: not a table of columns ({first_message_line(str(exc))})"
+            ) from None
     if type(rows).__module__.startswith("pandas"):
         return pa.Table.from_pandas(rows, preserve_index=False)
     raise DataError(
