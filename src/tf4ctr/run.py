@@ -55,8 +55,14 @@ from tf4ctr.rundir import RunLock, RunPaths, is_run_dir, mark_run_dir, remove_ru
 from tf4ctr.train.analysis import difficulty_counts
 from tf4ctr.train.device import resolve_device
 from tf4ctr.train.distributed import World, world
-from tf4ctr.train.metrics import evaluate_predictions
-from tf4ctr.train.trainer import FitState, Trainer, TrainingDiverged, non_finite_parameters
+from tf4ctr.train.trainer import (
+    FitState,
+    Predictions,
+    Trainer,
+    TrainingDiverged,
+    non_finite_parameters,
+    prediction_metrics,
+)
 
 log = logging.getLogger("tf4ctr")
 
@@ -330,11 +336,14 @@ def train(
     )
     dataset = check_config(config)
     resolved = _resolved_config(config, dataset)
-    w = world(resolve_device(config.train.device))
+    device = resolve_device(config.train.device)
+    w = world(device)
     if not w.distributed:
         with RunLock(paths):
             _check_run_dir(paths, resolved, overwrite=overwrite, resume=resume)
-            return _train_locked(config, dataset, resolved, paths, resume=resume, progress=progress)
+            return _train_locked(
+                config, dataset, resolved, paths, device, resume=resume, progress=progress
+            )
     # torchrun: rank 0 holds the lock and checks the run directory; the others follow its word
     lock, error = None, None
     if w.is_writer:
@@ -351,7 +360,7 @@ def train(
         raise UserError(error)
     try:
         return _train_locked(
-            config, dataset, resolved, paths, resume=resume, progress=progress, world=w
+            config, dataset, resolved, paths, device, resume=resume, progress=progress, world=w
         )
     finally:
         if lock is not None:
@@ -399,6 +408,7 @@ def _train_locked(
     dataset: DatasetConfig,
     resolved: dict[str, Any],
     paths: RunPaths,
+    device: torch.device,
     *,
     resume: bool,
     progress: bool | None,
@@ -430,9 +440,7 @@ def _train_locked(
         if w.is_writer:
             _same_preprocessing(paths, data.preprocessor.state_dict())
         checkpoint_data = _read_checkpoint(paths)
-    elif not w.is_writer:
-        pass  # only rank 0 writes the run directory
-    else:
+    elif w.is_writer:  # only rank 0 writes the run directory
         partial.mkdir(parents=True)
         mark_run_dir(partial, paths.name)
         (partial / CONFIG_FILE).write_text(
@@ -446,7 +454,6 @@ def _train_locked(
     try:
         n_params = count_parameters(model)
         train_cfg = config.train if progress is None else _with_progress(config, progress)
-        device = resolve_device(train_cfg.device)
         trainer = Trainer(model, objective, train_cfg, device=device, world=w)
         metrics: dict[str, Any] = {
             "run": config.name,
@@ -572,9 +579,7 @@ def _train_locked(
 
 def _handle_failure(paths: RunPaths, handler: logging.Handler) -> None:
     """Called from an ``except``: keep a resumable partial run, remove a useless one."""
-    import sys as _sys
-
-    exc = _sys.exc_info()[1]
+    exc = sys.exc_info()[1]
     partial = paths.partial
     _close_log(handler)
     if isinstance(exc, KeyboardInterrupt):
@@ -709,14 +714,13 @@ def evaluate(
             logits.append(pred.logit)
             if pred.group is not None:
                 group_ids.append(pred.group)
-        label = np.concatenate(labels)
-        require_both_classes(label, str(path))
-        logit = np.concatenate(logits)
-        if not np.isfinite(logit).all():
-            raise TrainingDiverged(f"{path}: the model predicts NaN or infinity for some rows")
-        metrics = evaluate_predictions(
-            label, logit, np.concatenate(group_ids) if group_ids else None
+        pred = Predictions(
+            label=np.concatenate(labels),
+            logit=np.concatenate(logits),
+            group=np.concatenate(group_ids) if group_ids else None,
         )
+        require_both_classes(pred.label, str(path))
+        metrics = prediction_metrics(pred, where=f"{path}: ")
         metrics["seconds"] = time.perf_counter() - start
         results[split] = metrics
     return results

@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,6 +89,18 @@ class FitState:
     stopped_early: bool = False
     #: the training loader's draw counter (:attr:`BatchLoader.epoch`) after ``epoch``
     loader_epoch: int | None = None
+
+
+def prediction_metrics(pred: Predictions, where: str = "") -> dict[str, float]:
+    """AUC, gAUC (with groups) and logloss of predictions; NaN or infinite logits are an error
+    (``where``, e.g. a file, is named in it)."""
+    finite = np.isfinite(pred.logit)
+    if not finite.all():
+        raise TrainingDiverged(
+            f"{where}the model predicts NaN or infinity for {int((~finite).sum())} of "
+            f"{finite.size} rows; its weights or the input's numeric values are too large"
+        )
+    return evaluate_predictions(pred.label, pred.logit, pred.group)
 
 
 def seconds_per_epoch(epochs: list[dict[str, Any]]) -> float | None:
@@ -186,8 +197,7 @@ class Trainer:
         model: any module returning :class:`ModelOutput`.
         objective: the loss (Eq. 12 and friends).
         config: the ``train`` section.
-        checkpoint_path: where the best weights are saved at every improvement
-            (a plain ``state_dict``, loadable with ``weights_only=True``).
+        device: where the model trains and scores.
         world: this process's rank among torchrun's (training wraps the model in DDP and
             evaluation is shared out by batches when there are several).
     """
@@ -198,7 +208,6 @@ class Trainer:
         objective: Objective,
         config: TrainConfig,
         *,
-        checkpoint_path: Path | None = None,
         device: torch.device | str = "cpu",
         world: World | None = None,
     ) -> None:
@@ -218,7 +227,6 @@ class Trainer:
         self.objective = objective
         self.config = config
         self.device = torch.device(device)
-        self.checkpoint_path = checkpoint_path
         # The validation predictions of the latest epoch, for callbacks that need more than
         # the metrics (the difficulty counts of Figures 2 and 10) without predicting again.
         self.last_valid_predictions: Predictions | None = None
@@ -349,10 +357,12 @@ class Trainer:
             xs = [p[name] for p in parts if name in p]
             return torch.cat(xs).numpy() if xs else None
 
-        labels, logits, groups, zs, zc = "label", "logit", "group", "z_s", "z_c"
-
         return Predictions(
-            label=cat(labels), logit=cat(logits), group=cat(groups), z_s=cat(zs), z_c=cat(zc)
+            label=cat("label"),
+            logit=cat("logit"),
+            group=cat("group"),
+            z_s=cat("z_s"),
+            z_c=cat("z_c"),
         )
 
     def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
@@ -362,13 +372,7 @@ class Trainer:
     def _evaluate(self, loader: Iterable[Any]) -> tuple[dict[str, float], Predictions]:
         start = time.perf_counter()
         pred = self.predict(loader)
-        finite = np.isfinite(pred.logit)
-        if not finite.all():
-            raise TrainingDiverged(
-                f"the model predicts NaN or infinity for {int((~finite).sum())} of "
-                f"{finite.size} rows; its weights or the input's numeric values are too large"
-            )
-        metrics = evaluate_predictions(pred.label, pred.logit, pred.group)
+        metrics = prediction_metrics(pred)
         metrics["seconds"] = time.perf_counter() - start
         return metrics, pred
 
