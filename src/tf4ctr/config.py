@@ -28,6 +28,7 @@ import yaml
 
 from tf4ctr.errors import ConfigError
 from tf4ctr.fileio import read_yaml
+from tf4ctr.rundir import is_run_name
 
 MONITORS = ("auc", "auc+gauc", "gauc", "logloss")
 # Parameters and their updates are float32: a setting beyond this range is infinite there.
@@ -128,8 +129,6 @@ class RunConfig:
         }
 
 
-# A run name is one folder name: it must not climb out of output_dir or hide as a dot-file.
-_RUN_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 _TOP_KEYS = ("name", "dataset", "model", "loss", "train", "output_dir", "cache_dir")
 
 
@@ -233,7 +232,7 @@ def parse_run_config(
         if k not in raw:
             raise ConfigError(f"{where}{k}: missing required key")
     name = _coerce(raw["name"], "str", "name", where)
-    if not _RUN_NAME.fullmatch(name) or name in (".", ".."):
+    if not is_run_name(name):
         raise ConfigError(
             f"{where('name')}name: must be one folder name of letters, digits, '_', '-' or '.', "
             f"not starting with '.', got {name!r}"

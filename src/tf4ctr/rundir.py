@@ -47,10 +47,13 @@ MARKER = ".tf4ctr-run"
 PARTIAL_SUFFIX = ".partial"
 LOCK_SUFFIX = ".lock"
 CHECKPOINT_STEM = "checkpoint-epoch"
-_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+# One folder name that does not start with a dot (so never "." or ".."): it cannot climb out
+# of output_dir or hide as a dot-file. Config parsing checks run names with it too.
+_NAME_CHARS = r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*"
+_NAME = re.compile(_NAME_CHARS)
 # What a run of tf4ctr before the marker (0.1) could hold; such a directory is recognised
 # as a run by its contents alone.
-_LEGACY_PARTIAL = re.compile(r"\.([A-Za-z0-9_\-][A-Za-z0-9_.\-]*)\.partial-(\d+)")
+_LEGACY_PARTIAL = re.compile(rf"\.({_NAME_CHARS})\.partial-(\d+)")
 _LEGACY_FILES = frozenset(
     {"config.yaml", "preprocessor.json", "model.pt", "metrics.json", "train.log"}
 )
@@ -60,9 +63,14 @@ class RunLockedError(UserError):
     """Another live process is writing this run."""
 
 
+def is_run_name(name: object) -> bool:
+    """Whether ``name`` is one safe folder name for a run."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def check_run_name(name: str, origin: str = "name") -> str:
     """A run name is one safe path component; ``origin`` says where the value came from."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
+    if not is_run_name(name):
         raise UserError(
             f"{origin}: run name must be one folder name of letters, digits, '_', '-' or '.', "
             f"not starting with '.', got {name!r}"
