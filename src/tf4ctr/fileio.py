@@ -1,4 +1,4 @@
-"""The two ways tf4ctr touches files it does not stream: an atomic write, and a YAML read.
+"""How tf4ctr touches files it does not stream: an atomic write, a YAML read, an OS lock.
 
 Every file tf4ctr writes for later use (run files, checkpoints, reports, figures, scores)
 is written to a hidden temporary sibling and renamed into place, so a crash or a signal
@@ -23,6 +23,7 @@ from tf4ctr.errors import ConfigError
 __all__ = [
     "atomic_torch_save",
     "read_yaml",
+    "try_lock",
     "write_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -103,3 +104,21 @@ def read_yaml(path: str | Path, *, expected: str | None = None) -> Any:
     if data is None and expected is not None:
         raise ConfigError(f"{path}: file is empty (expected {expected})")
     return data
+
+
+def try_lock(fd: int) -> bool:
+    """Take an exclusive OS lock (flock) on an open file without waiting.
+
+    False when another open file description holds it (a live process: the OS drops a lock
+    when its holder dies, however it dies); any other failure is raised.
+    """
+    import errno
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise
+    return True

@@ -18,7 +18,6 @@ The rules that keep a config or a command line from touching anything else:
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tf4ctr.errors import UserError
+from tf4ctr.fileio import try_lock
 
 __all__ = [
     "MARKER",
@@ -194,8 +194,6 @@ class RunLock:
         self._made_output_dir = False
 
     def acquire(self) -> RunLock:
-        import fcntl
-
         path = self.paths.lock
         while True:
             if not self.paths.output_dir.is_dir():
@@ -205,12 +203,8 @@ class RunLock:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             except FileNotFoundError:  # another process removed the empty folder just now
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
+            if not try_lock(fd):
                 os.close(fd)
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
                 raise RunLockedError(
                     f"run {self.paths.name} is being written by process {_lock_owner(path)} "
                     f"(lock {path})"

@@ -40,6 +40,7 @@ from tf4ctr.data.preprocess import EncodedSplit, FeatureSchema, Preprocessor, di
 from tf4ctr.data.readers import iter_chunks, sha256_file
 from tf4ctr.data.schema import SPLITS, DatasetConfig
 from tf4ctr.errors import UserError
+from tf4ctr.fileio import try_lock
 from tf4ctr.progress import show_bars
 
 __all__ = ["FORMAT_VERSION", "PreparedDataset", "cache_dir_for", "cache_key", "prepare_dataset"]
@@ -198,23 +199,16 @@ def _lock_build(tmp: Path) -> int:
 
 
 def _builder_is_gone(path: Path) -> bool:
-    import fcntl
-
     try:
-        fd = os.open(
-            path / _BUILD_LOCK, os.O_RDWR
-        )  # never created here: a missing one stays missing
+        fd = os.open(path / _BUILD_LOCK, os.O_RDWR)  # not O_CREAT: a missing one stays missing
     except FileNotFoundError:
         # A build of tf4ctr <= 0.1 (no lock), or one that is about to rename itself into
         # place. Only age tells these apart.
         return time.time() - path.stat().st_mtime > _ABANDONED_AFTER_S
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False  # its builder is alive
+        return try_lock(fd)  # taken: its builder is dead
     finally:
         os.close(fd)
-    return True
 
 
 def _remove_abandoned_builds(cache_root: Path) -> None:
