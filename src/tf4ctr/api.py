@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from tf4ctr.config import apply_overrides, parse_run_config
+from tf4ctr.data.schema import settings_of
 from tf4ctr.errors import ConfigError, UserError
 from tf4ctr.fileio import read_yaml, write_atomic
 
@@ -117,12 +118,14 @@ def fit(
     raw = apply_overrides(raw, overrides or [])
     base = source.parent if source is not None else Path.cwd()
     dataset = _dataset_mapping(raw.get("dataset"), base)
+    settings, dataset_id = settings_of(dataset)
+    settings = dict(settings)
     cache = Path(raw.get("cache_dir", ".tf4ctr-cache"))
     cache = cache if cache.is_absolute() else base / cache
     for split, rows in zip(_SPLITS, (train, valid, test), strict=True):
-        dataset[f"{split}_data"] = str(_as_file(rows, cache / "in-memory", split, base))
-    dataset["data_format"] = "auto"
-    raw["dataset"] = dataset
+        settings[f"{split}_data"] = str(_as_file(rows, cache / "in-memory", split, base))
+    settings["data_format"] = "auto"
+    raw["dataset"] = settings if dataset_id is None else {dataset_id: settings}
     keys = {item.partition("=")[0]: item for item in overrides or []}
     parsed = parse_run_config(raw, source=source, overrides=keys)
     result = run.train(parsed, overwrite=overwrite, resume=resume, progress=progress)
@@ -130,7 +133,7 @@ def fit(
 
 
 def _dataset_mapping(value: Any, base: Path) -> dict[str, Any]:
-    """The dataset section as a plain mapping (a file's FuxiCTR form unwrapped)."""
+    """The dataset section as a mapping (read from its file when it names one)."""
     if value is None:
         raise ConfigError("dataset: missing required key (a dataset config file or mapping)")
     if isinstance(value, str | Path):
@@ -138,9 +141,6 @@ def _dataset_mapping(value: Any, base: Path) -> dict[str, Any]:
         value = read_yaml(path, expected="a dataset config mapping")
     if not isinstance(value, dict):
         raise ConfigError("dataset: expected a dataset config file or mapping")
-    if len(value) == 1 and isinstance(next(iter(value.values())), dict):
-        ((name, inner),) = value.items()  # FuxiCTR form: {dataset_id: {settings}}
-        value = {"name": name, **inner}
     return copy.deepcopy(value)
 
 

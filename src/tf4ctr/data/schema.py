@@ -236,21 +236,28 @@ def load_dataset_config(
     return _parse(raw, _Where(origin), Path(os.path.abspath(base)), yaml_path)
 
 
+def settings_of(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], str | None]:
+    """A dataset config's settings and, in FuxiCTR's form ``{dataset_id: {settings}}``, its id."""
+    if len(raw) == 1 and not any(k in _TOP_KEYS for k in raw):
+        ((key, value),) = raw.items()
+        if isinstance(value, Mapping):
+            return value, str(key)
+    return raw, None
+
+
 def _parse(raw: Any, where: _Where, base: Path, yaml_path: Path | None) -> DatasetConfig:
     if not isinstance(raw, Mapping):
         raise where.error(f"expected a mapping of dataset settings, found {type(raw).__name__}")
-    dataset_id: str | None = None
-    if not any(k in _TOP_KEYS for k in raw):
-        # FuxiCTR form: {dataset_id: {settings}}.
-        if len(raw) == 1:
-            ((key, value),) = raw.items()
-            if isinstance(value, Mapping):
-                dataset_id = str(key)
-                where = _Where(where.origin, prefix=f"{dataset_id}.")
-                raw = value
-        elif raw and all(isinstance(v, Mapping) for v in raw.values()):
-            ids = ", ".join(str(k) for k in raw)
-            raise where.error(f"holds {len(raw)} datasets ({ids}); expected exactly one")
+    raw, dataset_id = settings_of(raw)
+    if dataset_id is not None:
+        where = _Where(where.origin, prefix=f"{dataset_id}.")
+    elif (
+        not any(k in _TOP_KEYS for k in raw)
+        and raw
+        and all(isinstance(v, Mapping) for v in raw.values())
+    ):
+        ids = ", ".join(str(k) for k in raw)
+        raise where.error(f"holds {len(raw)} datasets ({ids}); expected exactly one")
     where.check_keys(raw, _TOP_KEYS, "")
 
     name = _parse_name(raw, where, dataset_id, yaml_path)
