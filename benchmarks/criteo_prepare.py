@@ -47,10 +47,11 @@ def _rss_kb(pid: int) -> int:
 
 
 def measure(cmd: list[str], env: dict | None = None) -> dict:
-    """Run ``cmd``; wall seconds, peak tree PSS (MB), peak single-process RSS (MB), stdout."""
+    """Run ``cmd``; wall seconds, peak tree PSS (MB), peak single-process RSS (MB), peak tree
+    anonymous memory (MB: the processes' own, not file pages the kernel can drop), stdout."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peaks = {"pss": 0.0, "rss": 0.0}
+    peaks = {"pss": 0.0, "rss": 0.0, "anon": 0.0}
     done = threading.Event()
 
     def sample() -> None:
@@ -58,6 +59,8 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
             pids = process_tree(proc.pid)
             peaks["pss"] = max(peaks["pss"], sum(_pss_kb(p) for p in pids) / 1024)
             peaks["rss"] = max(peaks["rss"], max((_rss_kb(p) for p in pids), default=0) / 1024)
+            anon = sum(proc_kb(p, "status", "RssAnon") for p in pids) / 1024
+            peaks["anon"] = max(peaks["anon"], anon)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -71,6 +74,7 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
         "wall_s": seconds,
         "peak_pss_mb": peaks["pss"],
         "peak_rss_mb": peaks["rss"],
+        "peak_anon_mb": peaks["anon"],
         "stdout": out,
     }
 

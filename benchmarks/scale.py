@@ -16,7 +16,8 @@
 3. ``tf4ctr predict`` of the table's test split with that run, to parquet: rows/s and peak
    memory.
 
-Memory is sampled every 0.2 s over the whole process tree (torchrun starts children). Run it
+Memory is sampled every 0.2 s (``criteo_prepare.measure``): the largest single process's RSS,
+and anonymous memory summed over the process tree (torchrun starts children). Run it
 on an idle machine; prints one table and writes benchmarks/results/scale.json.
 """
 
@@ -30,43 +31,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from fuxictr_worker import proc_kb, process_tree  # noqa: E402
-
-
-def measure(cmd: list[str], env: dict | None = None) -> dict:
-    """Run ``cmd``: wall seconds and peak summed RSS / RssAnon (MB) of its process tree."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peaks = {"rss": 0.0, "anon": 0.0}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.2):
-            pids = process_tree(proc.pid)
-            peaks["rss"] = max(
-                peaks["rss"], sum(proc_kb(p, "status", "VmRSS") for p in pids) / 1024
-            )
-            peaks["anon"] = max(
-                peaks["anon"], sum(proc_kb(p, "status", "RssAnon") for p in pids) / 1024
-            )
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    out, err = proc.communicate()
-    done.set()
-    thread.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    return {"wall_s": time.perf_counter() - start, "peak_rss_mb": peaks["rss"],
-            "peak_anon_mb": peaks["anon"], "stdout": out, "stderr": err}  # fmt: skip
+from criteo_prepare import measure  # noqa: E402  (wall time and peak memory of a command)
 
 
 def tf4ctr(*args: str) -> list[str]:
