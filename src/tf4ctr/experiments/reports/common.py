@@ -45,11 +45,13 @@ def label_configs(experiment: Experiment) -> dict[str, dict[str, Any]]:
     return configs
 
 
-def config_value(experiment: Experiment, label: str, dotted: str) -> Any:
+def config_value(configs: dict[str, dict[str, Any]], label: str, dotted: str, source: Any) -> Any:
+    """A label's value of a dotted config key, from :func:`label_configs` (``source``, the
+    experiment file, is named when the label lacks it)."""
     try:
-        return lookup(label_configs(experiment)[label], dotted)
+        return lookup(configs[label], dotted)
     except (KeyError, TypeError):
-        raise ConfigError(f"{experiment.source}: cell {label!r} does not set {dotted}") from None
+        raise ConfigError(f"{source}: cell {label!r} does not set {dotted}") from None
 
 
 def metric_values(records: list[Record], split: str, metric: str) -> list[float]:

@@ -16,6 +16,7 @@ from scipy import stats
 
 from tf4ctr.experiments.reports.common import (
     config_value,
+    label_configs,
     mean_or_none,
     metric_values,
     records_by_label,
@@ -66,13 +67,14 @@ def sweep_points(
     experiment: Experiment, store: ResultStore, param: str
 ) -> tuple[list[SweepPoint], bool]:
     """Finished points, sorted by value when every value is a number; and whether they all are."""
+    # The swept value is read from the experiment's own cells, not the stored records: a
+    # record reused from another study may leave a default (e.g. alpha 0.25) unspelled.
+    configs = label_configs(experiment)
     points = []
     for label, recs in records_by_label(experiment, store).items():
         if not recs:
             continue
-        # The swept value is read from the experiment's own cell, not the stored record: a
-        # record reused from another study may leave a default (e.g. alpha 0.25) unspelled.
-        value = config_value(experiment, label, param)
+        value = config_value(configs, label, param, experiment.source)
         gauc = metric_values(recs, "test", "gauc")
         points.append(
             SweepPoint(
