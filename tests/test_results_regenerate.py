@@ -155,6 +155,10 @@ def test_committed_report_regenerates_byte_for_byte(report: Path, tmp_path: Path
             f"{report.stem} is complete in its store now: regenerate its report "
             f"(tf4ctr report ... --output {report.relative_to(REPO)}) and drop it from PENDING"
         )
+        assert report.read_text(encoding="utf-8").startswith("> **Not regenerable yet.**"), (
+            f"{report.relative_to(REPO)} must say on its first line that it cannot be "
+            "regenerated yet"
+        )
         pytest.skip("its experiment is being re-run into the committed store")
     experiment = load_experiment(_experiment_files()[report.stem])
     text = render_report(experiment, known_results(experiment), figures_dir=tmp_path)
