@@ -112,6 +112,25 @@ def test_store_round_trip(tmp_path):
     assert "k1" in again and json.loads((tmp_path / "s.jsonl").read_text())["value"] == 1
 
 
+def test_store_keeps_metrics_json_epoch_records(tiny_project, monkeypatch):
+    """One per-epoch record format: the store's history is metrics.json's epochs, key for key."""
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "exp.yaml").write_text(EXPERIMENT)
+    exp = load_experiment(tiny_project / "exp.yaml")
+    store = run_experiment(exp, progress=False, only=["DNN"])
+    rec = next(iter(store.records.values()))
+    metrics = json.loads((tiny_project / rec["run_dir"] / "metrics.json").read_text())
+    assert rec["history"] == metrics["epochs"]
+    assert "train_total_loss" in rec["history"][0]
+
+
+def test_store_reads_records_of_the_older_epoch_format(tmp_path):
+    old = {"key": "k1", "history": [{"epoch": 1, "valid": {}, "train_loss": 0.5}]}
+    (tmp_path / "s.jsonl").write_text(json.dumps(old) + "\n")
+    (epoch,) = ResultStore(tmp_path / "s.jsonl").records["k1"]["history"]
+    assert epoch == {"epoch": 1, "valid": {}, "train_total_loss": 0.5}
+
+
 def test_significance_by_hand(tmp_path):
     from scipy import stats
 

@@ -27,6 +27,15 @@ def _record_key(record: dict[str, Any]) -> str:
     return str(record["key"])
 
 
+def _current_format(record: dict[str, Any]) -> dict[str, Any]:
+    """A record in today's format. Stores written before the store kept metrics.json's
+    epoch records named the epoch's training loss ``train_loss``."""
+    for epoch in record.get("history") or ():
+        if "train_loss" in epoch:
+            epoch["train_total_loss"] = epoch.pop("train_loss")
+    return record
+
+
 @dataclass
 class ResultStore:
     """Append-only JSON lines, one finished cell per line.
@@ -47,7 +56,7 @@ class ResultStore:
                 except json.JSONDecodeError:
                     continue
                 if isinstance(rec, dict) and "key" in rec:
-                    self.records[_record_key(rec)] = rec
+                    self.records[_record_key(rec)] = _current_format(rec)
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -81,14 +90,10 @@ def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
         "test_seconds": metrics["test"].get("seconds"),
         "parameters": metrics["parameters"],
         "valid_seconds": metrics["valid"].get("seconds"),
+        # the same epoch records as metrics.json, key for key; only the first epoch's
+        # gradient-norm trace (a long list) is kept once, beside them
         "history": [
-            {
-                "epoch": e["epoch"],
-                "valid": e["valid"],
-                "train_loss": e.get("train_total_loss"),
-                **({"difficulty": e["difficulty"]} if "difficulty" in e else {}),
-            }
-            for e in epochs
+            {k: v for k, v in e.items() if k != "logit_grad_norms"} for e in epochs
         ],
     }
     if epochs and "logit_grad_norms" in epochs[0]:
