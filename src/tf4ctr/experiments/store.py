@@ -92,9 +92,7 @@ def summarize_run(metrics: dict[str, Any]) -> dict[str, Any]:
         "valid_seconds": metrics["valid"].get("seconds"),
         # the same epoch records as metrics.json, key for key; only the first epoch's
         # gradient-norm trace (a long list) is kept once, beside them
-        "history": [
-            {k: v for k, v in e.items() if k != "logit_grad_norms"} for e in epochs
-        ],
+        "history": [{k: v for k, v in e.items() if k != "logit_grad_norms"} for e in epochs],
     }
     if epochs and "logit_grad_norms" in epochs[0]:
         summary["logit_grad_norms"] = epochs[0]["logit_grad_norms"]
