@@ -39,6 +39,34 @@ def _config_roots() -> list[Path]:
     return [Path.cwd() / "configs", Path(__file__).resolve().parents[3] / "configs"]
 
 
+def shipped_configs() -> Path | None:
+    """The configs that came with this tf4ctr: the checkout's ``configs/`` or, in an
+    installed wheel, the package data ``tf4ctr/configs/`` (None when neither exists)."""
+    checkout = Path(__file__).resolve().parents[3] / "configs"
+    packaged = Path(__file__).resolve().parents[1] / "configs"
+    for root in (checkout, packaged):
+        if (root / "experiments").is_dir():
+            return root
+    return None
+
+
+def copy_configs(source: Path, dest: Path) -> tuple[list[Path], list[Path]]:
+    """Copy every YAML under ``source`` into ``dest``, keeping the folders; a file that
+    already exists in ``dest`` is left alone. Returns (written, kept)."""
+    from tf4ctr.fileio import write_text_atomic
+
+    written, kept = [], []
+    for src in sorted(source.rglob("*.yaml")):
+        target = dest / src.relative_to(source)
+        if target.exists():
+            kept.append(target)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(target, src.read_text(encoding="utf-8"))
+        written.append(target)
+    return written, kept
+
+
 def resolve_experiment(name: str, dataset: str) -> Path:
     """A YAML path as given, or the shipped grid ``configs/experiments/<dataset>_<name>.yaml``."""
     path = Path(name)
@@ -55,9 +83,14 @@ def resolve_experiment(name: str, dataset: str) -> Path:
         candidate = root / "experiments" / f"{dataset}_{name}.yaml"
         if candidate.is_file():
             return candidate
+    hint = ""
+    if shipped_configs() is not None:
+        # an installed wheel carries the grids, but a grid writes its store beside itself
+        # and reads data relative to itself: it must live in a folder of the user's
+        hint = "; `tf4ctr configs --copy-to .` puts the shipped ones in ./configs"
     raise ConfigError(
         f"no shipped grid for {name} on '{dataset}' "
-        f"(looked for configs/experiments/{dataset}_{name}.yaml)"
+        f"(looked for configs/experiments/{dataset}_{name}.yaml){hint}"
     )
 
 
@@ -139,6 +172,33 @@ def reproduction_status(dataset: str) -> str:
     return "\n".join(lines)
 
 
+def cmd_configs(args: argparse.Namespace) -> int:
+    """List the shipped configs, or copy them into a folder of the user's."""
+    source = shipped_configs()
+    if source is None:
+        raise ConfigError("this tf4ctr was installed without its configs (no configs/ found)")
+    if args.copy_to is None:
+        print(f"shipped configs: {source}")
+        for path in sorted(source.rglob("*.yaml")):
+            print(f"  {path.relative_to(source)}")
+        print("copy them with: tf4ctr configs --copy-to DIR (writes DIR/configs/)")
+        return 0
+    dest = Path(args.copy_to) / "configs"
+    if dest.resolve() == source.resolve():
+        print(f"{dest} is where the shipped configs are; nothing to copy")
+        return 0
+    written, kept = copy_configs(source, dest)
+    print(f"{len(written)} config(s) written to {dest}")
+    if kept:
+        print(f"{len(kept)} already there, left as they are: " + ", ".join(
+            str(p.relative_to(dest)) for p in kept))  # fmt: skip
+    print(
+        f"next: point {dest / 'datasets'}/*.yaml at your data, then e.g. "
+        "`tf4ctr reproduce status --dataset frappe_x1`"
+    )
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from tf4ctr.experiments import load_experiment
     from tf4ctr.experiments.reports import render_report
@@ -213,3 +273,16 @@ def add_experiment_commands(sub: Any) -> None:
     p.add_argument("--output", metavar="FILE", help="write Markdown here instead of stdout")
     p.add_argument("--figures", metavar="DIR", help="folder for figures (default: beside --output)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "configs",
+        help="list the shipped configs, or copy them into a folder of yours",
+        description="The paper's experiment grids and the dataset and run configs they use "
+        "ship with tf4ctr (in a wheel as package data). A grid keeps its result store beside "
+        "itself and reads its data relative to itself, so an installed tf4ctr runs "
+        "`reproduce` on a copy: --copy-to DIR writes DIR/configs/ (existing files are kept).",
+        epilog="examples:\n  tf4ctr configs\n  tf4ctr configs --copy-to .",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--copy-to", metavar="DIR", help="write the configs into DIR/configs/")
+    p.set_defaults(func=cmd_configs)
