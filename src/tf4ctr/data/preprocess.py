@@ -13,11 +13,20 @@ checkpoints and the cache all agree without passing anything else around:
 only; valid and test values it has not seen become OOV, as they would in
 production. All mapping is done by Arrow kernels (``value_counts``,
 ``index_in``, ``dictionary_encode``), never by a Python loop over rows.
+
+A bucketed number column (``preprocess: criteo_log_bucket`` and the like)
+is keyed by the decimal text of its integer bucket id, but counted and
+looked up by the integer itself, and only its distinct raw numbers go
+through the bucketer: a few thousand values per block instead of every row.
+The vocabulary is still sorted by that text, so the indices are those of
+keying every row by its text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,17 +44,26 @@ __all__ = [
     "NUMERIC_BUCKETERS",
     "OOV_INDEX",
     "PADDING_INDEX",
+    "EncodedColumns",
     "EncodedSplit",
     "FeatureSchema",
     "FieldInfo",
     "Preprocessor",
     "distinct_values",
+    "field_threads",
 ]
 
 PADDING_INDEX = 0
 OOV_INDEX = 1
 _FIRST_VOCAB_INDEX = 2
 _STATE_FORMAT = "tf4ctr.preprocessor/1"
+# Below this many rows a transform runs its fields one after another: threads cost more.
+_THREADED_ROWS = 1 << 16
+
+# How a field's values are keyed, which decides the path its counting and lookup take.
+_TEXT = "text"  # raw text: counted as read, the empty string and missing dropped at the end
+_BUCKET = "bucket"  # a number bucketer: counted and looked up by the integer bucket id
+_TOKENS = "tokens"  # the rest (text fill_na, text preprocessors, sequences): _tokens()
 
 
 @dataclass(frozen=True)
@@ -150,6 +168,23 @@ class EncodedSplit:
         return int(self.label.shape[0])
 
 
+@dataclass
+class EncodedColumns:
+    """One split (or one block of it), encoded, as one array per field.
+
+    What :class:`EncodedSplit` holds, before the fields are stacked into
+    matrices: the cache writes each field to its own file, so it never needs
+    the stacked copy.
+    """
+
+    #: per vocabulary field, in schema order: int32, (n,) or (n, max_len) for a sequence
+    categorical: list[np.ndarray]
+    #: per numeric field, in schema order: float32, (n,)
+    numeric: list[np.ndarray]
+    label: np.ndarray
+    group: np.ndarray | None = None
+
+
 class Preprocessor:
     """Maps raw columns to field-local indices; fit on the TRAIN split only.
 
@@ -163,6 +198,7 @@ class Preprocessor:
         self._categorical = tuple(f for f in config.feature_cols if f.is_categorical)
         self._numeric = tuple(f for f in config.feature_cols if not f.is_categorical)
         self._vocabs: dict[str, pa.Array] | None = None
+        self._lookups: dict[str, _Lookup] | None = None
 
     def fit(self, table: pa.Table, *, source: Path | None = None) -> Preprocessor:
         """Build each categorical field's vocabulary from ``table`` (the train split)."""
@@ -176,18 +212,43 @@ class Preprocessor:
         to that of :meth:`fit` on the concatenated table.
         """
         counters = {f.name: _ValueCounter() for f in self._categorical}
-        for table in chunks:
-            for feature in self._categorical:
-                counters[feature.name].add(self._tokens(table, feature, source))
+
+        def count(table: pa.Table) -> Callable[[FeatureSpec], None]:
+            return lambda feature: self._count(table, feature, counters[feature.name], source)
+
+        with field_threads(len(self._categorical)) as pool:
+            for table in chunks:
+                _map(pool, count(table), self._categorical)
         vocabs: dict[str, pa.Array] = {}
         for feature in self._categorical:
             freq = counters[feature.name].result()
             min_count = feature.min_categr_count or self.config.min_categr_count
             keep = pc.and_(pc.is_valid(freq["value"]), pc.greater_equal(freq["count"], min_count))
-            freq = freq.filter(keep).sort_by([("count", "descending"), ("value", "ascending")])
+            kind = _key_kind(feature)
+            if kind == _TEXT:
+                # counted as read: an empty cell is a missing value, never a token
+                keep = pc.and_(keep, pc.fill_null(pc.not_equal(freq["value"], ""), False))
+            freq = freq.filter(keep)
+            if kind == _BUCKET:
+                # the vocabulary is keyed, and so sorted, by the bucket id's text
+                freq = pa.table({"value": freq["value"].cast(pa.string()), "count": freq["count"]})
+            freq = freq.sort_by([("count", "descending"), ("value", "ascending")])
             vocabs[feature.name] = freq["value"].combine_chunks().cast(pa.string())
-        self._vocabs = vocabs
+        self._set_vocabs(vocabs)
         return self
+
+    def _count(
+        self, table: pa.Table, feature: FeatureSpec, counter: _ValueCounter, source: Path | None
+    ) -> None:
+        kind = _key_kind(feature)
+        if kind == _BUCKET:
+            counts = pc.value_counts(self._float_column(table, feature.name, source))
+            keys = self._bucket_keys(counts.field("values"), feature)
+            counter.add_counts(keys, counts.field("counts"))
+        elif kind == _TEXT:
+            counter.add(self._text_column(table, feature.name, source))
+        else:
+            counter.add(self._tokens(table, feature, source))
 
     def transform(
         self,
@@ -207,30 +268,55 @@ class Preprocessor:
         ``group_values`` the split's distinct group values, so every piece
         numbers the groups alike (see :func:`distinct_values`).
         """
-        vocabs = self._fitted_vocabs()
         n = table.num_rows
+        fields = len(self.config.feature_cols) if n >= _THREADED_ROWS else 0
+        with field_threads(fields) as pool:
+            columns = self.transform_columns(
+                table,
+                require_label=require_label,
+                source=source,
+                first_row=first_row,
+                group_values=group_values,
+                pool=pool,
+            )
         widths = [f.max_len if f.is_sequence else 1 for f in self._categorical]
-        categorical = np.zeros((n, sum(widths)), dtype=np.int32)
-        column = 0
-        for feature, width in zip(self._categorical, widths, strict=True):
-            if feature.is_sequence:
-                lists = self._sequence_lists(table, feature, source)
-                idx = pc.index_in(pc.list_flatten(lists), value_set=vocabs[feature.name])
-                idx = _to_numpy(pc.fill_null(pc.add(idx, _FIRST_VOCAB_INDEX), OOV_INDEX))
-                _scatter_sequences(
-                    categorical[:, column : column + width], idx, _list_lengths(lists)
-                )
-            else:
-                tokens = self._tokens(table, feature, source)
-                idx = pc.index_in(tokens, value_set=vocabs[feature.name])
-                idx = pc.fill_null(pc.add(idx, _FIRST_VOCAB_INDEX), OOV_INDEX)
-                categorical[:, column] = _to_numpy(idx)
-            column += width
+        categorical = np.empty((n, sum(widths)), dtype=np.int32)
+        start = 0
+        for width, values in zip(widths, columns.categorical, strict=True):
+            categorical[:, start : start + width] = values.reshape(n, width)
+            start += width
         numeric = np.empty((n, len(self._numeric)), dtype=np.float32)
-        for j, feature in enumerate(self._numeric):
+        for j, values in enumerate(columns.numeric):
+            numeric[:, j] = values
+        return EncodedSplit(
+            categorical=categorical, numeric=numeric, label=columns.label, group=columns.group
+        )
+
+    def transform_columns(
+        self,
+        table: pa.Table,
+        *,
+        require_label: bool = True,
+        source: Path | None = None,
+        first_row: int = 1,
+        group_values: pa.Array | None = None,
+        pool: Executor | None = None,
+    ) -> EncodedColumns:
+        """:meth:`transform`, one array per field; ``pool`` encodes fields side by side."""
+        lookups = self._fitted_lookups()
+        n = table.num_rows
+
+        def encode(feature: FeatureSpec) -> np.ndarray:
+            return self._encode_field(table, feature, lookups[feature.name], source)
+
+        categorical = _map(pool, encode, self._categorical)
+
+        def numbers(feature: FeatureSpec) -> np.ndarray:
             values = _to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
             fill = 0.0 if feature.fill_na is None else float(feature.fill_na)
-            numeric[:, j] = np.where(np.isnan(values), fill, values)
+            return np.where(np.isnan(values), fill, values).astype(np.float32)
+
+        numeric = _map(pool, numbers, self._numeric)
         label_name = self.config.label_col.name
         if label_name in table.column_names:
             labels = self._float_column(table, label_name, source)
@@ -244,7 +330,48 @@ class Preprocessor:
         group = None
         if group_col is not None and (require_label or group_col in table.column_names):
             group = self._group_ids(table, source, group_values)
-        return EncodedSplit(categorical=categorical, numeric=numeric, label=label, group=group)
+        return EncodedColumns(categorical=categorical, numeric=numeric, label=label, group=group)
+
+    def _encode_field(
+        self, table: pa.Table, feature: FeatureSpec, lookup: _Lookup, source: Path | None
+    ) -> np.ndarray:
+        """One vocabulary field's indices: int32, (n,), or (n, max_len) for a sequence."""
+        if feature.is_sequence:
+            assert feature.max_len is not None
+            lists = self._sequence_lists(table, feature, source)
+            out = np.zeros((table.num_rows, feature.max_len), dtype=np.int32)
+            _scatter_sequences(out, lookup.indices(pc.list_flatten(lists)), _list_lengths(lists))
+            return out
+        kind = _key_kind(feature)
+        if kind == _BUCKET:
+            return self._encode_buckets(table, feature, lookup, source)
+        if kind == _TEXT and not lookup.has_empty:
+            # "" is not in the vocabulary, so it gives OOV as a missing value does
+            return lookup.indices(self._text_column(table, feature.name, source))
+        return lookup.indices(self._tokens(table, feature, source))
+
+    def _encode_buckets(
+        self, table: pa.Table, feature: FeatureSpec, lookup: _Lookup, source: Path | None
+    ) -> np.ndarray:
+        """Bucket and look up each distinct number once, then spread the indices to the rows."""
+        col = self._float_column(table, feature.name, source).combine_chunks()
+        encoded = pc.dictionary_encode(col)
+        # one slot more, for the missing values (null indices)
+        distinct = pa.concat_arrays([encoded.dictionary, pa.nulls(1, col.type)])
+        codes = lookup.indices(self._bucket_keys(distinct, feature))
+        return codes[_to_numpy(pc.fill_null(encoded.indices, len(encoded.dictionary)))]
+
+    def _bucket_keys(self, values: pa.Array, feature: FeatureSpec) -> pa.Array:
+        """The integer bucket id of each number (null = missing), as one row would get it."""
+        assert feature.preprocess is not None
+        numbers = _to_numpy(values).astype(np.float64)
+        if feature.fill_na is not None:
+            numbers = np.where(np.isnan(numbers), float(feature.fill_na), numbers)
+        buckets = NUMERIC_BUCKETERS[feature.preprocess](numbers)
+        # inf has no bucket id; treat it like a missing value (OOV).
+        missing = ~np.isfinite(buckets)
+        ints = np.where(missing, 0, buckets).astype(np.int64)
+        return pa.array(ints, mask=missing)
 
     @property
     def schema(self) -> FeatureSchema:
@@ -294,7 +421,7 @@ class Preprocessor:
                     f"preprocessor state: key 'vocabularies.{feature.name}': expected a list of strings"
                 )
             vocabs[feature.name] = pa.array(words, type=pa.string())
-        prep._vocabs = vocabs
+        prep._set_vocabs(vocabs)
         if "schema" in d and FeatureSchema.from_dict(d["schema"]) != prep.schema:
             raise ConfigError("preprocessor state: key 'schema' does not match the vocabularies")
         return prep
@@ -303,6 +430,22 @@ class Preprocessor:
         if self._vocabs is None:
             raise RuntimeError("Preprocessor is not fitted: call fit() on the train split first")
         return self._vocabs
+
+    def _set_vocabs(self, vocabs: dict[str, pa.Array]) -> None:
+        self._vocabs, self._lookups = vocabs, None
+
+    def _fitted_lookups(self) -> dict[str, _Lookup]:
+        vocabs = self._fitted_vocabs()
+        if self._lookups is None:
+            self._lookups = {
+                f.name: _Lookup(vocabs[f.name], by_integer=_key_kind(f) == _BUCKET)
+                for f in self._categorical
+            }
+        return self._lookups
+
+    def _text_column(self, table: pa.Table, name: str, source: Path | None) -> pa.ChunkedArray:
+        col = self._column(table, name, source)
+        return col.cast(pa.string()) if col.type != pa.string() else col
 
     def _column(self, table: pa.Table, name: str, source: Path | None) -> pa.ChunkedArray:
         if name not in table.column_names:
@@ -343,29 +486,18 @@ class Preprocessor:
     def _tokens(
         self, table: pa.Table, feature: FeatureSpec, source: Path | None
     ) -> pa.ChunkedArray | pa.Array:
-        """The strings a categorical field's vocabulary is keyed by; null = missing.
+        """The strings a text-keyed field's vocabulary is keyed by; null = missing.
 
-        For a sequence field: every token of every row, flattened.
+        For a sequence field: every token of every row, flattened. (A bucketed
+        number field is keyed by the text of :meth:`_bucket_keys`.)
         """
         if feature.is_sequence:
             return pc.list_flatten(self._sequence_lists(table, feature, source))
-        if feature.preprocess in TEXT_PREPROCESSORS:
-            col = self._column(table, feature.name, source)
-            col = col.cast(pa.string()) if col.type != pa.string() else col
+        col = self._text_column(table, feature.name, source)
+        if feature.preprocess is not None:
+            assert feature.preprocess in TEXT_PREPROCESSORS, feature.preprocess
             col = TEXT_PREPROCESSORS[feature.preprocess](col)
             return pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
-        if feature.preprocess is not None:
-            values = _to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
-            if feature.fill_na is not None:
-                values = np.where(np.isnan(values), float(feature.fill_na), values)
-            buckets = NUMERIC_BUCKETERS[feature.preprocess](values)
-            # inf has no bucket id; treat it like a missing value (OOV).
-            missing = ~np.isfinite(buckets)
-            ints = np.where(missing, 0, buckets).astype(np.int64)
-            return pa.chunked_array([pa.array(ints, mask=missing).cast(pa.string())])
-        col = self._column(table, feature.name, source)
-        if col.type != pa.string():
-            col = col.cast(pa.string())
         # An empty cell in a file that was not read by read_table is still missing.
         col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
         if feature.fill_na is not None:
@@ -404,6 +536,69 @@ def distinct_values(chunks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.Array:
     return merged.filter(pc.is_valid(merged))
 
 
+def _key_kind(feature: FeatureSpec) -> str:
+    if feature.is_sequence or feature.preprocess in TEXT_PREPROCESSORS:
+        return _TOKENS
+    if feature.preprocess is not None:
+        return _BUCKET
+    return _TEXT if feature.fill_na is None else _TOKENS
+
+
+class _Lookup:
+    """A field's vocabulary as a value set to look values up in."""
+
+    def __init__(self, vocab: pa.Array, *, by_integer: bool) -> None:
+        self.vocab = vocab
+        #: whether "" is a token (only a fill_na of "" makes it one); else "" means missing
+        self.has_empty = bool(pc.any(pc.equal(vocab, "")).as_py()) if len(vocab) else False
+        self._integers = _integer_keys(vocab) if by_integer else None
+
+    def indices(self, keys: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        """Index of each key (2.. in vocabulary order; OOV for unknown and null), int32.
+
+        ``keys`` are strings, or for a bucketed field integer bucket ids.
+        """
+        if pa.types.is_integer(keys.type):
+            if self._integers is None:  # a vocabulary that is not all canonical integer text
+                keys = keys.cast(pa.string())
+            else:
+                return _index_in(keys, self._integers)
+        return _index_in(keys, self.vocab)
+
+
+def _integer_keys(vocab: pa.Array) -> pa.Array | None:
+    """The vocabulary as int64, when each entry is exactly the text int64 casts to."""
+    try:
+        ints = vocab.cast(pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return ints if ints.cast(pa.string()).equals(vocab) else None
+
+
+def _index_in(keys: pa.ChunkedArray | pa.Array, value_set: pa.Array) -> np.ndarray:
+    idx = pc.index_in(keys, value_set=value_set)
+    idx = pc.fill_null(pc.add(idx, pa.scalar(_FIRST_VOCAB_INDEX, idx.type)), OOV_INDEX)
+    return _to_numpy(idx).astype(np.int32, copy=False)
+
+
+@contextmanager
+def field_threads(fields: int) -> Iterator[Executor | None]:
+    """Threads to work on several fields at once (Arrow and numpy kernels release the GIL)."""
+    workers = min(fields, pa.cpu_count())
+    if workers < 2:
+        yield None
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="tf4ctr-field") as pool:
+        yield pool
+
+
+def _map(pool: Executor | None, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``[fn(x) for x in items]``, on ``pool`` if given; the first item to fail raises."""
+    if pool is None:
+        return [fn(x) for x in items]
+    return list(pool.map(fn, items))
+
+
 class _ValueCounter:
     """Running value counts of one column seen in pieces, merged with Arrow's hash aggregation.
 
@@ -422,7 +617,18 @@ class _ValueCounter:
 
     def add(self, tokens: pa.ChunkedArray | pa.Array) -> None:
         counts = pc.value_counts(tokens)
-        part = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
+        self._add(pa.table({"value": counts.field("values"), "count": counts.field("counts")}))
+
+    def add_counts(self, values: pa.Array, counts: pa.Array) -> None:
+        """Add counts already taken; ``values`` may repeat (they are summed)."""
+        summed = (
+            pa.table({"value": values, "count": counts})
+            .group_by("value")
+            .aggregate([("count", "sum")])
+        )
+        self._add(pa.table({"value": summed["value"], "count": summed["count_sum"]}))
+
+    def _add(self, part: pa.Table) -> None:
         self._pending.append(part)
         self._pending_rows += part.num_rows
         merged_rows = 0 if self._merged is None else self._merged.num_rows

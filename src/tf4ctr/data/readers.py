@@ -49,6 +49,10 @@ __all__ = [
 
 _CSV_SUFFIXES = (".csv", ".txt", ".csv.gz", ".csv.bz2", ".csv.zst", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
+# Arrow parses a CSV block several times slower once the block outgrows the CPU caches
+# (3.5x at 64 MiB against 1 MiB on Criteo rows), so files are parsed in blocks of this size
+# and the blocks regrouped into tables of about block_bytes.
+_PARSE_BLOCK_BYTES = 1 << 20
 # What pyarrow's float parser accepts, near enough to point at the bad cell; every
 # reader of numbers (CSV, parquet strings, the raw Criteo/libsvm formats) uses this one.
 NUMBER_PATTERN = r"^\s*[+-]?(((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*$"
@@ -186,17 +190,23 @@ def _csv_chunks(
     types = _needed(types, header, config, require_label)
     _check_header(path, header, types)
     names = list(types)
+    parse_block = min(block_bytes, _PARSE_BLOCK_BYTES)
+    per_table = max(1, block_bytes // parse_block)
     try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=read_options,
-            parse_options=parse_options,
-            convert_options=_csv_convert_options(types),
+        batches = _csv_batches(
+            path, read_options, parse_options, _csv_convert_options(types), parse_block
         )
-        for batch in reader:
+        pending: list[pa.RecordBatch] = []
+        for batch in batches:
             if batch.num_rows:
-                yield pa.Table.from_batches([batch]).select(names), line
-                line += batch.num_rows
+                pending.append(batch)
+            if len(pending) == per_table:
+                table = pa.Table.from_batches(pending).select(names)
+                yield table, line
+                line += table.num_rows
+                pending = []
+        if pending:
+            yield pa.Table.from_batches(pending).select(names), line
     except OSError as exc:  # pa.ArrowIOError: a damaged compressed stream, a read failure
         raise DataError(f"{path}: cannot read the file ({first_message_line(str(exc))})") from None
     except pa.ArrowInvalid as exc:
@@ -213,6 +223,46 @@ def _csv_chunks(
         if row is not None:
             raise ragged_row_error(path, row) from None
         raise DataError(f"{path}: cannot parse CSV ({first_message_line(message)})") from None
+
+
+def _csv_batches(
+    path: Path,
+    read_options: pacsv.ReadOptions,
+    parse_options: pacsv.ParseOptions,
+    convert_options: pacsv.ConvertOptions,
+    block: int,
+) -> Iterator[pa.RecordBatch]:
+    """The file's record batches, parsed in blocks of ``block`` bytes.
+
+    A row longer than a block cannot be parsed: then the rest of the file is
+    read in blocks of ``read_options.block_size``, as it was before files were
+    parsed in small blocks.
+    """
+    largest_block = max(block, read_options.block_size)
+    rows = 0
+    while True:
+        options = pacsv.ReadOptions(
+            column_names=read_options.column_names,
+            block_size=block,
+            # past the rows already yielded (and the header, when the file has one)
+            skip_rows=rows if read_options.column_names else 0,
+            skip_rows_after_names=0 if read_options.column_names else rows,
+        )
+        try:
+            reader = pacsv.open_csv(
+                path,
+                read_options=options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
+            for batch in reader:
+                rows += batch.num_rows
+                yield batch
+            return
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block >= largest_block:
+                raise
+            block = largest_block
 
 
 def _parquet_chunks(

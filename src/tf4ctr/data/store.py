@@ -36,7 +36,14 @@ import numpy as np
 from tqdm import tqdm
 
 from tf4ctr.data.mapped import MappedSplit
-from tf4ctr.data.preprocess import EncodedSplit, FeatureSchema, Preprocessor, distinct_values
+from tf4ctr.data.preprocess import (
+    EncodedColumns,
+    EncodedSplit,
+    FeatureSchema,
+    Preprocessor,
+    distinct_values,
+    field_threads,
+)
 from tf4ctr.data.readers import iter_chunks, sha256_file
 from tf4ctr.data.schema import SPLITS, DatasetConfig
 from tf4ctr.errors import UserError
@@ -276,12 +283,15 @@ def _build(
                 group_values = distinct_values(t[config.group_col] for t, _ in rows_of(path, bar))
                 seen[split] = bar.n
         writer = _SplitWriter(tmp / split, schema, has_group=config.group_col is not None)
-        with tqdm(
-            desc=f"{config.name}: encode {split}", total=seen.get(split), **bar_options
-        ) as bar:
+        with (
+            tqdm(
+                desc=f"{config.name}: encode {split}", total=seen.get(split), **bar_options
+            ) as bar,
+            field_threads(len(config.feature_cols)) as pool,
+        ):
             for table, first_line in rows_of(path, bar):
-                encoded = preprocessor.transform(
-                    table, source=path, first_row=first_line, group_values=group_values
+                encoded = preprocessor.transform_columns(
+                    table, source=path, first_row=first_line, group_values=group_values, pool=pool
                 )
                 writer.append(encoded)
         rows[split] = writer.close()
@@ -348,23 +358,21 @@ class _SplitWriter:
             _NpyColumnWriter(directory / f"{f.name}.npy", np.int32, f.width)
             for f in schema.categorical
         ]
-        self._starts = np.cumsum([0, *schema.widths])[:-1].tolist()
         self._numeric = [
             _NpyColumnWriter(directory / f"{f.name}.npy", np.float32) for f in schema.numeric
         ]
         self._label = _NpyColumnWriter(directory / f"{_LABEL}.npy", np.float32)
         self._group = _NpyColumnWriter(directory / f"{_GROUP}.npy", np.int64) if has_group else None
 
-    def append(self, split: EncodedSplit) -> None:
-        for start, writer in zip(self._starts, self._categorical, strict=True):
-            block = split.categorical[:, start : start + writer.width]
-            writer.append(block[:, 0] if writer.width == 1 else block)
-        for j, writer in enumerate(self._numeric):
-            writer.append(split.numeric[:, j])
-        self._label.append(split.label)
+    def append(self, block: EncodedColumns) -> None:
+        for writer, values in zip(self._categorical, block.categorical, strict=True):
+            writer.append(values)
+        for writer, values in zip(self._numeric, block.numeric, strict=True):
+            writer.append(values)
+        self._label.append(block.label)
         if self._group is not None:
-            assert split.group is not None
-            self._group.append(split.group)
+            assert block.group is not None
+            self._group.append(block.group)
 
     def close(self) -> int:
         writers = [*self._categorical, *self._numeric, self._label]
