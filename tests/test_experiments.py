@@ -97,6 +97,26 @@ def test_editing_a_cell_reruns_only_that_cell(tiny_project, monkeypatch):
         ),
         ("name: x\nbase: run.yaml\nbogus: 1\ncells:\n  - {label: A}\n", "bogus: unknown key"),
         ("name: x\nbase: run.yaml\ncells:\n  - {label: A}\n  - {label: B}\n", "duplicates"),
+        (
+            "name: x\nbase: run.yaml\nreport: {equivalence: {pairs: [[A, B]], margn: 1}}\n"
+            "cells:\n  - {label: A}\n",
+            "report.equivalence.margn: unknown key",
+        ),
+        (
+            "name: x\nbase: run.yaml\nreport: {equivalence: {pairs: [[A, Z]], margin: 0.01}}\n"
+            "cells:\n  - {label: A}\n",
+            "report.equivalence.pairs[1]: no cell is labelled 'Z'",
+        ),
+        (
+            "name: x\nbase: run.yaml\nreport: {equivalence: {pairs: [[A, A]], margin: 0}}\n"
+            "cells:\n  - {label: A}\n",
+            "report.equivalence.margin: expected a number > 0",
+        ),
+        (
+            "name: x\nbase: run.yaml\nreport: {equivalence: {pairs: [], margin: 0.1}}\n"
+            "cells:\n  - {label: A}\n",
+            "report.equivalence.pairs: expected pairs of cell labels",
+        ),
     ],
 )
 def test_bad_experiment_files(tiny_project, text, msg):
@@ -110,6 +130,44 @@ def test_store_round_trip(tmp_path):
     store.add({"key": "k1", "value": 1})
     again = ResultStore(tmp_path / "s.jsonl")
     assert "k1" in again and json.loads((tmp_path / "s.jsonl").read_text())["value"] == 1
+
+
+def test_equivalence_by_hand(tmp_path):
+    """TOST against the textbook formulas: Welch's se and df, the two one-sided t tails."""
+    import math
+
+    from scipy import stats
+
+    from tf4ctr.experiments.reports.table import equivalence
+    from tf4ctr.experiments.runner import Cell, Experiment
+
+    a, b = [0.9870, 0.9872, 0.9866, 0.9869], [0.9868, 0.9861, 0.9866]
+    cells = [Cell("A", s, {}, f"a{s}") for s in range(4)] + [
+        Cell("B", s, {}, f"b{s}") for s in range(3)
+    ]
+    store = ResultStore(tmp_path / "s.jsonl")
+    for c, v in zip(cells, a + b, strict=True):
+        store.add({"key": c.key, "test": {"auc": v}})
+    exp = Experiment("x", cells, tmp_path / "s.jsonl", tmp_path, tmp_path / "e.yaml")
+
+    def by_hand(margin):
+        va, vb = stats.tvar(a) / 4, stats.tvar(b) / 3
+        se = math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
+        d = sum(a) / 4 - sum(b) / 3
+        p = max(stats.t.sf((d + margin) / se, df), stats.t.cdf((d - margin) / se, df))
+        half = stats.t.ppf(0.95, df) * se
+        return d, (d - half, d + half), p
+
+    for margin, verdict in ((0.002, True), (0.0001, False)):
+        got = equivalence(exp, store, "A", "B", margin)
+        d, ci, p = by_hand(margin)
+        assert got.mean_difference == pytest.approx(d)
+        assert got.ci90 == pytest.approx(ci) and got.pvalue == pytest.approx(p)
+        assert got.equivalent is verdict
+        # equivalent exactly when the 90 % interval lies inside the margin
+        assert bool(-margin < ci[0] and ci[1] < margin) is verdict
+    assert equivalence(exp, store, "A", "missing", 0.1).equivalent is None
 
 
 def test_store_keeps_metrics_json_epoch_records(tiny_project, monkeypatch):

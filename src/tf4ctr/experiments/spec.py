@@ -47,6 +47,15 @@ class RepeatBestSpec:
 
 
 @dataclass(frozen=True)
+class EquivalenceSpec:
+    """Two one-sided Welch tests (TOST): is each pair's test-AUC difference within ±margin?
+    Stated in the experiment file, before any of its runs, so the margin is not picked after."""
+
+    pairs: tuple[tuple[str, str], ...]
+    margin: float
+
+
+@dataclass(frozen=True)
 class MatrixSpec:
     """Cells laid out by two dotted config keys (Table III: model.ssem x model.fusion)."""
 
@@ -70,6 +79,7 @@ class ReportSpec:
     repeat_best: RepeatBestSpec | None = None
     compare: tuple[tuple[str, str], ...] = ()  # pairs of labels to t-test
     matrix: MatrixSpec | None = None
+    equivalence: EquivalenceSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,11 @@ class _Where:
 
 
 _TOP = ("name", "base", "seeds", "cells", "store", "runs_dir", "description", "reuse", "report")
-_REPORT = ("kind", "param", "x_label", "paper_best", "baseline", "repeat_best", "compare", "matrix")
+_REPORT = (
+    "kind", "param", "x_label", "paper_best", "baseline", "repeat_best", "compare", "matrix",
+    "equivalence",
+)  # fmt: skip
+_EQUIVALENCE = ("pairs", "margin")
 _REPEAT = ("among", "with", "seeds")
 _MATRIX = ("rows", "columns", "baseline", "compare", "ranks", "best_pair")
 
@@ -194,6 +208,9 @@ def _check_labels(w: _Where, spec: ExperimentSpec) -> None:
     if r.repeat_best is not None:
         named += [("report.repeat_best.among", lab) for lab in r.repeat_best.among]
         named += [("report.repeat_best.with", lab) for lab in r.repeat_best.with_]
+    if r.equivalence is not None:
+        named += [(f"report.equivalence.pairs[{i}]", lab)
+                  for i, pair in enumerate(r.equivalence.pairs, 1) for lab in pair]  # fmt: skip
     if r.matrix is not None and r.matrix.baseline is not None:
         named.append(("report.matrix.baseline", r.matrix.baseline))
     if r.kind == "timing":
@@ -237,11 +254,16 @@ def _parse_report(w: _Where, raw: Any) -> ReportSpec:
             with_=w.labels(r.get("with", []), "report.repeat_best.with"),
             seeds=seeds,
         )
-    pairs = raw.get("compare", [])
-    if not isinstance(pairs, list) or not all(
-        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs
-    ):
-        raise w.error("report.compare", f"expected pairs of cell labels, found {pairs!r}")
+    pairs = _label_pairs(w, raw.get("compare", []), "report.compare")
+    equivalence = None
+    if "equivalence" in raw:
+        e = w.keys(raw["equivalence"], _EQUIVALENCE, "report.equivalence")
+        margin = e.get("margin")
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin > 0:
+            raise w.error("report.equivalence.margin", f"expected a number > 0, found {margin!r}")
+        equivalence = EquivalenceSpec(
+            pairs=_label_pairs(w, e.get("pairs"), "report.equivalence.pairs"), margin=float(margin)
+        )
     matrix = None
     if "matrix" in raw:
         m = w.keys(raw["matrix"], _MATRIX, "report.matrix")
@@ -268,6 +290,21 @@ def _parse_report(w: _Where, raw: Any) -> ReportSpec:
         paper_best=raw.get("paper_best"),
         baseline=w.text(raw.get("baseline", "DNN"), "report.baseline"),
         repeat_best=repeat,
-        compare=tuple((p[0], p[1]) for p in pairs),
+        compare=pairs,
         matrix=matrix,
+        equivalence=equivalence,
     )
+
+
+def _label_pairs(w: _Where, pairs: Any, key: str) -> tuple[tuple[str, str], ...]:
+    if (
+        not isinstance(pairs, list)
+        or not pairs
+        and key != "report.compare"
+        or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in pairs
+        )
+    ):
+        raise w.error(key, f"expected pairs of cell labels, found {pairs!r}")
+    return tuple((p[0], p[1]) for p in pairs)

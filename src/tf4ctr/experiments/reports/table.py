@@ -58,11 +58,34 @@ class Significance:
 
 
 @dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided Welch t-tests (TOST) of ``first`` against ``second`` on test AUC.
+
+    ``equivalent`` holds when both one-sided nulls (difference <= -margin, difference >=
+    +margin) are rejected at 5 %, i.e. the 90 % confidence interval of the difference lies
+    inside ±margin; None until each side has two seeds.
+    """
+
+    first: str
+    second: str
+    margin: float
+    n: tuple[int, int]
+    mean_difference: float | None = None
+    ci90: tuple[float, float] | None = None
+    pvalue: float | None = None  # the larger of the two one-sided p-values
+
+    @property
+    def equivalent(self) -> bool | None:
+        return None if self.pvalue is None else self.pvalue < 0.05
+
+
+@dataclass(frozen=True)
 class TableResult:
     rows: list[TableRow]
     best_baseline: str | None = None
     tests: list[tuple[Significance, str]] = field(default_factory=list)  # (test, "best baseline ")
     waiting_for_baseline: bool = False
+    equivalences: list[Equivalence] = field(default_factory=list)
 
 
 def table_rows(experiment: Experiment, store: ResultStore) -> list[TableRow]:
@@ -112,6 +135,30 @@ def significance(
     )
 
 
+def equivalence(
+    experiment: Experiment, store: ResultStore, first: str, second: str, margin: float
+) -> Equivalence:
+    """TOST on test AUC: H0 |mean(first) - mean(second)| >= margin, Welch's standard error."""
+    rows = records_by_label(experiment, store)
+    a = metric_values(rows.get(first, []), "test", "auc")
+    b = metric_values(rows.get(second, []), "test", "auc")
+    if len(a) < 2 or len(b) < 2:
+        return Equivalence(first, second, margin, (len(a), len(b)))
+    # shifting one side by the margin turns each one-sided null into a plain Welch test
+    above = stats.ttest_ind([x + margin for x in a], b, equal_var=False, alternative="greater")
+    below = stats.ttest_ind([x - margin for x in a], b, equal_var=False, alternative="less")
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)
+    return Equivalence(
+        first,
+        second,
+        margin,
+        (len(a), len(b)),
+        mean_difference=statistics.mean(a) - statistics.mean(b),
+        ci90=(float(ci.low), float(ci.high)),
+        pvalue=float(max(above.pvalue, below.pvalue)),
+    )
+
+
 def compute(experiment: Experiment, store: ResultStore) -> TableResult:
     tests: list[tuple[Significance, str]] = []
     spec = experiment.report.repeat_best
@@ -124,11 +171,15 @@ def compute(experiment: Experiment, store: ResultStore) -> TableResult:
             ]
     for first, second in experiment.report.compare:
         tests += [(significance(experiment, store, first, second, m), "") for m in ("auc", "gauc")]
+    eq = experiment.report.equivalence
     return TableResult(
         rows=table_rows(experiment, store),
         best_baseline=best,
         tests=tests,
         waiting_for_baseline=bool(spec) and best is None,
+        equivalences=[
+            equivalence(experiment, store, a, b, eq.margin) for a, b in (eq.pairs if eq else ())
+        ],
     )
 
 
@@ -177,7 +228,23 @@ def format_tests(result: TableResult) -> str | None:
             f"{result.best_baseline}"
         )
     lines += [format_test(t, what) for t, what in result.tests]
+    lines += [format_equivalence(e) for e in result.equivalences]
     return "\n".join(lines) if lines else None
+
+
+def format_equivalence(e: Equivalence) -> str:
+    head = f"- {e.first} vs {e.second}, equivalence of test AUC within ±{e.margin:g} (TOST)"
+    if e.pvalue is None or e.ci90 is None or e.mean_difference is None:
+        return f"{head}: needs two or more seeds of each"
+    verdict = (
+        "equivalent"
+        if e.equivalent
+        else "not shown equivalent (the interval reaches beyond the margin)"
+    )
+    return (
+        f"{head}: difference {e.mean_difference:+.4f} (means over {e.n[0]} and {e.n[1]} seeds), "
+        f"90 % CI [{e.ci90[0]:+.4f}, {e.ci90[1]:+.4f}], TOST p = {e.pvalue:.3g}: {verdict}"
+    )
 
 
 def results_table(experiment: Experiment, store: ResultStore) -> str:
