@@ -313,13 +313,10 @@ def treat_non_finite(
         if name not in table.column_names:
             continue
         col = table[name]
-        extremes = pc.min_max(col)  # one pass; skips nulls and (unless all are NaN) NaN
-        low, high = extremes["min"].as_py(), extremes["max"].as_py()
-        if low is None or (low >= -FLOAT32_MAX and high <= FLOAT32_MAX):
+        # NaN compares false and nulls are skipped: both mean "missing", which is fine
+        if not pc.any(pc.greater(pc.abs(col), FLOAT32_MAX)).as_py():
             continue
         bad = pc.fill_null(pc.greater(pc.abs(col), FLOAT32_MAX), False)
-        if not pc.any(bad).as_py():
-            continue
         if treatment == "error":
             idx = int(np.argmax(bad.to_numpy(zero_copy_only=False)))
             where = f"{path}: " if path is not None else ""

@@ -24,13 +24,16 @@ import hashlib
 import io
 import json
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 from tqdm import tqdm
@@ -257,7 +260,8 @@ def _build(
     train_path = config.paths["train"]
 
     def rows_of(path: Path, bar: tqdm):
-        for table, first_line in iter_chunks(path, config, block_bytes=block_bytes):
+        # the next block is parsed while this one is counted or encoded
+        for table, first_line in _read_ahead(iter_chunks(path, config, block_bytes=block_bytes)):
             bar.update(table.num_rows)
             yield table, first_line
 
@@ -313,6 +317,56 @@ def _build(
     # meta.json last: its presence is what marks a directory as complete.
     _write_json(tmp / _META, meta)
     return preprocessor
+
+
+_T = TypeVar("_T")
+
+
+def _read_ahead(items: Iterator[_T]) -> Iterator[_T]:
+    """Yield from ``items``, producing the next item on a thread while the caller holds this one.
+
+    Memory holds at most two items more than the caller's. An exception of
+    ``items`` is raised here, when the caller reaches it; a caller that stops
+    early stops the thread (after the item it is producing) and closes ``items``.
+    """
+    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(message: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(message, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # handed to the caller, raised there
+            put((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="tf4ctr-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, item = handoff.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 # An .npy header for a 1-D array of up to ~10^30 rows fits in this many bytes
