@@ -53,3 +53,22 @@ def test_rows_are_checked_like_files(tiny_project, monkeypatch):
         tf4ctr.fit("run.yaml", train=42, valid=tables["valid"], test=tables["test"])
     with pytest.raises(UserError, match="not a finished tf4ctr run"):
         tf4ctr.load(tiny_project / "nowhere")
+
+
+def test_fit_paths_are_the_callers_and_the_cache_is_the_clis(tiny_project, monkeypatch):
+    """A config in another folder: split paths passed to fit and the cache are relative to the
+    working folder (as run.train's cache is), not to the config file."""
+    work = tiny_project / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    table = pacsv.read_csv(tiny_project / "valid.csv")
+    run = tf4ctr.fit(
+        tiny_project / "run.yaml",
+        train="../train.csv",
+        valid=table,
+        test="../test.csv",
+        overrides=["train.epochs=1", "name=elsewhere"],
+    )
+    assert run.run_dir == work / "runs" / "elsewhere"
+    assert list((work / "cache" / "in-memory").glob("valid-*.parquet"))  # run.yaml: cache_dir
+    assert not (tiny_project / "cache").exists()

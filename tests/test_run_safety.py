@@ -190,6 +190,12 @@ def test_resume_refuses_a_changed_config_naming_the_key(tiny_project, monkeypatc
     assert run_cli("train", "--config", "run.yaml", *LONGER, "train.lr=0.5", "--resume") == 2
     err = capsys.readouterr().err
     assert err.startswith("tf4ctr: error: train.lr: 0.01 in the interrupted run tiny-run, 0.5")
+    # the same data through another path (here a link) is the same data
+    (tiny_project / "link").symlink_to(tiny_project, target_is_directory=True)
+    dataset = tiny_project / "dataset.yaml"
+    dataset.write_text(
+        dataset.read_text().replace("train_data: train.csv", "train_data: link/train.csv")
+    )
     # threads and progress bars change nothing a run computes
     assert run_cli("train", "--config", "run.yaml", *LONGER[:-2], "--resume") == 0
 

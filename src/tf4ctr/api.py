@@ -120,10 +120,12 @@ def fit(
     dataset = _dataset_mapping(raw.get("dataset"), base)
     settings, dataset_id = settings_of(dataset)
     settings = dict(settings)
-    cache = Path(raw.get("cache_dir", ".tf4ctr-cache"))
-    cache = cache if cache.is_absolute() else base / cache
+    # Paths handed to fit in Python are the caller's, relative to the working folder, and
+    # the cache is where run.train puts it (cache_dir from the working folder); only paths
+    # written inside the config files are relative to those files.
+    cache = Path(raw.get("cache_dir", ".tf4ctr-cache")).absolute()
     for split, rows in zip(_SPLITS, (train, valid, test), strict=True):
-        settings[f"{split}_data"] = str(_as_file(rows, cache / "in-memory", split, base))
+        settings[f"{split}_data"] = str(_as_file(rows, cache / "in-memory", split))
     settings["data_format"] = "auto"
     raw["dataset"] = settings if dataset_id is None else {dataset_id: settings}
     keys = {item.partition("=")[0]: item for item in overrides or []}
@@ -144,11 +146,10 @@ def _dataset_mapping(value: Any, base: Path) -> dict[str, Any]:
     return copy.deepcopy(value)
 
 
-def _as_file(rows: Any, folder: Path, split: str, base: Path) -> Path:
+def _as_file(rows: Any, folder: Path, split: str) -> Path:
     """A split as a file: paths as given, tables written once as parquet named by content."""
     if isinstance(rows, str | Path):
-        path = Path(rows)
-        return path if path.is_absolute() else base / path
+        return Path(rows).absolute()
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -244,6 +244,10 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: obj}
 
 
+def _same_file(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and os.path.realpath(a) == os.path.realpath(b)
+
+
 def _check_resumable(paths: RunPaths, resolved: dict[str, Any]) -> None:
     """Refuse to resume when anything that changes results differs from the interrupted run."""
     config_file = paths.partial / CONFIG_FILE
@@ -257,6 +261,8 @@ def _check_resumable(paths: RunPaths, resolved: dict[str, Any]) -> None:
     for key in sorted(set(before) | set(now)):
         if key in _RESUME_FREE_KEYS or before.get(key) == now.get(key):
             continue
+        if key.endswith("_data") and _same_file(before.get(key), now.get(key)):
+            continue  # the same data reached through another path (a link, a moved checkout)
         raise ConfigError(
             f"{key}: {before.get(key)!r} in the interrupted run {paths.name}, {now.get(key)!r} "
             "now; resume with the same config, or start over with --overwrite"
@@ -282,9 +288,18 @@ def _read_checkpoint(paths: RunPaths) -> dict[str, Any]:
         ) from None
 
 
+def _real_data_paths(state: dict[str, Any]) -> dict[str, Any]:
+    """A preprocessor state with its data file paths resolved (links followed)."""
+    config = dict(state.get("config") or {})
+    for key, value in config.items():
+        if key.endswith("_data") and isinstance(value, str):
+            config[key] = os.path.realpath(value)
+    return {**state, "config": config}
+
+
 def _same_preprocessing(paths: RunPaths, state: dict[str, Any]) -> None:
     saved = json.loads((paths.partial / PREPROCESSOR_FILE).read_text(encoding="utf-8"))
-    if saved != json.loads(json.dumps(state)):
+    if _real_data_paths(saved) != _real_data_paths(json.loads(json.dumps(state))):
         raise UserError(
             f"{paths.partial}: the data files changed since run {paths.name} was interrupted "
             "(its vocabularies differ); start over with --overwrite"
