@@ -42,7 +42,6 @@ PENDING: set[str] = {
     "frappe_x1_sparse",
     "frappe_x1_table2",
     "frappe_x1_table3",
-    "frappe_x1_table5",
     "frappe_x1_table6",
 }
 
@@ -76,9 +75,6 @@ UNSOURCED: dict[str, set[str]] = {
         "0.0029",
         "0.0030",
         "0.0035",
-        "0.1379",
-        "0.1381",
-        "0.1393",
         "0.1551",
         "0.1556",
         "0.1619",
@@ -100,7 +96,6 @@ UNSOURCED: dict[str, set[str]] = {
         "0.9769",
         "0.9770",
         "0.9780",
-        "0.9782",
         "0.9787",
         "0.9815",
         "0.9836",
