@@ -1,0 +1,101 @@
+"""Does a 2-rank DDP run train TF4CTR to the same Frappe_x1 AUC as one process? (Issue 15.)
+
+    python benchmarks/ddp_auc.py [--seeds 2023 2024 2025]
+
+TF4CTR with the paper's Frappe setting (configs/frappe_x1/tf4ctr.yaml; REBUILT train, real BARS
+valid/test), trained to early stopping by ``torchrun --standalone --nproc_per_node=2`` with one
+thread per rank, one run per seed. The single-process side is Table IV's TF4CTR runs of the same
+seeds (one process, one thread), read from the committed store
+docs/results/frappe_x1/frappe_x1_table4.jsonl, not rerun. Prints both sides' test AUC / gAUC
+per seed, mean ± std, and two-tailed Welch p-values; results are kept in
+benchmarks/results/ddp_auc.json as each run finishes (a rerun skips seeds already there).
+Needs both cores to itself: run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "ddp_auc.json"
+
+
+def single_process_runs(seeds: list[int]) -> dict[int, dict]:
+    """Table IV's TF4CTR records (one process), by seed."""
+    from tf4ctr.experiments import load_experiment
+    from tf4ctr.experiments.runner import known_results
+
+    exp = load_experiment(ROOT / "configs/experiments/frappe_x1_table4.yaml")
+    store = known_results(exp)
+    exp.add_repeats(store)
+    return {
+        c.seed: store.records[c.key]
+        for c in exp.cells
+        if c.label == "TF4CTR" and c.seed in seeds and c.key in store
+    }
+
+
+def ddp_run(seed: int, work: Path) -> dict:
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "tf4ctr", "train", "--config", str(ROOT / "configs/frappe_x1/tf4ctr.yaml"),
+        "--no-progress", f"train.seed={seed}", "train.num_threads=1", f"name=ddp2-s{seed}",
+        f"output_dir={work}", f"cache_dir={ROOT / '.tf4ctr-cache'}",
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    metrics = json.loads((work / f"ddp2-s{seed}" / "metrics.json").read_text())
+    secs = sorted(e["train_seconds"] for e in metrics["epochs"])
+    return {
+        "test": metrics["test"],
+        "valid": metrics["valid"],
+        "best_epoch": metrics["best_epoch"],
+        "seconds_per_epoch": secs[len(secs) // 2],
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", nargs="+", type=int, default=[2023, 2024, 2025])
+    args = p.parse_args()
+    if not (ROOT.parent / "shared/data/Frappe_x1_rebuilt").is_dir():
+        print("skipped: ../shared/data/Frappe_x1_rebuilt not found", file=sys.stderr)
+        return 0
+    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            if str(seed) in results:
+                continue
+            results[str(seed)] = ddp_run(seed, Path(tmp))
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            OUT.write_text(json.dumps(results, indent=2) + "\n")
+    single = single_process_runs(args.seeds)
+    print("TF4CTR on Frappe_x1 (rebuilt train, real valid/test), paper setting")
+    print("| seed | 1 process: test AUC | gAUC | 2 ranks (DDP): test AUC | gAUC |")
+    print("|---|---|---|---|---|")
+    for seed in args.seeds:
+        one, two = single[seed]["test"], results[str(seed)]["test"]
+        print(
+            f"| {seed} | {one['auc']:.4f} | {one['gauc']:.4f} | {two['auc']:.4f} | {two['gauc']:.4f} |"
+        )
+    for metric in ("auc", "gauc"):
+        a = [single[s]["test"][metric] for s in args.seeds]
+        b = [results[str(s)]["test"][metric] for s in args.seeds]
+        t = stats.ttest_ind(b, a, equal_var=False)
+        print(
+            f"test {metric.upper()}: 1 process {statistics.mean(a):.4f} ± {statistics.stdev(a):.4f}, "
+            f"2 ranks {statistics.mean(b):.4f} ± {statistics.stdev(b):.4f}, "
+            f"difference {statistics.mean(b) - statistics.mean(a):+.4f}, two-tailed Welch p = {t.pvalue:.2g}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
