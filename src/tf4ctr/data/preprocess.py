@@ -48,6 +48,7 @@ __all__ = [
     "EncodedSplit",
     "FeatureSchema",
     "FieldInfo",
+    "LocalCodes",
     "Preprocessor",
     "distinct_values",
     "field_threads",
@@ -185,6 +186,22 @@ class EncodedColumns:
     group: np.ndarray | None = None
 
 
+@dataclass
+class LocalCodes:
+    """One vocabulary field of one piece of a split, coded against the piece's own distinct keys.
+
+    :meth:`Preprocessor.fit_chunks` can give these before any vocabulary
+    exists; once it does, ``preprocessor.recode(field, distinct)[rows]`` are
+    the indices :meth:`Preprocessor.transform` gives the same rows, so a split
+    coded this way while it is counted never has to be read again.
+    """
+
+    #: the piece's distinct keys, then one null, which stands for the missing values
+    distinct: pa.Array
+    #: int32: each row's position in ``distinct``
+    rows: np.ndarray
+
+
 class Preprocessor:
     """Maps raw columns to field-local indices; fit on the TRAIN split only.
 
@@ -204,17 +221,50 @@ class Preprocessor:
         """Build each categorical field's vocabulary from ``table`` (the train split)."""
         return self.fit_chunks([table], source=source)
 
-    def fit_chunks(self, chunks: Iterable[pa.Table], *, source: Path | None = None) -> Preprocessor:
+    @property
+    def codes_locally(self) -> bool:
+        """Whether :meth:`fit_chunks` can give :class:`LocalCodes` (not for sequence fields)."""
+        return not any(f.is_sequence for f in self._categorical)
+
+    def fit_chunks(
+        self,
+        chunks: Iterable[pa.Table],
+        *,
+        source: Path | None = None,
+        local_codes: Callable[[int, LocalCodes], None] | None = None,
+    ) -> Preprocessor:
         """:meth:`fit` over a table given in pieces (a streamed train file).
 
         Counts are merged as the pieces arrive, so memory grows with the
         number of distinct values, not of rows; the vocabulary is identical
         to that of :meth:`fit` on the concatenated table.
+
+        With ``local_codes``, each vocabulary field of each piece is also
+        coded against the piece's distinct keys, in the same pass, and handed
+        to ``local_codes(position of the field in schema.categorical, codes)``:
+        on a worker thread, in piece order for each field, one call per field
+        at a time. Only when :attr:`codes_locally`.
         """
+        if local_codes is not None and not self.codes_locally:
+            raise ValueError("local codes need a preprocessor without sequence fields")
         counters = {f.name: _ValueCounter() for f in self._categorical}
+        positions = {f.name: i for i, f in enumerate(self._categorical)}
 
         def count(table: pa.Table) -> Callable[[FeatureSpec], None]:
-            return lambda feature: self._count(table, feature, counters[feature.name], source)
+            def one(feature: FeatureSpec) -> None:
+                counter = counters[feature.name]
+                if local_codes is None:
+                    self._count(table, feature, counter, source)
+                    return
+                local = self._local_codes(table, feature, source)
+                counts = pa.array(np.bincount(local.rows, minlength=len(local.distinct)))
+                if _key_kind(feature) == _BUCKET:
+                    counter.add_counts(self._bucket_keys(local.distinct, feature), counts)
+                else:
+                    counter.add_distinct(local.distinct, counts)
+                local_codes(positions[feature.name], local)
+
+            return one
 
         with field_threads(len(self._categorical)) as pool:
             for table in chunks:
@@ -301,15 +351,22 @@ class Preprocessor:
         first_row: int = 1,
         group_values: pa.Array | None = None,
         pool: Executor | None = None,
+        vocabulary_fields: bool = True,
     ) -> EncodedColumns:
-        """:meth:`transform`, one array per field; ``pool`` encodes fields side by side."""
-        lookups = self._fitted_lookups()
+        """:meth:`transform`, one array per field; ``pool`` encodes fields side by side.
+
+        With ``vocabulary_fields=False`` the vocabulary fields are left out
+        (``categorical`` is empty), which needs no fitted preprocessor.
+        """
         n = table.num_rows
+        categorical: list[np.ndarray] = []
+        if vocabulary_fields:
+            lookups = self._fitted_lookups()
 
-        def encode(feature: FeatureSpec) -> np.ndarray:
-            return self._encode_field(table, feature, lookups[feature.name], source)
+            def encode(feature: FeatureSpec) -> np.ndarray:
+                return self._encode_field(table, feature, lookups[feature.name], source)
 
-        categorical = _map(pool, encode, self._categorical)
+            categorical = _map(pool, encode, self._categorical)
 
         def numbers(feature: FeatureSpec) -> np.ndarray:
             values = _to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
@@ -331,6 +388,40 @@ class Preprocessor:
         if group_col is not None and (require_label or group_col in table.column_names):
             group = self._group_ids(table, source, group_values)
         return EncodedColumns(categorical=categorical, numeric=numeric, label=label, group=group)
+
+    def recode(self, position: int, distinct: pa.Array) -> np.ndarray:
+        """int32 index of each key of a :attr:`LocalCodes.distinct` of the vocabulary field at
+        ``position`` in ``schema.categorical``."""
+        feature = self._categorical[position]
+        lookup = self._fitted_lookups()[feature.name]
+        kind = _key_kind(feature)
+        if kind == _BUCKET:
+            return lookup.indices(self._bucket_keys(distinct, feature))
+        if kind == _TEXT and lookup.has_empty:
+            distinct = pc.if_else(pc.equal(distinct, ""), pa.scalar(None, pa.string()), distinct)
+        return lookup.indices(distinct)
+
+    def _local_codes(
+        self, table: pa.Table, feature: FeatureSpec, source: Path | None
+    ) -> LocalCodes:
+        kind = _key_kind(feature)
+        if kind == _BUCKET:
+            col = self._float_column(table, feature.name, source)
+        elif kind == _TEXT:
+            col = self._text_column(table, feature.name, source)
+        else:
+            col = self._tokens(table, feature, source)
+        encoded = pc.dictionary_encode(col)
+        if isinstance(encoded, pa.ChunkedArray):
+            # the chunks share one dictionary
+            chunks = encoded.chunks
+            dictionary = chunks[0].dictionary if chunks else pa.array([], col.type)
+            indices = pa.chunked_array([c.indices for c in chunks], pa.int32())
+        else:
+            dictionary, indices = encoded.dictionary, encoded.indices
+        distinct = pa.concat_arrays([dictionary, pa.nulls(1, dictionary.type)])
+        rows = _to_numpy(pc.fill_null(indices, len(dictionary))).astype(np.int32, copy=False)
+        return LocalCodes(distinct=distinct, rows=rows)
 
     def _encode_field(
         self, table: pa.Table, feature: FeatureSpec, lookup: _Lookup, source: Path | None
@@ -618,6 +709,10 @@ class _ValueCounter:
     def add(self, tokens: pa.ChunkedArray | pa.Array) -> None:
         counts = pc.value_counts(tokens)
         self._add(pa.table({"value": counts.field("values"), "count": counts.field("counts")}))
+
+    def add_distinct(self, values: pa.Array, counts: pa.Array) -> None:
+        """Add counts already taken of distinct ``values``."""
+        self._add(pa.table({"value": values, "count": counts}))
 
     def add_counts(self, values: pa.Array, counts: pa.Array) -> None:
         """Add counts already taken; ``values`` may repeat (they are summed)."""

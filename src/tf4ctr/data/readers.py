@@ -244,9 +244,8 @@ def _csv_batches(
         options = pacsv.ReadOptions(
             column_names=read_options.column_names,
             block_size=block,
-            # past the rows already yielded (and the header, when the file has one)
-            skip_rows=rows if read_options.column_names else 0,
-            skip_rows_after_names=0 if read_options.column_names else rows,
+            # past the rows already yielded (skip_rows could not skip past the first block)
+            skip_rows_after_names=rows,
         )
         try:
             reader = pacsv.open_csv(

@@ -29,13 +29,14 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
 from tf4ctr.data.mapped import MappedSplit
@@ -43,6 +44,7 @@ from tf4ctr.data.preprocess import (
     EncodedColumns,
     EncodedSplit,
     FeatureSchema,
+    LocalCodes,
     Preprocessor,
     distinct_values,
     field_threads,
@@ -255,6 +257,8 @@ def _build(
 
     Memory holds one block of the file, the vocabularies and the counts, never
     a whole split: the encoded columns go straight to their ``.npy`` files.
+    Without a group column or sequence fields the train split is read once:
+    see :func:`_count_and_code_train`.
     """
     preprocessor = Preprocessor(config)
     train_path = config.paths["train"]
@@ -273,12 +277,17 @@ def _build(
     }
     # Rows of a split are known once a pass has read it: later passes show a total.
     seen: dict[str, int] = {}
-    with tqdm(desc=f"{config.name}: count train", **bar_options) as bar:
-        preprocessor.fit_chunks((t for t, _ in rows_of(train_path, bar)), source=train_path)
-        seen["train"] = bar.n
-    schema = preprocessor.schema
     rows: dict[str, int] = {}
+    if config.group_col is None and preprocessor.codes_locally:
+        rows["train"] = _count_and_code_train(preprocessor, tmp / "train", rows_of, bar_options)
+    else:
+        with tqdm(desc=f"{config.name}: count train", **bar_options) as bar:
+            preprocessor.fit_chunks((t for t, _ in rows_of(train_path, bar)), source=train_path)
+            seen["train"] = bar.n
+    schema = preprocessor.schema
     for split, path in config.paths.items():
+        if split in rows:
+            continue
         group_values = None
         if config.group_col is not None:
             with tqdm(
@@ -286,7 +295,7 @@ def _build(
             ) as bar:
                 group_values = distinct_values(t[config.group_col] for t, _ in rows_of(path, bar))
                 seen[split] = bar.n
-        writer = _SplitWriter(tmp / split, schema, has_group=config.group_col is not None)
+        writer = _SplitWriter(tmp / split, config, has_group=config.group_col is not None)
         with (
             tqdm(
                 desc=f"{config.name}: encode {split}", total=seen.get(split), **bar_options
@@ -317,6 +326,157 @@ def _build(
     # meta.json last: its presence is what marks a directory as complete.
     _write_json(tmp / _META, meta)
     return preprocessor
+
+
+def _count_and_code_train(
+    preprocessor: Preprocessor,
+    directory: Path,
+    rows_of: Callable[[Path, tqdm], Iterator[tuple[pa.Table, int]]],
+    bar_options: dict[str, Any],
+) -> int:
+    """Fit on the train split and encode it from one read of the file; its rows.
+
+    While the split is counted, each block's vocabulary fields are written as
+    codes into the block's own distinct keys (:class:`LocalCodes`), and those
+    keys are kept on disk; once the vocabularies exist, each field's file is
+    rewritten in place with the indices the codes stand for. Parsing the text
+    is the dearest part of a build, and this saves a second parse of the
+    largest split; the indices are those of encoding it afresh.
+    """
+    config = preprocessor.config
+    path = config.paths["train"]
+    writer = _SplitWriter(directory, config, has_group=False)
+    fields = len(writer.categorical)
+    spill = _DistinctSpill(directory.parent / f".{directory.name}-distinct", fields)
+    pieces: list[int] = []
+
+    def tables(bar: tqdm) -> Iterator[pa.Table]:
+        for table, first_line in rows_of(path, bar):
+            writer.append(
+                preprocessor.transform_columns(
+                    table, source=path, first_row=first_line, vocabulary_fields=False
+                )
+            )
+            pieces.append(table.num_rows)
+            yield table
+
+    def keep(position: int, local: LocalCodes) -> None:
+        writer.categorical[position].append(local.rows)
+        spill.write(position, local.distinct)
+
+    try:
+        with tqdm(desc=f"{config.name}: count train", **bar_options) as bar:
+            preprocessor.fit_chunks(tables(bar), source=path, local_codes=keep)
+    finally:
+        spill.close()
+    rows = writer.close()
+    options = {**bar_options, "unit": " fields", "unit_scale": False}
+    with (
+        tqdm(desc=f"{config.name}: encode train", total=fields, **options) as bar,
+        field_threads(fields) as pool,
+    ):
+
+        def recode(position: int) -> None:
+            _recode_in_place(
+                writer.categorical[position].path,
+                pieces,
+                spill.read(position),
+                lambda distinct: preprocessor.recode(position, distinct),
+                vocabulary=preprocessor.schema.vocab_sizes[position],
+            )
+            bar.update(1)
+
+        if pool is None:
+            for position in range(fields):
+                recode(position)
+        else:
+            list(pool.map(recode, range(fields)))
+    spill.remove()
+    return rows
+
+
+# Local codes are turned into indices a few blocks at a time, so that the vocabulary's
+# lookup table, built once per call, is not built for fewer keys than it holds.
+_RECODE_ROWS = 1 << 22
+
+
+def _recode_in_place(
+    path: Path,
+    pieces: list[int],
+    distincts: Iterator[pa.Array],
+    recode: Callable[[pa.Array], np.ndarray],
+    *,
+    vocabulary: int,
+) -> None:
+    """Replace the local codes in an int32 ``.npy`` by ``recode(distinct)[code]``, block by block."""
+    with open(path, "r+b") as fh:
+        offset = _NPY_HEADER_BYTES
+        batch: list[tuple[int, pa.Array]] = []
+
+        def flush() -> None:
+            nonlocal offset
+            keys = [d for _, d in batch]
+            codes = recode(pa.concat_arrays(keys) if len(keys) > 1 else keys[0])
+            local = np.empty(sum(n for n, _ in batch), dtype=np.int32)
+            fh.seek(offset)
+            if fh.readinto(local) != local.nbytes:  # type: ignore[arg-type]
+                raise UserError(f"{path}: shorter than the rows written to it")
+            if len(batch) > 1:
+                # each block's codes count from its own keys' start in the concatenation
+                starts = np.cumsum([0, *(len(d) for d in keys[:-1])], dtype=np.int32)
+                local += np.repeat(starts, [n for n, _ in batch])
+            fh.seek(offset)
+            fh.write(codes[local])
+            offset += local.nbytes
+            batch.clear()
+
+        keys_held = rows_held = 0
+        for n, distinct in zip(pieces, distincts, strict=True):
+            batch.append((n, distinct))
+            keys_held += len(distinct)
+            rows_held += n
+            if keys_held >= vocabulary or rows_held >= _RECODE_ROWS:
+                flush()
+                keys_held = rows_held = 0
+        if batch:
+            flush()
+
+
+class _DistinctSpill:
+    """Each block's distinct keys of each vocabulary field, on disk until the vocabularies exist.
+
+    One Arrow IPC stream per field; each field is written from one thread at a time.
+    """
+
+    def __init__(self, directory: Path, fields: int) -> None:
+        directory.mkdir()
+        self.directory = directory
+        self._paths = [directory / f"{i}.arrows" for i in range(fields)]
+        self._files: list[Any] = [None] * fields
+        self._writers: list[Any] = [None] * fields
+
+    def write(self, position: int, distinct: pa.Array) -> None:
+        if self._writers[position] is None:
+            self._files[position] = pa.OSFile(str(self._paths[position]), "wb")
+            schema = pa.schema([("distinct", distinct.type)])
+            self._writers[position] = pa.ipc.new_stream(self._files[position], schema)
+        self._writers[position].write_batch(pa.record_batch([distinct], names=["distinct"]))
+
+    def close(self) -> None:
+        for writer, file in zip(self._writers, self._files, strict=True):
+            if writer is not None:
+                writer.close()
+                file.close()
+
+    def read(self, position: int) -> Iterator[pa.Array]:
+        if self._writers[position] is None:
+            return
+        with pa.OSFile(str(self._paths[position])) as file, pa.ipc.open_stream(file) as reader:
+            for batch in reader:
+                yield batch.column(0)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory)
 
 
 _T = TypeVar("_T")
@@ -404,23 +564,37 @@ class _NpyColumnWriter:
 
 
 class _SplitWriter:
-    """One ``.npy`` per field (plus label and group) of one split, filled chunk by chunk."""
+    """One ``.npy`` per field (plus label and group) of one split, filled chunk by chunk.
 
-    def __init__(self, directory: Path, schema: FeatureSchema, *, has_group: bool) -> None:
+    The files are those of ``preprocessor.schema``, in its order (vocabulary fields, a
+    sequence's max_len columns wide, then numeric fields), known from the config alone.
+    """
+
+    def __init__(self, directory: Path, config: DatasetConfig, *, has_group: bool) -> None:
         directory.mkdir(parents=True)
-        self._categorical = [
-            _NpyColumnWriter(directory / f"{f.name}.npy", np.int32, f.width)
-            for f in schema.categorical
+        features = config.feature_cols
+        self.categorical = [
+            _NpyColumnWriter(
+                directory / f"{f.name}.npy",
+                np.int32,
+                f.max_len if f.is_sequence and f.max_len else 1,
+            )
+            for f in features
+            if f.is_categorical
         ]
         self._numeric = [
-            _NpyColumnWriter(directory / f"{f.name}.npy", np.float32) for f in schema.numeric
+            _NpyColumnWriter(directory / f"{f.name}.npy", np.float32)
+            for f in features
+            if not f.is_categorical
         ]
         self._label = _NpyColumnWriter(directory / f"{_LABEL}.npy", np.float32)
         self._group = _NpyColumnWriter(directory / f"{_GROUP}.npy", np.int64) if has_group else None
 
     def append(self, block: EncodedColumns) -> None:
-        for writer, values in zip(self._categorical, block.categorical, strict=True):
-            writer.append(values)
+        """Write a block; one without vocabulary fields leaves those files to the caller."""
+        if block.categorical:
+            for writer, values in zip(self.categorical, block.categorical, strict=True):
+                writer.append(values)
         for writer, values in zip(self._numeric, block.numeric, strict=True):
             writer.append(values)
         self._label.append(block.label)
@@ -429,7 +603,7 @@ class _SplitWriter:
             self._group.append(block.group)
 
     def close(self) -> int:
-        writers = [*self._categorical, *self._numeric, self._label]
+        writers = [*self.categorical, *self._numeric, self._label]
         writers += [self._group] if self._group is not None else []
         for writer in writers:
             writer.close()
