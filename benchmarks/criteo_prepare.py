@@ -1,22 +1,28 @@
-"""Criteo-scale preprocessing: wall time and peak memory of ``tf4ctr data prepare``.
+"""Criteo-scale preprocessing: rows/s and peak memory of ``tf4ctr data prepare``.
 
-1. Writes (once, then reuses) a SYNTHETIC Criteo-shaped dataset of ``--rows`` rows
-   (default 45,840,617, the real Kaggle train.txt) with ``tf4ctr data synth criteo``,
-   split 8:1:1, and runs ``tf4ctr data prepare`` on it into a fresh cache.
-2. Takes a ``--slice-rows`` slice of the same train.txt (default 2,000,000, split
-   8:1:1) and, side by side on it, alternates ``tf4ctr data prepare`` with FuxiCTR
-   2.3.10's own Criteo preprocessing (``benchmarks/fuxictr_prepare_worker.py`` under the
-   FuxiCTR benchmark environment, created by fuxictr_env.py if missing). Both get the
-   same rows and bytes: ours the headerless TSV, FuxiCTR the same lines under a header.
+1. On a ``--slice-rows`` slice of a SYNTHETIC Criteo-shaped train.txt (default 2,000,000
+   rows, split 8:1:1), alternates three preparations of the same rows: ``tf4ctr data
+   prepare`` of this working tree ("new"), the same command of tf4ctr at ``--old-rev``
+   ("old", exported with ``git archive`` into the data folder and run from there), and
+   FuxiCTR 2.3.10's own Criteo preprocessing (``benchmarks/fuxictr_prepare_worker.py``
+   under the FuxiCTR benchmark environment, created by fuxictr_env.py if missing). All get
+   the same rows and bytes: tf4ctr the headerless TSV, FuxiCTR the same lines under a header.
+2. With ``--full``: ``tf4ctr data prepare`` (new) on the whole synthetic table of ``--rows``
+   rows (default 45,840,617, the real Kaggle train.txt; about 11 GB of text, written once
+   and reused), against the issue 17 targets (<= 300 s, < 4 GB).
 
-Every run is a fresh subprocess. Memory is the peak of the summed PSS of the run's whole
-process tree (FuxiCTR's Ray Data starts worker processes), sampled every 0.2 s, and
-the largest RSS of a single process; time is wall clock. Prints one table and writes
-benchmarks/results/criteo_prepare.json.
+The slice is the first ``--slice-rows`` lines of the full table's train.txt when that table
+exists (or ``--full`` is given), else of a smaller synthetic table written with the same
+seed, whose rows follow the same law. Every run is a fresh subprocess. Memory is the peak
+of the summed PSS of the run's whole process tree (FuxiCTR's Ray Data starts worker
+processes), sampled every 0.2 s, and the largest RSS of a single process; time is wall
+clock, and CPU is the user + system seconds of the waited-for processes. Prints one table
+and writes benchmarks/results/criteo_prepare.json (``--output``); only measurements made on
+an otherwise idle machine belong there.
 
-    python benchmarks/criteo_prepare.py                         # full + slice (~45 GB disk)
-    python benchmarks/criteo_prepare.py --rows 4000000          # a smaller "full" run
-    python benchmarks/criteo_prepare.py --skip-full             # slice comparison only
+    python benchmarks/criteo_prepare.py                   # slice: new vs old vs FuxiCTR
+    python benchmarks/criteo_prepare.py --full            # and the full table (~25 GB disk)
+    python benchmarks/criteo_prepare.py --skip-fuxictr --output /tmp/prepare.json
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,6 +47,9 @@ sys.path.insert(0, str(HERE))
 from fuxictr_worker import _pss_kb, proc_kb, process_tree  # noqa: E402
 
 HEADER = "\t".join(["label", *(f"I{i}" for i in range(1, 14)), *(f"C{i}" for i in range(1, 27))])
+# The last commit before issue 17 made preprocessing faster: "old" in the slice table.
+OLD_REV = "a86328e"
+TARGET_RATIO, TARGET_FULL_S, TARGET_FULL_MB = 10.0, 300.0, 4096.0
 
 
 def _rss_kb(pid: int) -> int:
@@ -47,8 +57,10 @@ def _rss_kb(pid: int) -> int:
 
 
 def measure(cmd: list[str], env: dict | None = None) -> dict:
-    """Run ``cmd``; wall seconds, peak tree PSS (MB), peak single-process RSS (MB), peak tree
-    anonymous memory (MB: the processes' own, not file pages the kernel can drop), stdout."""
+    """Run ``cmd``; wall seconds, CPU seconds (user + system of the waited-for processes),
+    peak tree PSS (MB), peak single-process RSS (MB), peak tree anonymous memory (MB: the
+    processes' own, not file pages the kernel can drop), stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peaks = {"pss": 0.0, "rss": 0.0, "anon": 0.0}
@@ -70,8 +82,11 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
     thread.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "wall_s": seconds,
+        "cpu_s": cpu,
         "peak_pss_mb": peaks["pss"],
         "peak_rss_mb": peaks["rss"],
         "peak_anon_mb": peaks["anon"],
@@ -116,10 +131,30 @@ def make_slice(full: Path, rows: int, ours: Path, theirs: Path) -> None:
     stamp.write_text(json.dumps({"rows": rows, "source": str(full)}))
 
 
-def ours_prepare(config: Path, cache: Path) -> dict:
+def export_old(rev: str, directory: Path) -> Path:
+    """tf4ctr's ``src`` at git revision ``rev``, exported once into ``directory``/<rev>."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+                            check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    target = directory / commit[:12]
+    if not (target / "src" / "tf4ctr" / "__init__.py").is_file():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src"], check=True,
+                                 capture_output=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "src"
+
+
+def ours_prepare(config: Path, cache: Path, src: Path | None = None) -> dict:
+    """``tf4ctr data prepare`` into a fresh cache; of the tf4ctr in ``src`` when given."""
     shutil.rmtree(cache, ignore_errors=True)
+    env = None
+    if src is not None:
+        env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])
+        )
     result = measure(tf4ctr_cmd("data", "prepare", str(config), "--cache-dir", str(cache),
-                                "--no-progress"))  # fmt: skip
+                                "--no-progress"), env=env)  # fmt: skip
     result["summary"] = result.pop("stdout").strip().splitlines()[0]
     shutil.rmtree(cache, ignore_errors=True)
     return result
@@ -139,71 +174,105 @@ def fuxictr_prepare(python: Path, data: Path, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=45_840_617)
+    parser.add_argument("--rows", type=int, default=45_840_617, help="rows of the full table")
     parser.add_argument("--slice-rows", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs on the slice")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".bench-data" / "criteo_synth")
     parser.add_argument("--seed", type=int, default=2023)
-    parser.add_argument("--skip-full", action="store_true")
+    parser.add_argument("--full", action="store_true", help="also prepare the full table (new)")
+    parser.add_argument("--old-rev", default=OLD_REV, help="git revision of the 'old' tf4ctr")
+    parser.add_argument("--skip-old", action="store_true")
     parser.add_argument("--skip-fuxictr", action="store_true")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "criteo_prepare.json")
     args = parser.parse_args()
 
     full = args.data_dir / f"full-{args.rows}"
     work = args.data_dir / "work"
-    ensure_synthetic(full, args.rows, args.seed)
+    if args.full or (full / "dataset.yaml").is_file():
+        source = full
+        ensure_synthetic(full, args.rows, args.seed)
+    else:
+        # a train.txt of at least slice-rows lines (8:1:1 of this many rows)
+        source = args.data_dir / f"source-{args.slice_rows}"
+        ensure_synthetic(source, -(-args.slice_rows * 10 // 8) + 2, args.seed)
     report: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "rows": args.rows,
         "slice_rows": args.slice_rows,
+        "slice_source": source.name,
         "data": "SYNTHETIC Criteo-shaped (tf4ctr data synth criteo)",
     }
-    if not args.skip_full:
-        print(f"tf4ctr data prepare on {args.rows:,} rows ...", flush=True)
-        report["full"] = ours_prepare(full / "dataset.yaml", work / "cache-full")
-        print(f"  {report['full']}", flush=True)
-
     ours_dir, theirs_dir = args.data_dir / "slice-tf4ctr", args.data_dir / "slice-fuxictr"
-    make_slice(full, args.slice_rows, ours_dir, theirs_dir)
-    runs: dict[str, list[dict]] = {"tf4ctr": [], "fuxictr": []}
+    make_slice(source, args.slice_rows, ours_dir, theirs_dir)
+    runs: dict[str, list[dict]] = {"new": [], "old": [], "fuxictr": []}
+    old_src = None
+    if not args.skip_old:
+        old_src = export_old(args.old_rev, args.data_dir / "old-tf4ctr")
+        report["old_rev"] = old_src.parent.name
     fuxi_python = None
     if not args.skip_fuxictr:
         from fuxictr_env import ensure_fuxictr_env
 
         fuxi_python = ensure_fuxictr_env(ROOT)
+    slice_config = ours_dir / "dataset.yaml"
     for i in range(args.repeats):
         print(f"slice, repeat {i + 1}/{args.repeats} ...", flush=True)
-        runs["tf4ctr"].append(ours_prepare(ours_dir / "dataset.yaml", work / "cache-slice"))
+        runs["new"].append(ours_prepare(slice_config, work / "cache-slice"))
+        if old_src is not None:
+            runs["old"].append(ours_prepare(slice_config, work / "cache-slice", old_src))
         if fuxi_python is not None:
             runs["fuxictr"].append(fuxictr_prepare(fuxi_python, theirs_dir, work / "fuxictr"))
     report["slice"] = runs
+    if args.full:
+        print(f"tf4ctr data prepare on {args.rows:,} rows ...", flush=True)
+        report["full"] = ours_prepare(full / "dataset.yaml", work / "cache-full")
+        print(f"  {report['full']}", flush=True)
 
-    def med(name: str, key: str) -> float | None:
-        values = [r[key] for r in runs[name]]
-        return statistics.median(values) if values else None
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[name])
 
+    names = {"new": "tf4ctr (this tree)", "old": f"tf4ctr {report.get('old_rev', '')[:7]} (old)",
+             "fuxictr": "fuxictr 2.3.10"}  # fmt: skip
     lines = [
-        f"{'run':<34}{'wall s':>10}{'peak PSS MB':>14}{'max RSS MB':>13}",
+        f"{'run':<42}{'wall s':>9}{'CPU s':>8}{'rows/s':>11}{'peak PSS MB':>13}{'max RSS MB':>12}"
     ]
+    for name in ("new", "old", "fuxictr"):
+        if runs[name]:
+            wall = med(name, "wall_s")
+            lines.append(
+                f"{f'{names[name]}, {args.slice_rows:,}-row slice':<42}{wall:>9.1f}"
+                f"{med(name, 'cpu_s'):>8.1f}{args.slice_rows / wall:>11,.0f}"
+                f"{med(name, 'peak_pss_mb'):>13.0f}{med(name, 'peak_rss_mb'):>12.0f}"
+            )
+    ratios: dict[str, float] = {}
+    for other in ("fuxictr", "old"):
+        if runs[other]:
+            ratios[f"rows_per_s_new_over_{other}"] = med(other, "wall_s") / med("new", "wall_s")
+            ratios[f"memory_{other}_over_new"] = med(other, "peak_pss_mb") / med(
+                "new", "peak_pss_mb"
+            )
+    report["slice_ratio"] = ratios
+    for other in ("fuxictr", "old"):
+        if runs[other]:
+            speed = ratios[f"rows_per_s_new_over_{other}"]
+            target = f" (target >= {TARGET_RATIO:.0f}x)" if other == "fuxictr" else ""
+            lines.append(
+                f"slice: new has {speed:.2f}x the rows/s of {other}{target} and uses "
+                f"{ratios[f'memory_{other}_over_new']:.2f}x less memory (medians of {args.repeats})"
+            )
     if "full" in report:
         f = report["full"]
-        lines.append(f"{f'tf4ctr, {args.rows:,} rows':<34}{f['wall_s']:>10.1f}"
-                     f"{f['peak_pss_mb']:>14.0f}{f['peak_rss_mb']:>13.0f}")  # fmt: skip
-    for name in ("tf4ctr", "fuxictr"):
-        if runs[name]:
-            lines.append(
-                f"{f'{name}, {args.slice_rows:,}-row slice':<34}{med(name, 'wall_s'):>10.1f}"
-                f"{med(name, 'peak_pss_mb'):>14.0f}{med(name, 'peak_rss_mb'):>13.0f}"
-            )
-    if runs["fuxictr"]:
-        ratio_t = med("fuxictr", "wall_s") / med("tf4ctr", "wall_s")
-        ratio_m = med("fuxictr", "peak_pss_mb") / med("tf4ctr", "peak_pss_mb")
-        report["slice_ratio"] = {
-            "time_fuxictr_over_tf4ctr": ratio_t,
-            "memory_fuxictr_over_tf4ctr": ratio_m,
-        }
-        lines.append(f"slice: tf4ctr is {ratio_t:.2f}x faster and uses {ratio_m:.2f}x less memory "
-                     f"(medians of {args.repeats})")  # fmt: skip
+        ok = f["wall_s"] <= TARGET_FULL_S and f["peak_rss_mb"] < TARGET_FULL_MB
+        lines.append(
+            f"{f'tf4ctr (this tree), {args.rows:,} rows':<42}{f['wall_s']:>9.1f}"
+            f"{f['cpu_s']:>8.1f}{args.rows / f['wall_s']:>11,.0f}{f['peak_pss_mb']:>13.0f}"
+            f"{f['peak_rss_mb']:>12.0f}"
+        )
+        lines.append(
+            f"full: {f['wall_s']:.0f} s at {f['peak_rss_mb']:.0f} MB max RSS "
+            f"(target <= {TARGET_FULL_S:.0f} s, < {TARGET_FULL_MB:.0f} MB): "
+            f"{'met' if ok else 'NOT met'}"
+        )
     table = "\n".join(lines)
     print(table)
     report["table"] = table
