@@ -1,7 +1,8 @@
-"""Training and inference speed of tf4ctr against FuxiCTR 2.3.10, side by side in one run.
+"""Training and inference speed of tf4ctr against FuxiCTR 2.3.10 and the official TF4CTR code, in one run.
 
     python benchmarks/speed.py [--models dnn dualmlp deepfm dcnv2 tf4ctr] [--repeats 3]
                                [--epochs 1] [--threads 2] [--no-fuxictr]
+                               [--official-src DIR | --no-official] [--official-args "..."]
 
 Data: Frappe_x1 (REBUILT train, 202,027 rows; real valid, 57,722 rows) at the paper's
 settings (batch 10,000, embedding 16, [400,400,400], batch norm, dropout 0.2).
@@ -10,6 +11,16 @@ alternate, model by model, repeat by repeat, and the table quotes medians and th
 ratio ours / theirs. The dense matmul rate torch reaches on this machine, with the
 same thread count, is measured in this run too, before and after, and the training
 FLOP rate (analytic FLOPs per sample × samples/s, see flops.py) is quoted against it.
+
+When ``tf4ctr`` is among the models, its runs also alternate with runs of the authors'
+official TF4CTRv2 (github.com/salmon1802/TF4CTR, patched only to import; see
+official_env.py and official_worker.py) at the same settings, and a second table gives
+ours vs official. The official code comes from ``--official-src`` or
+``$OFFICIAL_TF4CTR_SRC`` (a clone: work tree or bare git dir), else from the copy an
+earlier run left in ``.bench-venv/official-tf4ctr/``; without any of these the script
+stops before measuring anything (``--no-official`` leaves that comparison out).
+``--official-args`` passes flags to the official worker (e.g. ``"--max-batches 5"``
+for a quick check; such figures are not comparable).
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -61,6 +73,124 @@ def median(rows: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def ours_parameter_count() -> int | None:
+    """Trainable parameters of tf4ctr's TF4CTR as tf4ctr_worker.py builds it (a subprocess)."""
+    code = (
+        "from pathlib import Path\n"
+        "from tf4ctr.data import load_dataset_config, prepare_dataset\n"
+        "from tf4ctr.models import build_model\n"
+        f"root = Path({str(ROOT)!r})\n"
+        "cfg = load_dataset_config(root / 'configs/datasets/frappe_x1.yaml')\n"
+        "data = prepare_dataset(cfg, root / '.tf4ctr-cache', progress=False)\n"
+        "m = build_model('tf4ctr', data.schema, ssem='ser', fusion='wsf')\n"
+        "print(sum(p.numel() for p in m.parameters() if p.requires_grad))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    try:
+        return int(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return None
+
+
+def official_table(ours: list[dict], official: list[dict], args) -> dict:
+    """Print TF4CTR ours vs the official code (medians) and return the record for the JSON."""
+
+    def fmt(x, spec=",.0f"):
+        return "–" if x is None else format(x, spec)
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    ok = [r for r in official if "error" not in r]
+    first = ok[0] if ok else {}
+    source = first.get("official_source") or {}
+    tr_o, tr_t = median(ours, "train_samples_per_s"), median(official, "train_samples_per_s")
+    ev_o, ev_t = median(ours, "eval_samples_per_s"), median(official, "eval_samples_per_s")
+    params_ours = ours_parameter_count()
+    params_official = first.get("parameters")
+    short = any(not r.get("full_epochs", True) for r in ok)
+    print(
+        f"\nTF4CTR (SER + WSF) ours vs the official code (salmon1802/TF4CTR "
+        f"{str(source.get('commit') or source.get('digest') or '?')[:10]}, import patch only; "
+        f"bundled FuxiCTR {first.get('versions', {}).get('bundled_fuxictr', '?')}, "
+        f"DataLoader workers {first.get('num_workers', '?')}), {args.epochs} epoch(s) per run, "
+        f"{len(ours)} / {len(official)} runs (medians); parameters ours "
+        f"{fmt(params_ours)}, official {fmt(params_official)} (paper's log 711,996)"
+        + ("; OFFICIAL RUNS STOPPED EARLY (--max-batches): not comparable" if short else "")
+    )
+    head = (
+        "model",
+        "train/s ours",
+        "train/s official",
+        "ratio",
+        "eval/s ours",
+        "eval/s official",
+        "ratio",
+        "s/epoch ours",
+        "s/epoch official",
+        "valid AUC ours",
+        "valid AUC official",
+        "RSS MB ours",
+        "RSS MB official",
+        "tree PSS MB official",
+    )
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    row = {
+        "train_samples_per_s": {"ours": tr_o, "official": tr_t, "ratio": ratio(tr_o, tr_t)},
+        "eval_samples_per_s": {"ours": ev_o, "official": ev_t, "ratio": ratio(ev_o, ev_t)},
+        "seconds_per_epoch": {
+            "ours": median(ours, "seconds_per_epoch"),
+            "official": median(official, "seconds_per_epoch"),
+        },
+        "valid_auc_after_epochs": {
+            "ours": median(ours, "valid_auc"),
+            "official": median(official, "valid_auc"),
+        },
+        "peak_rss_mb": {
+            "ours": median(ours, "peak_rss_mb"),
+            "official": median(official, "peak_rss_mb"),
+        },
+        "peak_tree_pss_mb_official": median(official, "peak_tree_pss_mb"),
+        "parameters": {"ours": params_ours, "official": params_official, "paper_log": 711_996},
+    }
+    print(
+        "| "
+        + " | ".join(
+            [
+                "tf4ctr",
+                fmt(tr_o),
+                fmt(tr_t),
+                fmt(row["train_samples_per_s"]["ratio"], ".2f"),
+                fmt(ev_o),
+                fmt(ev_t),
+                fmt(row["eval_samples_per_s"]["ratio"], ".2f"),
+                fmt(row["seconds_per_epoch"]["ours"], ".2f"),
+                fmt(row["seconds_per_epoch"]["official"], ".2f"),
+                fmt(row["valid_auc_after_epochs"]["ours"], ".4f"),
+                fmt(row["valid_auc_after_epochs"]["official"], ".4f"),
+                fmt(row["peak_rss_mb"]["ours"]),
+                fmt(row["peak_rss_mb"]["official"]),
+                fmt(row["peak_tree_pss_mb_official"]),
+            ]
+        )
+        + " |"
+    )
+    errors = [r["error"] for r in official if "error" in r]
+    if errors:
+        print(f"official runs that failed: {len(errors)} (first: {errors[0]})")
+    return {
+        "source": source,
+        "patch": first.get("official_patch"),
+        "versions": first.get("versions"),
+        "num_workers": first.get("num_workers"),
+        "official_args": args.official_args,
+        "summary": {"tf4ctr": row},
+        "runs": official,
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["dnn", "dualmlp", "deepfm", "dcnv2", "tf4ctr"])
@@ -70,6 +200,19 @@ def main() -> int:
     p.add_argument("--no-fuxictr", action="store_true")
     p.add_argument(
         "--extra", nargs="*", default=[], help="extra flags for our worker, e.g. --compile"
+    )
+    p.add_argument(
+        "--no-official", action="store_true", help="leave out TF4CTR vs the official code"
+    )
+    p.add_argument(
+        "--official-src",
+        default=os.environ.get("OFFICIAL_TF4CTR_SRC"),
+        help="clone of salmon1802/TF4CTR (default $OFFICIAL_TF4CTR_SRC, else the earlier copy)",
+    )
+    p.add_argument(
+        "--official-args",
+        default="",
+        help='extra flags for official_worker.py, one string, e.g. "--max-batches 5"',
     )
     p.add_argument("--out", default=str(HERE / "results" / "speed.json"))
     args = p.parse_args()
@@ -83,6 +226,18 @@ def main() -> int:
         from fuxictr_env import ensure_fuxictr_env
 
         fuxi_python = ensure_fuxictr_env(ROOT)
+
+    official_python = official_checkout = None
+    if not args.no_official and "tf4ctr" in args.models:
+        sys.path.insert(0, str(HERE))
+        from official_env import ensure_official_env
+
+        try:
+            official_python, official_checkout = ensure_official_env(ROOT, args.official_src)
+        except RuntimeError as err:
+            print(f"{err}\n(or run with --no-official)", file=sys.stderr)
+            return 1
+    official_runs: list[dict] = []
 
     rates = [matmul_gflops(args.threads)]
     results: dict[str, dict[str, list[dict]]] = {m: {"ours": [], "theirs": []} for m in args.models}
@@ -117,6 +272,20 @@ def main() -> int:
                     f"repeat {r + 1} {model} theirs: {results[model]['theirs'][-1]}",
                     file=sys.stderr,
                 )
+            if official_python and model == "tf4ctr":
+                official = [
+                    str(official_python),
+                    str(HERE / "official_worker.py"),
+                    "--checkout",
+                    str(official_checkout),
+                    "--epochs",
+                    str(args.epochs),
+                    "--threads",
+                    str(args.threads),
+                    *shlex.split(args.official_args),
+                ]
+                official_runs.append(run_worker(official))
+                print(f"repeat {r + 1} tf4ctr official: {official_runs[-1]}", file=sys.stderr)
     rates.append(matmul_gflops(args.threads))
     matmul = statistics.median(rates)
 
@@ -191,6 +360,9 @@ def main() -> int:
             )
             + " |"
         )
+    official = (
+        official_table(results["tf4ctr"]["ours"], official_runs, args) if official_python else None
+    )
     from tf4ctr.fileio import write_json_atomic
 
     out = Path(args.out)
@@ -207,6 +379,7 @@ def main() -> int:
             "args": vars(args),
             "summary": summary,
             "runs": results,
+            **({"official": official} if official else {}),
         },
         out,
     )
