@@ -523,15 +523,16 @@ class Preprocessor:
         return self._vocabs
 
     def _set_vocabs(self, vocabs: dict[str, pa.Array]) -> None:
-        self._vocabs, self._lookups = vocabs, None
+        # built here, not on first use, as fields are looked up from several threads
+        self._lookups = {
+            f.name: _Lookup(vocabs[f.name], by_integer=_key_kind(f) == _BUCKET)
+            for f in self._categorical
+        }
+        self._vocabs = vocabs
 
     def _fitted_lookups(self) -> dict[str, _Lookup]:
-        vocabs = self._fitted_vocabs()
-        if self._lookups is None:
-            self._lookups = {
-                f.name: _Lookup(vocabs[f.name], by_integer=_key_kind(f) == _BUCKET)
-                for f in self._categorical
-            }
+        self._fitted_vocabs()
+        assert self._lookups is not None
         return self._lookups
 
     def _text_column(self, table: pa.Table, name: str, source: Path | None) -> pa.ChunkedArray:

@@ -370,6 +370,7 @@ def _count_and_code_train(
     finally:
         spill.close()
     rows = writer.close()
+    vocab_sizes = preprocessor.schema.vocab_sizes
     options = {**bar_options, "unit": " fields", "unit_scale": False}
     with (
         tqdm(desc=f"{config.name}: encode train", total=fields, **options) as bar,
@@ -382,7 +383,7 @@ def _count_and_code_train(
                 pieces,
                 spill.read(position),
                 lambda distinct: preprocessor.recode(position, distinct),
-                vocabulary=preprocessor.schema.vocab_sizes[position],
+                vocab_size=vocab_sizes[position],
             )
             bar.update(1)
 
@@ -406,7 +407,7 @@ def _recode_in_place(
     distincts: Iterator[pa.Array],
     recode: Callable[[pa.Array], np.ndarray],
     *,
-    vocabulary: int,
+    vocab_size: int,
 ) -> None:
     """Replace the local codes in an int32 ``.npy`` by ``recode(distinct)[code]``, block by block."""
     with open(path, "r+b") as fh:
@@ -435,7 +436,7 @@ def _recode_in_place(
             batch.append((n, distinct))
             keys_held += len(distinct)
             rows_held += n
-            if keys_held >= vocabulary or rows_held >= _RECODE_ROWS:
+            if keys_held >= vocab_size or rows_held >= _RECODE_ROWS:
                 flush()
                 keys_held = rows_held = 0
         if batch:
