@@ -266,11 +266,7 @@ class Preprocessor:
 
             return one
 
-        with field_threads(len(self._categorical)) as pool:
-            for table in chunks:
-                _map(pool, count(table), self._categorical)
-        vocabs: dict[str, pa.Array] = {}
-        for feature in self._categorical:
+        def vocabulary(feature: FeatureSpec) -> pa.Array:
             freq = counters[feature.name].result()
             min_count = feature.min_categr_count or self.config.min_categr_count
             keep = pc.and_(pc.is_valid(freq["value"]), pc.greater_equal(freq["count"], min_count))
@@ -283,8 +279,13 @@ class Preprocessor:
                 # the vocabulary is keyed, and so sorted, by the bucket id's text
                 freq = pa.table({"value": freq["value"].cast(pa.string()), "count": freq["count"]})
             freq = freq.sort_by([("count", "descending"), ("value", "ascending")])
-            vocabs[feature.name] = freq["value"].combine_chunks().cast(pa.string())
-        self._set_vocabs(vocabs)
+            return freq["value"].combine_chunks().cast(pa.string())
+
+        with field_threads(len(self._categorical)) as pool:
+            for table in chunks:
+                _map(pool, count(table), self._categorical)
+            vocabs = _map(pool, vocabulary, self._categorical)
+        self._set_vocabs({f.name: v for f, v in zip(self._categorical, vocabs, strict=True)})
         return self
 
     def _count(
