@@ -41,7 +41,6 @@ PENDING: set[str] = {
     "frappe_x1_fig9",
     "frappe_x1_sparse",
     "frappe_x1_table2",
-    "frappe_x1_table3",
     "frappe_x1_table6",
 }
 
@@ -73,7 +72,6 @@ UNSOURCED: dict[str, set[str]] = {
         "0.0026",
         "0.0027",
         "0.0029",
-        "0.0030",
         "0.0035",
         "0.1551",
         "0.1556",
@@ -101,7 +99,6 @@ UNSOURCED: dict[str, set[str]] = {
         "0.9836",
         "0.9859",
         "0.9862",
-        "0.9863",
         "0.9865",
         "0.9866",
         "0.9867",
