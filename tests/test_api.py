@@ -31,7 +31,9 @@ def test_fit_predict_evaluate_load_on_arrow_tables(tiny_project, monkeypatch):
     assert probs.shape == (800,) and ((probs > 0) & (probs < 1)).all()
     out = tiny_project / "scores.csv"
     assert main(["predict", str(run.run_dir), "--input", "test.csv", "--output", str(out)]) == 0
-    from_file = np.array([float(r["probability"]) for r in csv.DictReader(out.open())])
+    from_file = np.array(
+        [float(r["probability"]) for r in csv.DictReader(out.read_text().splitlines())]
+    )
     np.testing.assert_allclose(probs, from_file, rtol=0, atol=1e-15)
     assert run.evaluate(tables["test"])["auc"] == pytest.approx(run.metrics["test"]["auc"])
     np.testing.assert_array_equal(tf4ctr.load(run.run_dir).predict(unlabelled), probs)

@@ -41,13 +41,15 @@ def test_train_evaluate_predict_round_trip(tiny_project, monkeypatch, capsys):
     assert evaluated["valid"]["gauc"] == pytest.approx(metrics["valid"]["gauc"], abs=1e-9)
 
     # predict from the run directory alone: raw rows, no label column
-    rows = list(csv.reader((tiny_project / "test.csv").open()))
+    rows = list(csv.reader((tiny_project / "test.csv").read_text().splitlines()))
     unlabelled = tiny_project / "score_me.csv"
     unlabelled.write_text("\n".join(",".join(r[1:]) for r in rows) + "\n")
     (tiny_project / "train.csv").unlink()  # not needed any more
     out = tiny_project / "scores.csv"
     assert run_cli("predict", str(run_dir), "--input", str(unlabelled), "--output", str(out)) == 0
-    probs = np.array([float(r["probability"]) for r in csv.DictReader(out.open())])
+    probs = np.array(
+        [float(r["probability"]) for r in csv.DictReader(out.read_text().splitlines())]
+    )
     labels = np.array([int(r[0]) for r in rows[1:]])
     assert probs.shape == labels.shape and ((probs > 0) & (probs < 1)).all()
     assert auc(labels, probs) == pytest.approx(metrics["test"]["auc"], abs=1e-6)
@@ -150,7 +152,7 @@ def _rewrite(path: Path, line_no: int, text: str) -> None:
 
 
 def _drop_column(path: Path, column: str) -> None:
-    rows = list(csv.reader(path.open()))
+    rows = list(csv.reader(path.read_text().splitlines()))
     idx = rows[0].index(column)
     path.write_text("\n".join(",".join(r[:idx] + r[idx + 1 :]) for r in rows) + "\n")
 
@@ -258,7 +260,7 @@ def test_predict_streams_blocks_to_csv_parquet_or_stdout(tiny_project, monkeypat
     # tiny blocks: the file is read and scored in many pieces, written as they come
     pieces = tiny_project / "pieces.parquet"
     assert run.predict(run_dir, "test.csv", pieces, block_bytes=2_000) == 800
-    a = np.array([float(r["probability"]) for r in csv.DictReader(whole.open())])
+    a = np.array([float(r["probability"]) for r in csv.DictReader(whole.read_text().splitlines())])
     b = pq.read_table(pieces)["probability"].to_numpy()
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)  # float32 sums over other batch shapes
     capsys.readouterr()
