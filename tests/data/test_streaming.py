@@ -97,11 +97,12 @@ def test_group_ids_agree_across_blocks(tmp_path):
 
 def test_load_false_only_builds(tmp_path):
     config = _config(tmp_path)
-    assert prepare_dataset(config, tmp_path / "d", progress=False, load=False) is None
+    first = prepare_dataset(config, tmp_path / "d", progress=False, load=False)
     (built,) = (tmp_path / "d").iterdir()
+    assert first == built  # the cache's folder, so a caller need not hash the files again
     assert np.load(built / "train" / "__label__.npy").shape == (3000,)
     # a second call finds it and still loads nothing
-    assert prepare_dataset(config, tmp_path / "d", progress=False, load=False) is None
+    assert prepare_dataset(config, tmp_path / "d", progress=False, load=False) == built
 
 
 def test_bad_label_in_a_later_block_names_its_line(tmp_path):

@@ -108,7 +108,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
     from tf4ctr.data.datasets import dataset_config
     from tf4ctr.data.schema import load_dataset_config
-    from tf4ctr.data.store import cache_dir_for, prepare_dataset
+    from tf4ctr.data.store import prepare_dataset
     from tf4ctr.errors import ConfigError
 
     source = Path(args.source)
@@ -126,14 +126,13 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
             args.source, args.dir, min_categr_count=args.min_count, criteo_bucketer=args.bucketer
         )
     start = time.perf_counter()
-    prepare_dataset(
+    target = prepare_dataset(
         config,
         Path(args.cache_dir),
         progress=not args.no_progress,
         load=False,
         block_bytes=args.block_mb << 20,
     )
-    target = cache_dir_for(config, Path(args.cache_dir))
     meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
     rows = ", ".join(f"{split} {meta['rows'][split]:,}" for split in ("train", "valid", "test"))
     vocab = sum(f["vocab_size"] for f in meta["schema"]["fields"] if f["kind"] == "categorical")

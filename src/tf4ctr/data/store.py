@@ -133,10 +133,10 @@ def prepare_dataset(
     cache_root: Path,
     *,
     progress: bool = ...,
-    load: bool = ...,
+    load: Literal[False],
     block_bytes: int = ...,
     mapped: bool = ...,
-) -> PreparedDataset | None: ...
+) -> Path: ...
 
 
 def prepare_dataset(
@@ -147,12 +147,13 @@ def prepare_dataset(
     load: bool = True,
     block_bytes: int = 64 << 20,
     mapped: bool = False,
-) -> PreparedDataset | None:
+) -> PreparedDataset | Path:
     """Return the encoded dataset, building the cache on the first call and reading it after.
 
     The build streams each file in blocks of ``block_bytes``, so its memory
     does not grow with the number of rows. With ``load=False`` the cache is
-    only built (``tf4ctr data prepare``) and None is returned. With ``mapped`` the
+    only built (``tf4ctr data prepare``) and its folder is returned (the files are hashed
+    once, here, not again by the caller). With ``mapped`` the
     splits are :class:`MappedSplit` maps of the cache files instead of arrays in RAM. Raises
     DataError/ConfigError for bad inputs; a failed build leaves nothing
     under ``cache_root``. Prints nothing but the optional tqdm bars.
@@ -163,7 +164,7 @@ def prepare_dataset(
     target = cache_dir_for(config, cache_root, key)
     if (target / _META).is_file():
         if not load and _matching_meta(target, key) is not None:
-            return None
+            return target
         loaded = _try_load(target, config, key, mapped=mapped) if load else None
         if loaded is not None:
             return loaded
@@ -190,7 +191,7 @@ def prepare_dataset(
     finally:
         os.close(lock_fd)
     if not load:
-        return None
+        return target
     loaded = _try_load(target, config, key, mapped=mapped)
     if loaded is None:
         raise UserError(f"{target}: the cache just built cannot be read back")
