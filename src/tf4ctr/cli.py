@@ -65,7 +65,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tf4ctr import run
 
     files = {Path(p).name: Path(p) for p in args.data} if args.data else None
-    results = run.evaluate(args.run_dir, files=files, batch_size=args.batch_size)
+    results = run.evaluate(
+        args.run_dir, files=files, batch_size=args.batch_size, progress=not args.no_progress
+    )
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -76,7 +78,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tf4ctr import run
 
-    n = run.predict(args.run_dir, args.input, args.output, batch_size=args.batch_size)
+    n = run.predict(
+        args.run_dir,
+        args.input,
+        args.output,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
     # with --output - the scores are the standard output: the count goes to stderr
     print(
         f"wrote {n} predictions to {args.output}",
@@ -206,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", metavar="FILE", help="labelled files to evaluate instead")
     p.add_argument("--batch-size", type=int, default=65_536, help="rows scored at once")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -230,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "CSV on standard output for -",
     )
     p.add_argument("--batch-size", type=int, default=65_536, help="rows scored at once")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(

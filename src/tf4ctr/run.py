@@ -671,18 +671,49 @@ def encode_blocks(
     require_label: bool,
     block_bytes: int = 16 << 20,
     group_values: Any = None,
+    progress: bool = False,
 ) -> Iterator[EncodedSplit]:
-    """The file's rows encoded block by block (memory holds one block, not the file)."""
-    for table, first_line in iter_chunks(
-        Path(path), run.dataset, require_label=require_label, block_bytes=block_bytes
-    ):
-        yield run.preprocessor.transform(
-            table,
+    """The file's rows encoded block by block (memory holds one block, not the file).
+
+    With ``progress`` (and a terminal), a bar in bytes of the file for a plain CSV, else in
+    rows read."""
+    from tqdm.auto import tqdm
+
+    from tf4ctr.data.readers import reports_bytes
+    from tf4ctr.progress import show_bars
+
+    path = Path(path)
+    by_bytes = reports_bytes(path, run.dataset)
+    bar = tqdm(
+        desc=f"scoring {path.name}",
+        unit="B" if by_bytes else " rows",
+        unit_scale=True,
+        unit_divisor=1024 if by_bytes else 1000,
+        total=path.stat().st_size if by_bytes else None,
+        disable=not show_bars(progress),
+        leave=False,
+    )
+
+    def at(position: int) -> None:
+        bar.update(position - bar.n)
+
+    with bar:
+        for table, first_line in iter_chunks(
+            path,
+            run.dataset,
             require_label=require_label,
-            source=Path(path),
-            first_row=first_line,
-            group_values=group_values,
-        )
+            block_bytes=block_bytes,
+            on_bytes=at if by_bytes else None,
+        ):
+            if not by_bytes:
+                bar.update(table.num_rows)
+            yield run.preprocessor.transform(
+                table,
+                require_label=require_label,
+                source=path,
+                first_row=first_line,
+                group_values=group_values,
+            )
 
 
 def _scoring_trainer(run: LoadedRun) -> Trainer:
@@ -701,6 +732,7 @@ def evaluate(
     files: dict[str, Path] | None = None,
     batch_size: int = 65_536,
     block_bytes: int = 16 << 20,
+    progress: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Metrics of a finished run on its valid/test files (or on the given labelled files).
 
@@ -722,7 +754,12 @@ def evaluate(
         labels, logits, group_ids = [], [], []
         start = time.perf_counter()
         for block in encode_blocks(
-            run, path, require_label=True, block_bytes=block_bytes, group_values=groups
+            run,
+            path,
+            require_label=True,
+            block_bytes=block_bytes,
+            group_values=groups,
+            progress=progress,
         ):
             pred = trainer.predict(BatchLoader(block, batch_size))
             labels.append(pred.label)
@@ -748,6 +785,7 @@ def predict(
     *,
     batch_size: int = 65_536,
     block_bytes: int = 16 << 20,
+    progress: bool = True,
 ) -> int:
     """Score raw rows (label column optional), block by block, writing as it goes.
 
@@ -771,7 +809,9 @@ def predict(
         prob = torch.sigmoid(torch.from_numpy(logits)).numpy().astype(np.float64)
         return pa.table({"probability": prob})
 
-    blocks = encode_blocks(run, Path(input_path), require_label=False, block_bytes=block_bytes)
+    blocks = encode_blocks(
+        run, Path(input_path), require_label=False, block_bytes=block_bytes, progress=progress
+    )
     if out == "-":
         return _write_scores(map(scores, blocks), sys.stdout.buffer, parquet=False)
     parquet = Path(out).suffix.lower() in (".parquet", ".pq")

@@ -147,3 +147,56 @@ def test_criteo_tsv_reads_headerless_tab_separated_rows(tmp_path):
 def test_distinct_values_keeps_first_appearance_and_drops_nulls():
     parts = [pa.array(["b", None, "a"]), pa.array(["a", "c"]), pa.array(["b"])]
     assert distinct_values(parts).to_pylist() == ["b", "a", "c"]
+
+
+def test_reader_reports_its_position_for_progress_bars(tmp_path):
+    """Bars of a first read have a total in bytes: the reader's position reaches the file's
+    size; parquet and compressed files report nothing (their bars count rows instead)."""
+    import gzip
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from tf4ctr.data.readers import reports_bytes
+
+    config = _config(tmp_path, rows=(20_000, 800, 700))
+    path = tmp_path / "train.csv"
+    seen: list[int] = []
+    rows = sum(
+        t.num_rows for t, _ in iter_chunks(path, config, block_bytes=1 << 16, on_bytes=seen.append)
+    )
+    assert rows == 20_000 and len(seen) > 1
+    assert seen == sorted(seen) and seen[-1] == path.stat().st_size
+    assert reports_bytes(path, config)
+
+    pq.write_table(pacsv.read_csv(path), tmp_path / "train.parquet")
+    (tmp_path / "train.csv.gz").write_bytes(gzip.compress(path.read_bytes()))
+    for other in (tmp_path / "train.parquet", tmp_path / "train.csv.gz"):
+        calls: list[int] = []
+        assert sum(t.num_rows for t, _ in iter_chunks(other, config, on_bytes=calls.append)) == rows
+        assert calls == [] and not reports_bytes(other, config)
+
+
+def test_prepare_and_predict_bars_have_totals(tmp_path, monkeypatch):
+    """On a terminal, the first read of a split shows bytes out of the file's size."""
+    import tqdm as tqdm_module
+
+    from tf4ctr.data import store
+
+    totals: list[tuple[str, object, object]] = []
+
+    class Recording(tqdm_module.tqdm):
+        def close(self) -> None:
+            totals.append((str(self.desc), self.total, self.n))
+            super().close()
+
+    monkeypatch.setattr(store, "tqdm", Recording)
+    monkeypatch.setattr(store, "show_bars", lambda requested: True)
+    config = _config(tmp_path)
+    prepare_dataset(config, tmp_path / "d", progress=True, load=False)
+    size = (tmp_path / "train.csv").stat().st_size
+    assert ("stream: count train", size, size) in totals
+    # later passes know the rows
+    assert any(
+        desc.startswith("stream: encode valid") and total == 800 for desc, total, _ in totals
+    )

@@ -19,7 +19,7 @@ import contextlib
 import csv
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,9 @@ __all__ = [
     "treat_non_finite",
     "validate_labels",
 ]
+
+# extensions Arrow reads as compressed streams
+COMPRESSED_SUFFIXES = frozenset({".gz", ".bz2", ".zst", ".lz4", ".br"})
 
 _CSV_SUFFIXES = (".csv", ".txt", ".csv.gz", ".csv.bz2", ".csv.zst", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -102,12 +105,19 @@ def read_table(path: Path, config: DatasetConfig, *, require_label: bool = True)
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
+def reports_bytes(path: Path, config: DatasetConfig) -> bool:
+    """Whether :func:`iter_chunks` can report its position in this file (``on_bytes``)."""
+    path = Path(path)
+    return _data_format(path, config) != "parquet" and path.suffix not in COMPRESSED_SUFFIXES
+
+
 def iter_chunks(
     path: Path,
     config: DatasetConfig,
     *,
     require_label: bool = True,
     block_bytes: int = 64 << 20,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[pa.Table, int]]:
     """Read a split file piece by piece: yields (table, line number of its first row).
 
@@ -117,6 +127,9 @@ def iter_chunks(
     checks, label checks and error messages are those of :func:`read_table`.
     Formats: ``csv``, ``parquet``, and ``criteo_tsv`` (Kaggle's headerless,
     tab-separated ``train.txt``).
+
+    ``on_bytes`` (for progress bars) is called with the bytes of the file read so far, for
+    uncompressed CSV and TSV files (a compressed file's position says little about its rows).
     """
     path = Path(path)
     if not path.exists():
@@ -128,7 +141,7 @@ def iter_chunks(
     if fmt == "parquet":
         chunks = _parquet_chunks(path, config, types, require_label)
     else:
-        chunks = _csv_chunks(path, config, types, require_label, fmt, block_bytes)
+        chunks = _csv_chunks(path, config, types, require_label, fmt, block_bytes, on_bytes)
     label = config.label_col.name
     unit = "row" if fmt == "parquet" else "line"
     numbers = [f.name for f in config.feature_cols if f.reads_numbers]
@@ -165,6 +178,7 @@ def _csv_chunks(
     require_label: bool,
     fmt: str,
     block_bytes: int,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[pa.Table, int]]:
     if fmt == "criteo_tsv":
         from tf4ctr.data.formats import CRITEO_COLUMNS
@@ -194,7 +208,7 @@ def _csv_chunks(
     per_table = max(1, block_bytes // parse_block)
     try:
         batches = _csv_batches(
-            path, read_options, parse_options, _csv_convert_options(types), parse_block
+            path, read_options, parse_options, _csv_convert_options(types), parse_block, on_bytes
         )
         pending: list[pa.RecordBatch] = []
         for batch in batches:
@@ -231,6 +245,7 @@ def _csv_batches(
     parse_options: pacsv.ParseOptions,
     convert_options: pacsv.ConvertOptions,
     block: int,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The file's record batches, parsed in blocks of ``block`` bytes.
 
@@ -247,21 +262,31 @@ def _csv_batches(
             # past the rows already yielded (skip_rows could not skip past the first block)
             skip_rows_after_names=rows,
         )
+        # a plain file opened here, so its position can be read; a compressed one by its
+        # path, which lets Arrow pick the codec from the extension
+        source = (
+            pa.OSFile(str(path)) if on_bytes and path.suffix not in COMPRESSED_SUFFIXES else None
+        )
         try:
             reader = pacsv.open_csv(
-                path,
+                source if source is not None else path,
                 read_options=options,
                 parse_options=parse_options,
                 convert_options=convert_options,
             )
             for batch in reader:
                 rows += batch.num_rows
+                if source is not None and on_bytes is not None:
+                    on_bytes(source.tell())
                 yield batch
             return
         except pa.ArrowInvalid as exc:
             if "straddl" not in str(exc) or block >= largest_block:
                 raise
             block = largest_block
+        finally:
+            if source is not None:
+                source.close()
 
 
 def _parquet_chunks(

@@ -49,7 +49,7 @@ from tf4ctr.data.preprocess import (
     distinct_values,
     field_threads,
 )
-from tf4ctr.data.readers import iter_chunks, sha256_file
+from tf4ctr.data.readers import iter_chunks, reports_bytes, sha256_file
 from tf4ctr.data.schema import SPLITS, DatasetConfig
 from tf4ctr.errors import UserError
 from tf4ctr.fileio import try_lock
@@ -264,10 +264,21 @@ def _build(
     preprocessor = Preprocessor(config)
     train_path = config.paths["train"]
 
-    def rows_of(path: Path, bar: tqdm):
+    def rows_of(path: Path, bar: tqdm, by_bytes: bool = False):
+        # A bar in bytes (the first read of a split, whose rows nobody knows yet) follows
+        # the reader's position; the others count rows.
+        by_bytes = by_bytes and reports_bytes(path, config)
+
+        def at(position: int) -> None:
+            bar.update(position - bar.n)
+
+        chunks = iter_chunks(
+            path, config, block_bytes=block_bytes, on_bytes=at if by_bytes else None
+        )
         # the next block is parsed while this one is counted or encoded
-        for table, first_line in _read_ahead(iter_chunks(path, config, block_bytes=block_bytes)):
-            bar.update(table.num_rows)
+        for table, first_line in _read_ahead(chunks):
+            if not by_bytes:
+                bar.update(table.num_rows)
             yield table, first_line
 
     bar_options = {
@@ -282,9 +293,19 @@ def _build(
     if config.group_col is None and preprocessor.codes_locally:
         rows["train"] = _count_and_code_train(preprocessor, tmp / "train", rows_of, bar_options)
     else:
-        with tqdm(desc=f"{config.name}: count train", **bar_options) as bar:
-            preprocessor.fit_chunks((t for t, _ in rows_of(train_path, bar)), source=train_path)
-            seen["train"] = bar.n
+        counted = 0
+
+        def train_tables(bar: tqdm) -> Iterator[pa.Table]:
+            nonlocal counted
+            for table, _ in rows_of(train_path, bar, by_bytes=True):
+                counted += table.num_rows
+                yield table
+
+        with tqdm(
+            desc=f"{config.name}: count train", **_bytes_bar(train_path, config, bar_options)
+        ) as bar:
+            preprocessor.fit_chunks(train_tables(bar), source=train_path)
+        seen["train"] = counted
     schema = preprocessor.schema
     for split, path in config.paths.items():
         if split in rows:
@@ -329,10 +350,18 @@ def _build(
     return preprocessor
 
 
+def _bytes_bar(path: Path, config: DatasetConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """Bar options for the first read of a split: a total in bytes where the reader can say
+    how far it has come (a plain CSV or TSV), else a count of rows without a total."""
+    if not reports_bytes(path, config):
+        return options
+    return {**options, "unit": "B", "unit_divisor": 1024, "total": Path(path).stat().st_size}
+
+
 def _count_and_code_train(
     preprocessor: Preprocessor,
     directory: Path,
-    rows_of: Callable[[Path, tqdm], Iterator[tuple[pa.Table, int]]],
+    rows_of: Callable[..., Iterator[tuple[pa.Table, int]]],
     bar_options: dict[str, Any],
 ) -> int:
     """Fit on the train split and encode it from one read of the file; its rows.
@@ -352,7 +381,7 @@ def _count_and_code_train(
     pieces: list[int] = []
 
     def tables(bar: tqdm) -> Iterator[pa.Table]:
-        for table, first_line in rows_of(path, bar):
+        for table, first_line in rows_of(path, bar, by_bytes=True):
             writer.append(
                 preprocessor.transform_columns(
                     table, source=path, first_row=first_line, vocabulary_fields=False
@@ -366,7 +395,9 @@ def _count_and_code_train(
         spill.write(position, local.distinct)
 
     try:
-        with tqdm(desc=f"{config.name}: count train", **bar_options) as bar:
+        with tqdm(
+            desc=f"{config.name}: count train", **_bytes_bar(path, config, bar_options)
+        ) as bar:
             preprocessor.fit_chunks(tables(bar), source=path, local_codes=keep)
     finally:
         spill.close()
