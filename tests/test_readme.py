@@ -15,11 +15,16 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 def test_python_blocks_run():
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
     assert len(blocks) >= 2
+    namespace: dict = {}  # one namespace, as a reader runs the blocks in order
     for block in blocks:
-        namespace: dict = {}
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     out = namespace["out"]
     assert out.logit.shape == out.z_s.shape == out.z_c.shape == (8,)
+    # the in-memory API block: scores, and the same scores from the run reloaded from disk
+    probabilities = namespace["probabilities"]
+    assert probabilities.shape == (2,) and ((probabilities > 0) & (probabilities < 1)).all()
+    rows = {"user": ["3", "7"], "item": ["1", "2"]}
+    np.testing.assert_array_equal(namespace["same_run"].predict(rows), probabilities)
 
 
 def test_yaml_tour_trains(tmp_path, monkeypatch):
