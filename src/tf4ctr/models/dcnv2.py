@@ -19,6 +19,21 @@ from tf4ctr.nn.types import FeatureInput, ModelOutput, SchemaLike, table_layout
 MODEL_STRUCTURES = ("parallel", "stacked")
 
 
+def model_structure_of(value: str) -> str:
+    """``model_structure`` checked and lower-cased (DCNv2 and GDCN share the two layouts)."""
+    structure = value.lower()
+    if structure not in MODEL_STRUCTURES:
+        raise ValueError(
+            f"unknown model_structure {value!r} (expected one of: {', '.join(MODEL_STRUCTURES)})"
+        )
+    return structure
+
+
+def flat_width(schema: SchemaLike, embedding_dim: int) -> int:
+    """Width of all fields' embeddings side by side, what a stacked cross network reads."""
+    return (len(schema.vocab_sizes) + len(schema.numeric)) * embedding_dim
+
+
 class StackedDCNv2(nn.Module):
     """Embedding → cross network → DNN → logit (DCN-V2 Fig. 1b).
 
@@ -81,14 +96,9 @@ def build_dcnv2(
     cross side, z_c = DNN. ``stacked`` returns :class:`StackedDCNv2`.
     ``low_rank`` and ``num_experts`` are used only with ``use_low_rank_mixture``.
     """
-    structure = model_structure.lower()
-    if structure not in MODEL_STRUCTURES:
-        raise ValueError(
-            f"unknown model_structure {model_structure!r} (expected one of: "
-            f"{', '.join(MODEL_STRUCTURES)})"
-        )
+    structure = model_structure_of(model_structure)
     if structure == "stacked":
-        width = (len(schema.vocab_sizes) + len(schema.numeric)) * embedding_dim
+        width = flat_width(schema, embedding_dim)
         cross: nn.Module = (
             CrossNetMix(width, num_cross_layers, low_rank, num_experts)
             if use_low_rank_mixture

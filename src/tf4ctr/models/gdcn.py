@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from tf4ctr.framework.compose import build_twin, mlp_spec
-from tf4ctr.models.dcnv2 import MODEL_STRUCTURES, StackedDCNv2
+from tf4ctr.models.dcnv2 import StackedDCNv2, flat_width, model_structure_of
 from tf4ctr.models.registry import register
 from tf4ctr.nn.gdcn import GatedCrossNetwork
 from tf4ctr.nn.types import SchemaLike
@@ -44,14 +44,9 @@ def build_gdcn(
     """
     if num_cross_layers < 1:
         raise ValueError(f"num_cross_layers must be >= 1, got {num_cross_layers}")
-    structure = model_structure.lower()
-    if structure not in MODEL_STRUCTURES:
-        raise ValueError(
-            f"unknown model_structure {model_structure!r} (expected one of: "
-            f"{', '.join(MODEL_STRUCTURES)})"
-        )
+    structure = model_structure_of(model_structure)
     if structure == "stacked":
-        width = (len(schema.vocab_sizes) + len(schema.numeric)) * embedding_dim
+        width = flat_width(schema, embedding_dim)
         return StackedDCNv2(
             schema,
             embedding_dim=embedding_dim,
