@@ -683,7 +683,8 @@ def encode_blocks(
     from tf4ctr.progress import show_bars
 
     path = Path(path)
-    by_bytes = reports_bytes(path, run.dataset)
+    # a missing file is the reader's to report, with its own message
+    by_bytes = path.is_file() and reports_bytes(path, run.dataset)
     bar = tqdm(
         desc=f"scoring {path.name}",
         unit="B" if by_bytes else " rows",

@@ -353,7 +353,7 @@ def _build(
 def _bytes_bar(path: Path, config: DatasetConfig, options: dict[str, Any]) -> dict[str, Any]:
     """Bar options for the first read of a split: a total in bytes where the reader can say
     how far it has come (a plain CSV or TSV), else a count of rows without a total."""
-    if not reports_bytes(path, config):
+    if not Path(path).is_file() or not reports_bytes(path, config):
         return options
     return {**options, "unit": "B", "unit_divisor": 1024, "total": Path(path).stat().st_size}
 
