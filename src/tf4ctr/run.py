@@ -664,6 +664,17 @@ def encode_file(run: LoadedRun, path: Path, *, require_label: bool) -> EncodedSp
     return run.preprocessor.transform(table, require_label=require_label, source=Path(path))
 
 
+def _parquet_rows(path: Path) -> int | None:
+    """Rows of a parquet file from its footer (a bar's total); None for anything else."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowInvalid, OSError):  # not parquet, unreadable: the reader reports it
+        return None
+
+
 def encode_blocks(
     run: LoadedRun,
     path: Path,
@@ -690,7 +701,7 @@ def encode_blocks(
         unit="B" if by_bytes else " rows",
         unit_scale=True,
         unit_divisor=1024 if by_bytes else 1000,
-        total=path.stat().st_size if by_bytes else None,
+        total=path.stat().st_size if by_bytes else _parquet_rows(path),
         disable=not show_bars(progress),
         leave=False,
     )
