@@ -73,8 +73,10 @@ def ddp(work: Path) -> dict | None:
 
 
 def out_of_core(rows: int, data: Path, work: Path) -> dict:
-    if (
-        not (data / "dataset.yaml").is_file()
+    # the table benchmarks/criteo_prepare.py writes (its dataset.yaml names the rows) is reused
+    written = (data / "dataset.yaml").read_text() if (data / "dataset.yaml").is_file() else ""
+    if f"--rows {rows} " not in written and (
+        not written
         or json.loads((data / "rows.json").read_text() if (data / "rows.json").is_file() else "0")
         != rows
     ):
@@ -130,11 +132,14 @@ def metrics_rows(cache: Path, split: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=45_840_617, help="synthetic Criteo rows")
-    parser.add_argument("--data", default=str(ROOT / ".bench-data/criteo-synthetic"),
-                        help="where the synthetic table is written once and reused")  # fmt: skip
+    parser.add_argument("--data", default=None,
+                        help="where the synthetic table is written once and reused (default: "
+                        ".bench-data/criteo_synth/full-ROWS, shared with criteo_prepare.py)")  # fmt: skip
     parser.add_argument("--skip-ddp", action="store_true", help="only the Criteo part")
     parser.add_argument("--out", default=str(HERE / "results/scale.json"))
     args = parser.parse_args()
+    if args.data is None:
+        args.data = str(ROOT / ".bench-data" / "criteo_synth" / f"full-{args.rows}")
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         work = Path(tmp)
         results = {
