@@ -36,7 +36,6 @@ PENDING: set[str] = {
     "frappe_x1_fig2",
     "frappe_x1_fig5",
     "frappe_x1_fig8",
-    "frappe_x1_fig9",
     "frappe_x1_sparse",
     "frappe_x1_table2",
     "frappe_x1_table6",
