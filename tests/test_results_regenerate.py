@@ -35,7 +35,6 @@ PENDING: set[str] = {
     "frappe_x1_fig10",
     "frappe_x1_fig2",
     "frappe_x1_fig5",
-    "frappe_x1_fig8",
     "frappe_x1_sparse",
     "frappe_x1_table2",
     "frappe_x1_table6",
