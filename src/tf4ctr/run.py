@@ -244,8 +244,14 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: obj}
 
 
-def _same_file(a: Any, b: Any) -> bool:
-    return isinstance(a, str) and isinstance(b, str) and os.path.realpath(a) == os.path.realpath(b)
+def _real_data_paths(mapping: dict[str, Any]) -> dict[str, Any]:
+    """``mapping`` with its data file paths (keys ending in ``_data``) resolved, links
+    followed: the same data reached through another path (a link, a moved checkout) is the
+    same data."""
+    return {
+        k: os.path.realpath(v) if k.endswith("_data") and isinstance(v, str) else v
+        for k, v in mapping.items()
+    }
 
 
 def _check_resumable(paths: RunPaths, resolved: dict[str, Any]) -> None:
@@ -256,13 +262,11 @@ def _check_resumable(paths: RunPaths, resolved: dict[str, Any]) -> None:
             f"{paths.partial}: the interrupted run {paths.name} has no complete epoch to resume "
             "from; start over with --overwrite"
         )
-    before = _flatten(read_yaml(config_file))
-    now = _flatten(json.loads(json.dumps(resolved, default=str)))
+    before = _real_data_paths(_flatten(read_yaml(config_file)))
+    now = _real_data_paths(_flatten(json.loads(json.dumps(resolved, default=str))))
     for key in sorted(set(before) | set(now)):
         if key in _RESUME_FREE_KEYS or before.get(key) == now.get(key):
             continue
-        if key.endswith("_data") and _same_file(before.get(key), now.get(key)):
-            continue  # the same data reached through another path (a link, a moved checkout)
         raise ConfigError(
             f"{key}: {before.get(key)!r} in the interrupted run {paths.name}, {now.get(key)!r} "
             "now; resume with the same config, or start over with --overwrite"
@@ -288,18 +292,13 @@ def _read_checkpoint(paths: RunPaths) -> dict[str, Any]:
         ) from None
 
 
-def _real_data_paths(state: dict[str, Any]) -> dict[str, Any]:
-    """A preprocessor state with its data file paths resolved (links followed)."""
-    config = dict(state.get("config") or {})
-    for key, value in config.items():
-        if key.endswith("_data") and isinstance(value, str):
-            config[key] = os.path.realpath(value)
-    return {**state, "config": config}
-
-
 def _same_preprocessing(paths: RunPaths, state: dict[str, Any]) -> None:
     saved = json.loads((paths.partial / PREPROCESSOR_FILE).read_text(encoding="utf-8"))
-    if _real_data_paths(saved) != _real_data_paths(json.loads(json.dumps(state))):
+    now = json.loads(json.dumps(state))
+    if {**saved, "config": _real_data_paths(saved.get("config") or {})} != {
+        **now,
+        "config": _real_data_paths(now.get("config") or {}),
+    }:
         raise UserError(
             f"{paths.partial}: the data files changed since run {paths.name} was interrupted "
             "(its vocabularies differ); start over with --overwrite"
