@@ -35,7 +35,6 @@ PENDING: set[str] = {
     "frappe_x1_fig10",
     "frappe_x1_fig2",
     "frappe_x1_fig5",
-    "frappe_x1_sparse",
     "frappe_x1_table2",
     "frappe_x1_table6",
 }
@@ -48,7 +47,6 @@ UNSOURCED: dict[str, set[str]] = {
     "README.md": {
         "0.0005",
         "0.0016",
-        "0.9865",
     },
     "docs/REPRODUCTION.md": {
         "0.0002",
