@@ -32,9 +32,6 @@ EXPERIMENTS = REPO / "configs" / "experiments"
 
 # Reports whose experiments are being re-run into their committed stores (issue 14).
 PENDING: set[str] = {
-    "frappe_x1_fig10",
-    "frappe_x1_fig2",
-    "frappe_x1_fig5",
     "frappe_x1_table2",
     "frappe_x1_table6",
 }
@@ -67,12 +64,10 @@ UNSOURCED: dict[str, set[str]] = {
         "0.0027",
         "0.0029",
         "0.0035",
-        "0.1551",
         "0.1556",
         "0.1619",
         "0.1667",
         "0.1680",
-        "0.1756",
         "0.1762",
         "0.1767",
         "0.1790",
@@ -81,11 +76,9 @@ UNSOURCED: dict[str, set[str]] = {
         "0.1942",
         "0.1999",
         "0.2005",
-        "0.9749",
         "0.9757",
         "0.9761",
         "0.9767",
-        "0.9769",
         "0.9770",
         "0.9780",
         "0.9787",
