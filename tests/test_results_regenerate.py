@@ -33,7 +33,6 @@ EXPERIMENTS = REPO / "configs" / "experiments"
 # Reports whose experiments are being re-run into their committed stores (issue 14).
 PENDING: set[str] = {
     "frappe_x1_table2",
-    "frappe_x1_table6",
 }
 
 # Four-decimal figures the docs quote from PENDING reports (or from runs whose stores were
