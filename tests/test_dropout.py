@@ -92,3 +92,54 @@ def test_masks_are_uncorrelated_between_neighbours():
     keep = (dropout_factors(torch.Size([400_000]), 0.5) > 0).float()
     a, b = keep[:-1] - 0.5, keep[1:] - 0.5
     assert abs((a * b).mean().item()) < 0.005
+
+
+@pytest.mark.parametrize("fast_mask", [False, True])
+@pytest.mark.parametrize("batch_norm", [True, False])
+@pytest.mark.parametrize("p", [0.0, 0.2])
+def test_mlp_fused_relu_dropout_is_bit_identical_to_the_modules(fast_mask, batch_norm, p):
+    """MLP's training forward (ReLU in place, fused with the fast mask) gives the same outputs,
+    input and parameter gradients and batch-norm statistics as its modules one by one, bit for
+    bit, and draws the same masks from the same generator."""
+    import copy
+
+    from tf4ctr.nn.mlp import MLP
+
+    torch.manual_seed(0)
+    fused = MLP(12, [24, 24], dropout=p, batch_norm=batch_norm, output_dim=1).train()
+    for d in fused.modules():
+        if isinstance(d, FastDropout):
+            d.fast = fast_mask
+    plain = copy.deepcopy(fused)
+    x = torch.randn(50, 12)
+    outs = []
+    try:
+        for model, fuse in ((fused, True), (plain, False)):
+            MLP.fuse_relu_dropout = fuse
+            xi = x.clone().requires_grad_()
+            torch.manual_seed(7)
+            for _ in range(2):  # two steps: the second sees updated running statistics
+                y = model(xi)
+                y.square().sum().backward()
+            outs.append((y.detach(), xi.grad, [q.grad for q in model.parameters()]))
+    finally:
+        MLP.fuse_relu_dropout = True
+    (y1, g1, p1), (y2, g2, p2) = outs
+    assert torch.equal(y1, y2)
+    assert torch.equal(g1, g2)
+    assert all(torch.equal(a, b) for a, b in zip(p1, p2, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(fused.buffers(), plain.buffers(), strict=True))
+
+
+def test_fused_relu_dropout_drops_at_the_rate_and_keeps_relu():
+    from tf4ctr.nn.dropout import relu_then_dropout_
+
+    torch.manual_seed(0)
+    x = torch.randn(400, 1000)
+    positive = x > 0
+    y = relu_then_dropout_(x.clone(), fast(0.3).train())
+    assert (y[~positive] == 0).all()
+    dropped = (y[positive] == 0).float().mean().item()
+    assert dropped == pytest.approx(0.3, abs=0.005)
+    # the scale is 1 / (1 - p) with p rounded to a multiple of 2^-15
+    torch.testing.assert_close(y[y != 0], x[y != 0] / 0.7, rtol=1e-4, atol=0)

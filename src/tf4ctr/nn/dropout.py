@@ -18,6 +18,9 @@ torch); TF4CTR on Frappe_x1 scored ~0.0013 lower test AUC with it in 2 seeds
 out of 2 (``benchmarks/dropout_equivalence.py`` keeps those runs as
 ``numpy-sfc64``), which is why the fast mask is opt-in until the torch-sourced
 one is shown to train alike.
+
+Inside :class:`~tf4ctr.nn.mlp.MLP` the ReLU before a dropout runs in place and, with the fast
+mask, fused with it (:func:`relu_then_dropout_`): same numbers, fewer passes over memory.
 """
 
 from __future__ import annotations
@@ -56,6 +59,55 @@ class _Scale(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (factors,) = ctx.saved_tensors
         return grad * factors, None
+
+
+def _keep_mask(shape: torch.Size, p: float) -> tuple[torch.Tensor, float]:
+    """The keep mask :func:`dropout_factors` would turn into factors (same draws from the same
+    generator, so the same elements are dropped), as booleans, and the scale of the kept ones."""
+    n = 1
+    for s in shape:
+        n *= s
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_()
+    draws = words.view(torch.int16)[:n].bitwise_and(_LEVELS - 1)
+    drop_levels = round(p * _LEVELS)
+    return (draws >= drop_levels).view(shape), _LEVELS / (_LEVELS - drop_levels)
+
+
+class _ReLUThenMask(torch.autograd.Function):
+    """ReLU and the fast dropout mask in place on a tensor nobody else holds.
+
+    Unfused, the two cost an output tensor each, a float copy of the mask and the factors
+    kept alive for backward. Here the input becomes the output, and backward needs only that
+    output: it is > 0 exactly where ReLU passed the value and the mask kept it, so the
+    gradient is ``grad · scale`` there and 0 elsewhere — the same numbers the unfused pair
+    gives (tests/test_dropout.py compares them bit for bit).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        keep, scale = _keep_mask(x.shape, p)
+        x.relu_().mul_(keep.to(x.device)).mul_(scale)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad, out, 0).mul_(ctx.scale), None
+
+
+def relu_then_dropout_(x: torch.Tensor, dropout: FastDropout) -> torch.Tensor:
+    """``dropout(relu(x))``, overwriting ``x``: for a tensor that only the caller holds and
+    that no backward needs (the output of a Linear or of a batch norm in training mode).
+    Same values and gradients as the two modules one after the other."""
+    if not dropout.training or dropout.p == 0.0:
+        return torch.relu_(x)
+    if not dropout.fast or FastDropout.use_torch_dropout:
+        # ReLU's output is saved for its backward, so torch's dropout must stay out of place
+        return nn.functional.dropout(torch.relu_(x), dropout.p, training=True)
+    return _ReLUThenMask.apply(x, dropout.p)
 
 
 class FastDropout(nn.Module):
