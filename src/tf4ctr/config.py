@@ -32,7 +32,7 @@ from tf4ctr.rundir import is_run_name
 
 MONITORS = ("auc", "auc+gauc", "gauc", "logloss")
 # Parameters and their updates are float32: a setting beyond this range is infinite there.
-_FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
 LOSSES = ("bce", "focal", "rce", "tf")
 
 
@@ -178,7 +178,7 @@ def _coerce(value: Any, annotation: str, key: str, where: _Where | str) -> Any:
             with contextlib.suppress(ValueError):
                 value = float(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if math.isfinite(value) and abs(value) <= _FLOAT32_MAX:
+            if math.isfinite(value) and abs(value) <= FLOAT32_MAX:
                 return float(value)
             raise ConfigError(f"{where}{key}: expected a finite number, got {value!r}")
         raise ConfigError(f"{where}{key}: expected a number, got {value!r}")

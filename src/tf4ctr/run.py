@@ -689,18 +689,18 @@ def encode_blocks(
     rows read."""
     from tqdm.auto import tqdm
 
-    from tf4ctr.data.readers import reports_bytes
+    from tf4ctr.data.readers import byte_total
     from tf4ctr.progress import show_bars
 
     path = Path(path)
-    # a missing file is the reader's to report, with its own message
-    by_bytes = path.is_file() and reports_bytes(path, run.dataset)
+    total_bytes = byte_total(path, run.dataset)
+    by_bytes = total_bytes is not None
     bar = tqdm(
         desc=f"scoring {path.name}",
         unit="B" if by_bytes else " rows",
         unit_scale=True,
         unit_divisor=1024 if by_bytes else 1000,
-        total=path.stat().st_size if by_bytes else _parquet_rows(path),
+        total=total_bytes if by_bytes else _parquet_rows(path),
         disable=not show_bars(progress),
         leave=False,
     )

@@ -29,12 +29,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from tf4ctr.config import FLOAT32_MAX
 from tf4ctr.data.schema import DatasetConfig
 from tf4ctr.errors import ConfigError, DataError, first_message_line
 
 log = logging.getLogger("tf4ctr")
 #: The largest float32: a number beyond it is infinite where models compute.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 __all__ = [
     "column_types",
@@ -109,6 +109,14 @@ def reports_bytes(path: Path, config: DatasetConfig) -> bool:
     """Whether :func:`iter_chunks` can report its position in this file (``on_bytes``)."""
     path = Path(path)
     return _data_format(path, config) != "parquet" and path.suffix not in COMPRESSED_SUFFIXES
+
+
+def byte_total(path: Path, config: DatasetConfig) -> int | None:
+    """The total of a progress bar in bytes for a read of this file: its size where
+    :func:`iter_chunks` reports its position in it (a plain CSV or TSV), else None (count
+    rows instead). None for a missing file too: the reader reports that, with its message."""
+    path = Path(path)
+    return path.stat().st_size if path.is_file() and reports_bytes(path, config) else None
 
 
 def iter_chunks(

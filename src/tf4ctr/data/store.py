@@ -49,7 +49,7 @@ from tf4ctr.data.preprocess import (
     distinct_values,
     field_threads,
 )
-from tf4ctr.data.readers import iter_chunks, reports_bytes, sha256_file
+from tf4ctr.data.readers import byte_total, iter_chunks, reports_bytes, sha256_file
 from tf4ctr.data.schema import SPLITS, DatasetConfig
 from tf4ctr.errors import UserError
 from tf4ctr.fileio import try_lock
@@ -353,9 +353,10 @@ def _build(
 def _bytes_bar(path: Path, config: DatasetConfig, options: dict[str, Any]) -> dict[str, Any]:
     """Bar options for the first read of a split: a total in bytes where the reader can say
     how far it has come (a plain CSV or TSV), else a count of rows without a total."""
-    if not Path(path).is_file() or not reports_bytes(path, config):
+    total = byte_total(path, config)
+    if total is None:
         return options
-    return {**options, "unit": "B", "unit_divisor": 1024, "total": Path(path).stat().st_size}
+    return {**options, "unit": "B", "unit_divisor": 1024, "total": total}
 
 
 def _count_and_code_train(
