@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tf4ctr.data.data_cli import add_data_commands
 from tf4ctr.errors import UserError
-from tf4ctr.experiments.exp_cli import add_experiment_commands
+from tf4ctr.experiments.exp_cli import add_experiment_commands, examples
 
 log = logging.getLogger("tf4ctr")
 
@@ -145,10 +145,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _examples(*lines: str) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
-
-
 def _version() -> str:
     from tf4ctr import __version__
 
@@ -168,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model from a run config",
         description="Train from a YAML run config; writes runs/<name>/ (built in "
         "runs/.<name>.partial/ with a checkpoint after every epoch).",
-        epilog=_examples(
+        epilog=examples(
             "tf4ctr train --config my_run.yaml",
             "tf4ctr train --config my_run.yaml train.lr=1e-4 model.fusion=moef name=try2",
             "tf4ctr train --config my_run.yaml --resume       # after Ctrl-C, kill or reboot",
@@ -204,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a finished run",
         description="AUC, gAUC and logloss of a run on its valid/test files "
         "(or on --data files), using the run's saved preprocessing.",
-        epilog=_examples(
+        epilog=examples(
             "tf4ctr evaluate runs/my-first-run",
             "tf4ctr evaluate runs/my-first-run --data new_week.csv --json",
         ),
@@ -222,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="score raw rows with a finished run",
         description="Write click probabilities for the rows of a CSV/parquet file; "
         "the label column may be absent.",
-        epilog=_examples(
+        epilog=examples(
             "tf4ctr predict runs/my-first-run --input new_rows.csv --output scores.csv",
             "tf4ctr predict runs/my-first-run --input big.parquet --output scores.parquet",
             "tf4ctr predict runs/my-first-run --input new_rows.csv --output - | head",
@@ -267,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and its preprocessing beside it as <output>.preprocessor.json, which "
         "tf4ctr.serving.RowEncoder (numpy only) turns raw rows into those inputs. ONNX needs "
         "the optional packages of tf4ctr[serve].",
-        epilog=_examples(
+        epilog=examples(
             "tf4ctr export runs/my-first-run --format onnx --output model.onnx",
             "tf4ctr export runs/my-first-run --format torch-export --output model.pt2",
         ),
@@ -328,7 +324,7 @@ def add_runs_commands(sub) -> None:
         description="One line per run: finished, partial (interrupted; its process is gone), "
         "writing (a live process holds its lock), or stale (a dead build folder of an older "
         "tf4ctr).",
-        epilog=_examples("tf4ctr runs list", "tf4ctr runs list --output-dir experiments/runs"),
+        epilog=examples("tf4ctr runs list", "tf4ctr runs list --output-dir experiments/runs"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--output-dir", default="runs", help="runs folder (default: %(default)s)")
@@ -339,7 +335,7 @@ def add_runs_commands(sub) -> None:
         description="Remove the partial folders of interrupted runs (all, or the NAMEs "
         "given). A run being written by a live process, a finished run, and anything tf4ctr "
         "did not mark as a run are never touched.",
-        epilog=_examples("tf4ctr runs clean", "tf4ctr runs clean my-first-run"),
+        epilog=examples("tf4ctr runs clean", "tf4ctr runs clean my-first-run"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="only these runs")

@@ -218,6 +218,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def examples(*lines: str) -> str:
+    """A sub-command's epilog: its example command lines, indented under "examples:"."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def add_experiment_commands(sub: Any) -> None:
     """Add ``grid``, ``reproduce`` and ``report`` to the CLI's sub-parsers."""
     p = sub.add_parser(
@@ -226,8 +231,10 @@ def add_experiment_commands(sub: Any) -> None:
         description="Run every cell of an experiment file that is not yet in its "
         "result store; finished cells are skipped, so an interrupted "
         "study resumes. Prints the results table at the end.",
-        epilog="examples:\n  tf4ctr grid configs/experiments/frappe_zoo.yaml\n"
-        "  tf4ctr grid configs/experiments/frappe_zoo.yaml --only DNN DCN --dry-run",
+        epilog=examples(
+            "tf4ctr grid configs/experiments/frappe_zoo.yaml",
+            "tf4ctr grid configs/experiments/frappe_zoo.yaml --only DNN DCN --dry-run",
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment YAML")
@@ -243,9 +250,11 @@ def add_experiment_commands(sub: Any) -> None:
         description="Run a shipped experiment grid of the paper on a dataset (resumable: "
         "finished cells are skipped), then write its Markdown report, with the paper's "
         f"numbers beside ours, and its figures. Experiments: {listing}.",
-        epilog="examples:\n  tf4ctr reproduce status --dataset frappe_x1\n"
-        "  tf4ctr reproduce table4 --dataset frappe_x1 --output-dir docs/results/frappe_x1\n"
-        "  tf4ctr reproduce fig6 --seeds 2 --dry-run",
+        epilog=examples(
+            "tf4ctr reproduce status --dataset frappe_x1",
+            "tf4ctr reproduce table4 --dataset frappe_x1 --output-dir docs/results/frappe_x1",
+            "tf4ctr reproduce fig6 --seeds 2 --dry-run",
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="table2..table6, fig2, fig4..fig10, "
@@ -265,8 +274,10 @@ def add_experiment_commands(sub: Any) -> None:
         description="Build an experiment's report from its store: the results table "
         "(mean ± std over seeds) with published numbers beside ours, significance tests, "
         "timing ratios or figures, depending on the experiment's report kind.",
-        epilog="examples:\n  tf4ctr report configs/experiments/frappe_x1_table4.yaml\n"
-        "  tf4ctr report configs/experiments/frappe_x1_table4.yaml --output table4.md",
+        epilog=examples(
+            "tf4ctr report configs/experiments/frappe_x1_table4.yaml",
+            "tf4ctr report configs/experiments/frappe_x1_table4.yaml --output table4.md",
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment YAML")
@@ -281,7 +292,7 @@ def add_experiment_commands(sub: Any) -> None:
         "ship with tf4ctr (in a wheel as package data). A grid keeps its result store beside "
         "itself and reads its data relative to itself, so an installed tf4ctr runs "
         "`reproduce` on a copy: --copy-to DIR writes DIR/configs/ (existing files are kept).",
-        epilog="examples:\n  tf4ctr configs\n  tf4ctr configs --copy-to .",
+        epilog=examples("tf4ctr configs", "tf4ctr configs --copy-to ."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--copy-to", metavar="DIR", help="write the configs into DIR/configs/")
