@@ -73,6 +73,29 @@ def median(rows: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def fmt(x: float | None, spec: str = ",.0f") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def side_by_side(ours: list[dict], theirs: list[dict], name: str) -> dict:
+    """Medians of both sides' training and scoring rates, and ours / theirs."""
+    out = {}
+    for key in ("train_samples_per_s", "eval_samples_per_s"):
+        a, b = median(ours, key), median(theirs, key)
+        out[key] = {"ours": a, name: b, "ratio": ratio(a, b)}
+    return out
+
+
+def print_table(head: tuple[str, ...], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |")
+
+
 def ours_parameter_count() -> int | None:
     """Trainable parameters of tf4ctr's TF4CTR as tf4ctr_worker.py builds it (a subprocess)."""
     code = (
@@ -96,18 +119,9 @@ def ours_parameter_count() -> int | None:
 
 def official_table(ours: list[dict], official: list[dict], args) -> dict:
     """Print TF4CTR ours vs the official code (medians) and return the record for the JSON."""
-
-    def fmt(x, spec=",.0f"):
-        return "–" if x is None else format(x, spec)
-
-    def ratio(a, b):
-        return a / b if a and b else None
-
     ok = [r for r in official if "error" not in r]
     first = ok[0] if ok else {}
     source = first.get("official_source") or {}
-    tr_o, tr_t = median(ours, "train_samples_per_s"), median(official, "train_samples_per_s")
-    ev_o, ev_t = median(ours, "eval_samples_per_s"), median(official, "eval_samples_per_s")
     params_ours = ours_parameter_count()
     params_official = first.get("parameters")
     short = any(not r.get("full_epochs", True) for r in ok)
@@ -136,10 +150,8 @@ def official_table(ours: list[dict], official: list[dict], args) -> dict:
         "RSS MB official",
         "tree PSS MB official",
     )
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     row = {
-        "train_samples_per_s": {"ours": tr_o, "official": tr_t, "ratio": ratio(tr_o, tr_t)},
-        "eval_samples_per_s": {"ours": ev_o, "official": ev_t, "ratio": ratio(ev_o, ev_t)},
+        **side_by_side(ours, official, "official"),
         "seconds_per_epoch": {
             "ours": median(ours, "seconds_per_epoch"),
             "official": median(official, "seconds_per_epoch"),
@@ -155,17 +167,18 @@ def official_table(ours: list[dict], official: list[dict], args) -> dict:
         "peak_tree_pss_mb_official": median(official, "peak_tree_pss_mb"),
         "parameters": {"ours": params_ours, "official": params_official, "paper_log": 711_996},
     }
-    print(
-        "| "
-        + " | ".join(
+    tr, ev = row["train_samples_per_s"], row["eval_samples_per_s"]
+    print_table(
+        head,
+        [
             [
                 "tf4ctr",
-                fmt(tr_o),
-                fmt(tr_t),
-                fmt(row["train_samples_per_s"]["ratio"], ".2f"),
-                fmt(ev_o),
-                fmt(ev_t),
-                fmt(row["eval_samples_per_s"]["ratio"], ".2f"),
+                fmt(tr["ours"]),
+                fmt(tr["official"]),
+                fmt(tr["ratio"], ".2f"),
+                fmt(ev["ours"]),
+                fmt(ev["official"]),
+                fmt(ev["ratio"], ".2f"),
                 fmt(row["seconds_per_epoch"]["ours"], ".2f"),
                 fmt(row["seconds_per_epoch"]["official"], ".2f"),
                 fmt(row["valid_auc_after_epochs"]["ours"], ".4f"),
@@ -174,8 +187,7 @@ def official_table(ours: list[dict], official: list[dict], args) -> dict:
                 fmt(row["peak_rss_mb"]["official"]),
                 fmt(row["peak_tree_pss_mb_official"]),
             ]
-        )
-        + " |"
+        ],
     )
     errors = [r["error"] for r in official if "error" in r]
     if errors:
@@ -289,9 +301,6 @@ def main() -> int:
     rates.append(matmul_gflops(args.threads))
     matmul = statistics.median(rates)
 
-    def fmt(x, spec=",.0f"):
-        return "–" if x is None else format(x, spec)
-
     print(
         f"\nFrappe_x1 (rebuilt train), batch 10,000, {args.threads} threads, {args.repeats} repeats "
         f"(medians); torch {torch.__version__}; matmul {matmul:.1f} GFLOP/s "
@@ -311,55 +320,41 @@ def main() -> int:
         "RSS MB ours",
         "RSS MB FuxiCTR",
     )
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    summary = {}
+    summary, table = {}, []
     for model, runs in results.items():
         o, t = runs["ours"], runs["theirs"]
-        tr_o, tr_t = median(o, "train_samples_per_s"), median(t, "train_samples_per_s")
-        ev_o, ev_t = median(o, "eval_samples_per_s"), median(t, "eval_samples_per_s")
+        row = side_by_side(o, t, "fuxictr")
+        tr, ev = row["train_samples_per_s"], row["eval_samples_per_s"]
         flops = median(o, "train_flops_per_sample")
-        gflops = tr_o * flops / 1e9 if tr_o and flops else None
-        row = {
-            "train_samples_per_s": {
-                "ours": tr_o,
-                "fuxictr": tr_t,
-                "ratio": tr_o / tr_t if tr_o and tr_t else None,
-            },
-            "eval_samples_per_s": {
-                "ours": ev_o,
-                "fuxictr": ev_t,
-                "ratio": ev_o / ev_t if ev_o and ev_t else None,
-            },
-            "seconds_per_epoch": median(o, "seconds_per_epoch"),
-            "train_gflops": gflops,
-            "fraction_of_matmul": gflops / matmul if gflops else None,
-            "peak_rss_mb": {"ours": median(o, "peak_rss_mb"), "fuxictr": median(t, "peak_rss_mb")},
-            "valid_auc_after_epochs": {
+        gflops = tr["ours"] * flops / 1e9 if tr["ours"] and flops else None
+        row.update(
+            seconds_per_epoch=median(o, "seconds_per_epoch"),
+            train_gflops=gflops,
+            fraction_of_matmul=gflops / matmul if gflops else None,
+            peak_rss_mb={"ours": median(o, "peak_rss_mb"), "fuxictr": median(t, "peak_rss_mb")},
+            valid_auc_after_epochs={
                 "ours": median(o, "valid_auc"),
                 "fuxictr": median(t, "valid_auc"),
             },
-        }
-        summary[model] = row
-        print(
-            "| "
-            + " | ".join(
-                [
-                    model,
-                    fmt(tr_o),
-                    fmt(tr_t),
-                    fmt(row["train_samples_per_s"]["ratio"], ".2f"),
-                    fmt(ev_o),
-                    fmt(ev_t),
-                    fmt(row["eval_samples_per_s"]["ratio"], ".2f"),
-                    fmt(row["seconds_per_epoch"], ".2f"),
-                    fmt(gflops, ".1f"),
-                    fmt(None if gflops is None else 100 * row["fraction_of_matmul"], ".0f"),
-                    fmt(row["peak_rss_mb"]["ours"]),
-                    fmt(row["peak_rss_mb"]["fuxictr"]),
-                ]
-            )
-            + " |"
         )
+        summary[model] = row
+        table.append(
+            [
+                model,
+                fmt(tr["ours"]),
+                fmt(tr["fuxictr"]),
+                fmt(tr["ratio"], ".2f"),
+                fmt(ev["ours"]),
+                fmt(ev["fuxictr"]),
+                fmt(ev["ratio"], ".2f"),
+                fmt(row["seconds_per_epoch"], ".2f"),
+                fmt(gflops, ".1f"),
+                fmt(None if gflops is None else 100 * row["fraction_of_matmul"], ".0f"),
+                fmt(row["peak_rss_mb"]["ours"]),
+                fmt(row["peak_rss_mb"]["fuxictr"]),
+            ]
+        )
+    print_table(head, table)
     official = (
         official_table(results["tf4ctr"]["ours"], official_runs, args) if official_python else None
     )
