@@ -33,6 +33,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -76,7 +77,14 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    out, err = proc.communicate()
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        # Ctrl-C here must not leave the measured command running on its own: stop it the
+        # way a user's Ctrl-C would (a tf4ctr run then keeps its finished epochs), then wait
+        proc.send_signal(signal.SIGINT)
+        proc.wait()
+        raise
     seconds = time.perf_counter() - start
     done.set()
     thread.join()
