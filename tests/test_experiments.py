@@ -667,3 +667,14 @@ def test_two_grids_share_the_cells_a_locked_cell_is_skipped(tiny_project, monkey
     assert "1 cell(s) were being trained by another process" in capsys.readouterr().out
     store = run_experiment(load_experiment(tiny_project / "exp.yaml"), progress=False)
     assert len(store.records) == 4
+
+
+def test_training_seconds_counts_the_epochs_of_a_resumed_cell():
+    from tf4ctr.experiments.exp_cli import training_seconds
+
+    epochs = [{"train_seconds": 100.0, "valid": {"seconds": 10.0}}] * 3
+    # resumed: the last process ran one epoch (and the test), but the cell trained three
+    assert training_seconds({"wall_seconds": 130.0, "history": epochs}) == 330.0
+    # not resumed: the wall time (setup, test) is the larger
+    assert training_seconds({"wall_seconds": 345.0, "history": epochs}) == 345.0
+    assert training_seconds({"wall_seconds": 12.5}) == 12.5

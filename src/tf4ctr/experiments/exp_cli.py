@@ -143,6 +143,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_seconds(record: dict[str, Any]) -> float:
+    """Seconds a finished cell took. ``wall_seconds`` is the last process's; a cell resumed
+    after an interruption also spent its earlier epochs, which its history keeps, so the
+    larger of the two (epochs' training + validation seconds) counts."""
+    epochs = sum(
+        (e.get("train_seconds") or 0.0) + ((e.get("valid") or {}).get("seconds") or 0.0)
+        for e in record.get("history") or []
+    )
+    return max(record.get("wall_seconds") or 0.0, epochs)
+
+
 def reproduction_status(dataset: str) -> str:
     """One Markdown row per paper experiment: cells finished (here or in a store it reuses)."""
     from tf4ctr.experiments import load_experiment
@@ -167,7 +178,7 @@ def reproduction_status(dataset: str) -> str:
         store = known_results(experiment)
         experiment.add_repeats(store)
         done = [store.records[c.key] for c in experiment.cells if c.key in store]
-        hours = sum(r.get("wall_seconds") or 0.0 for r in done) / 3600
+        hours = sum(training_seconds(r) for r in done) / 3600
         lines.append(f"| {name} | {len(done)} / {len(experiment.cells)} | {hours:.2f} | {what} |")
     return "\n".join(lines)
 
