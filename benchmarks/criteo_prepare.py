@@ -106,9 +106,15 @@ def tf4ctr_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "tf4ctr", *args]
 
 
-def ensure_synthetic(directory: Path, rows: int, seed: int) -> None:
+def holds_synthetic(directory: Path, rows: int) -> bool:
+    """Whether ``directory`` holds the synthetic table of ``rows`` rows (its dataset.yaml
+    names the ``tf4ctr data synth`` command that wrote it)."""
     marker = directory / "dataset.yaml"
-    if marker.is_file() and f"--rows {rows} " in marker.read_text():
+    return marker.is_file() and f"--rows {rows} " in marker.read_text()
+
+
+def ensure_synthetic(directory: Path, rows: int, seed: int) -> None:
+    if holds_synthetic(directory, rows):
         print(f"reusing {directory}")
         return
     shutil.rmtree(directory, ignore_errors=True)

@@ -20,7 +20,6 @@ and writes benchmarks/results/mlp_block.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from tf4ctr.fileio import write_json_atomic
 from tf4ctr.nn.dropout import FastDropout
 from tf4ctr.nn.mlp import MLP
 
@@ -99,12 +99,8 @@ def main() -> int:
     print("|---|---|---|---|")
     for name, t in med.items():
         print(f"| {name} | {t * 1e3:.1f} | {base / t:.2f}x | {100 * med['matmul only'] / t:.0f} |")
-    OUT.write_text(
-        json.dumps(
-            {"args": vars(args), "torch": torch.__version__, "seconds": times, "median": med},
-            indent=1,
-        )
-        + "\n"
+    write_json_atomic(
+        {"args": vars(args), "torch": torch.__version__, "seconds": times, "median": med}, OUT
     )
     print(f"written to {OUT}")
     return 0

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from criteo_prepare import measure  # noqa: E402  (wall time and peak memory of a command)
+from criteo_prepare import holds_synthetic, measure  # noqa: E402
 
 
 def tf4ctr(*args: str) -> list[str]:
@@ -74,10 +74,11 @@ def ddp(work: Path) -> dict | None:
 
 
 def out_of_core(rows: int, data: Path, work: Path, save) -> dict:
-    # the table benchmarks/criteo_prepare.py writes (its dataset.yaml names the rows) is reused
-    written = (data / "dataset.yaml").read_text() if (data / "dataset.yaml").is_file() else ""
-    if f"--rows {rows} " not in written and (
-        not written
+    # the table benchmarks/criteo_prepare.py writes is reused, as is one this script wrote
+    # before with its own rows.json marker
+    marker = data / "dataset.yaml"
+    if not holds_synthetic(data, rows) and (
+        not (marker.is_file() and marker.read_text())
         or json.loads((data / "rows.json").read_text() if (data / "rows.json").is_file() else "0")
         != rows
     ):

@@ -293,12 +293,11 @@ def _read_checkpoint(paths: RunPaths) -> dict[str, Any]:
 
 
 def _same_preprocessing(paths: RunPaths, state: dict[str, Any]) -> None:
+    def resolved(state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, "config": _real_data_paths(state.get("config") or {})}
+
     saved = json.loads((paths.partial / PREPROCESSOR_FILE).read_text(encoding="utf-8"))
-    now = json.loads(json.dumps(state))
-    if {**saved, "config": _real_data_paths(saved.get("config") or {})} != {
-        **now,
-        "config": _real_data_paths(now.get("config") or {}),
-    }:
+    if resolved(saved) != resolved(json.loads(json.dumps(state))):
         raise UserError(
             f"{paths.partial}: the data files changed since run {paths.name} was interrupted "
             "(its vocabularies differ); start over with --overwrite"

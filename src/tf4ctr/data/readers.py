@@ -34,7 +34,6 @@ from tf4ctr.data.schema import DatasetConfig
 from tf4ctr.errors import ConfigError, DataError, first_message_line
 
 log = logging.getLogger("tf4ctr")
-#: The largest float32: a number beyond it is infinite where models compute.
 
 __all__ = [
     "column_types",

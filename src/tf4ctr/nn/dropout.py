@@ -31,6 +31,20 @@ from torch import nn
 _LEVELS = 1 << 15  # 15 random bits per draw
 
 
+def _keep_mask(
+    shape: torch.Size, p: float, *, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, float]:
+    """The fast mask as booleans (True: kept), and the scale of the kept elements; both
+    :func:`dropout_factors` and the fused ReLU + mask draw it here, so they drop alike."""
+    n = 1
+    for s in shape:
+        n *= s
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator)
+    draws = words.view(torch.int16)[:n].bitwise_and(_LEVELS - 1)  # uniform on [0, 2^15)
+    drop_levels = round(p * _LEVELS)
+    return (draws >= drop_levels).view(shape), _LEVELS / (_LEVELS - drop_levels)
+
+
 def dropout_factors(
     shape: torch.Size, p: float, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -39,14 +53,8 @@ def dropout_factors(
     p is rounded to a multiple of 2⁻¹⁵ and the scale uses the rounded value,
     so the expectation of the factors is exactly 1.
     """
-    n = 1
-    for s in shape:
-        n *= s
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator)
-    draws = words.view(torch.int16)[:n].bitwise_and(_LEVELS - 1)  # uniform on [0, 2^15)
-    drop_levels = round(p * _LEVELS)
-    scale = _LEVELS / (_LEVELS - drop_levels)
-    return (draws >= drop_levels).to(torch.float32).mul_(scale).view(shape)
+    keep, scale = _keep_mask(shape, p, generator=generator)
+    return keep.to(torch.float32).mul_(scale)
 
 
 class _Scale(torch.autograd.Function):
@@ -59,18 +67,6 @@ class _Scale(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (factors,) = ctx.saved_tensors
         return grad * factors, None
-
-
-def _keep_mask(shape: torch.Size, p: float) -> tuple[torch.Tensor, float]:
-    """The keep mask :func:`dropout_factors` would turn into factors (same draws from the same
-    generator, so the same elements are dropped), as booleans, and the scale of the kept ones."""
-    n = 1
-    for s in shape:
-        n *= s
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_()
-    draws = words.view(torch.int16)[:n].bitwise_and(_LEVELS - 1)
-    drop_levels = round(p * _LEVELS)
-    return (draws >= drop_levels).view(shape), _LEVELS / (_LEVELS - drop_levels)
 
 
 class _ReLUThenMask(torch.autograd.Function):
