@@ -302,6 +302,46 @@ def test_repeat_best_adds_seeds_for_the_best_and_reports_a_t_test(tiny_project, 
     assert f"TF4CTR vs best baseline {best}, test AUC" in text
 
 
+def test_repeat_seeds_of_a_with_cell_are_copied_from_a_reused_store(tiny_project, monkeypatch):
+    # Table IV's TF4CTR seeds answer for the TF4CTR of a later study that compares against it:
+    # the extra seeds repeat_best adds must be looked up in the reused stores, not retrained
+    monkeypatch.chdir(tiny_project)
+    first = EXPERIMENT.replace("seeds: [1, 2]", "seeds: [2023, 2024]")
+    (tiny_project / "first.yaml").write_text(first)
+    run_experiment(load_experiment(tiny_project / "first.yaml"), only=["TF4CTR"], progress=False)
+    text = (
+        EXPERIMENT.replace("name: tiny_grid", "name: later")
+        .replace("results/tiny_grid.jsonl", "results/later.jsonl")
+        .replace("seeds: [1, 2]", "seeds: [1]\nreuse: [results/tiny_grid.jsonl]")
+        + "report: {repeat_best: {among: [DNN], with: [TF4CTR], seeds: 2}}\n"
+    )
+    (tiny_project / "later.yaml").write_text(text)
+    from tf4ctr import run
+    from tf4ctr.experiments.runner import known_results
+
+    calls = []
+    real_train = run.train
+    monkeypatch.setattr(
+        run, "train", lambda config, **kw: calls.append(config.name) or real_train(config, **kw)
+    )
+    # the grid as written (no repeats with --only)
+    run_experiment(load_experiment(tiny_project / "later.yaml"), only=["DNN", "TF4CTR"],
+                   progress=False)  # fmt: skip
+    assert sorted(calls) == ["dnn-s1", "tf4ctr-s1"]
+    # what the report sees: TF4CTR's two repeat seeds already, copied from the reused store
+    exp = load_experiment(tiny_project / "later.yaml")
+    known = known_results(exp)
+    assert sorted((r["label"], r["seed"]) for r in known.records.values()) == [
+        ("DNN", 1), ("TF4CTR", 1), ("TF4CTR", 2023), ("TF4CTR", 2024)
+    ]  # fmt: skip
+    assert len(exp.cells) == 6  # DNN's two repeat seeds are still to run
+    calls.clear()
+    store = run_experiment(load_experiment(tiny_project / "later.yaml"), progress=False)
+    assert sorted(calls) == ["dnn-s2023", "dnn-s2024"]  # TF4CTR's repeats were not retrained
+    reused = sorted(r["seed"] for r in store.records.values() if "reused_from" in r)
+    assert reused == [2023, 2024] and len(store.records) == 6
+
+
 def _fake_record(label, auc, **extra):
     return {"key": label, "label": label, "test": {"auc": auc, "gauc": auc - 0.01, "logloss": 0.3},
             "valid": {"auc": auc}, "best_epoch": 1, "seconds_per_epoch": 1.0, "parameters": 10,

@@ -213,10 +213,23 @@ def copy_reused(experiment: Experiment, store: ResultStore, *, dry_run: bool) ->
                 store.add(record)
 
 
+def add_repeat_cells(experiment: Experiment, store: ResultStore, *, dry_run: bool) -> list[Cell]:
+    """Add the repeat cells the stored results now call for, copying those another store
+    already ran (the extra seeds of a ``with`` cell are often another experiment's seeds)."""
+    extra = experiment.repeat_cells(store)
+    experiment.cells.extend(extra)
+    if extra:
+        copy_reused(experiment, store, dry_run=dry_run)
+    return extra
+
+
 def known_results(experiment: Experiment) -> ResultStore:
-    """The experiment's store, plus (in memory) the cells other stores already ran."""
+    """The experiment's store, plus (in memory) the cells other stores already ran,
+    repeat cells included."""
     store = ResultStore(experiment.store_path)
     copy_reused(experiment, store, dry_run=True)
+    while add_repeat_cells(experiment, store, dry_run=True):
+        pass
     return store
 
 
@@ -256,9 +269,8 @@ def run_experiment(
     )
 
     def refill() -> list[Cell]:
-        if only or not (extra := experiment.repeat_cells(store)):
+        if only or not (extra := add_repeat_cells(experiment, store, dry_run=False)):
             return []
-        experiment.cells.extend(extra)
         pending = [c for c in extra if c.key not in store]
         bar.total += len(extra)
         bar.update(len(extra) - len(pending))
