@@ -59,6 +59,16 @@ def test_grid_runs_each_cell_once_and_resumes(tiny_project, monkeypatch):
     assert len(store.records) == 4
     rec = store.records[exp.cells[0].key]
     assert rec["label"] == "DNN" and rec["model"] == "dnn" and 0 < rec["test"]["auc"] <= 1
+    # what produced it: a key names the config, not the code or the thread count
+    import re
+
+    import torch
+
+    sw = rec["software"]
+    assert (
+        sw["torch"] == torch.__version__ and isinstance(sw["threads"], int) and sw["threads"] >= 1
+    )
+    assert sw["commit"] is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", sw["commit"])
 
     table = results_table(exp, store)
     assert "| DNN | 2 |" in table and "±" in table and "0.9900" in table

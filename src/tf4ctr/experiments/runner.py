@@ -21,7 +21,9 @@ cells:
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +117,44 @@ class Experiment:
                     extra.append(cell)
         self.repeat_keys.extend(c.key for c in extra)
         return extra
+
+
+@functools.lru_cache(maxsize=1)
+def _source_commit() -> str | None:
+    """The git commit of the tf4ctr source that runs (``+dirty`` when src/ has edits), or
+    None outside a git checkout (an installed wheel)."""
+    src = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()  # fmt: skip
+
+    try:
+        # only tf4ctr's own checkout (src/ layout), not some repository that happens to
+        # hold the site-packages tf4ctr is installed in
+        if src.name != "src" or Path(git("rev-parse", "--show-toplevel")) != src.parent:
+            return None
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def software() -> dict[str, Any]:
+    """What produced a record, beside its config: a key names the config, not the code, and
+    the same config trained by another version of the code (or another thread count) need not
+    give the same digits, so a record reused from an older store says where it came from."""
+    import torch
+
+    from tf4ctr import __version__
+
+    return {
+        "tf4ctr": __version__,
+        "commit": _source_commit(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _seeded_cell(
@@ -313,6 +353,7 @@ def run_experiment(
             "run_dir": str(result.run_dir),
             "wall_seconds": time.perf_counter() - start,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "software": software(),
             **summarize_run(result.metrics),
         }
         store.add(record)
