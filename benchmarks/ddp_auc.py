@@ -61,33 +61,42 @@ def ddp_run(seed: int, work: Path) -> dict:
     }
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def seed_study_start(doc: str, out: Path) -> tuple[list[int], dict] | None:
+    """The --seeds asked for and the results already in ``out``; None (having said why) when
+    the Frappe_x1 data is not beside the checkout. Shared by the seed-by-seed Frappe checks."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--seeds", nargs="+", type=int, default=[2023, 2024, 2025])
     args = p.parse_args()
     if not (ROOT.parent / "shared/data/Frappe_x1_rebuilt").is_dir():
         print("skipped: ../shared/data/Frappe_x1_rebuilt not found", file=sys.stderr)
+        return None
+    return args.seeds, (json.loads(out.read_text()) if out.is_file() else {})
+
+
+def main() -> int:
+    start = seed_study_start(__doc__, OUT)
+    if start is None:
         return 0
-    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    seeds, results = start
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
+        for seed in seeds:
             if str(seed) in results:
                 continue
             results[str(seed)] = ddp_run(seed, Path(tmp))
             OUT.parent.mkdir(parents=True, exist_ok=True)
             OUT.write_text(json.dumps(results, indent=2) + "\n")
-    single = single_process_runs(args.seeds)
+    single = single_process_runs(seeds)
     print("TF4CTR on Frappe_x1 (rebuilt train, real valid/test), paper setting")
     print("| seed | 1 process: test AUC | gAUC | 2 ranks (DDP): test AUC | gAUC |")
     print("|---|---|---|---|---|")
-    for seed in args.seeds:
+    for seed in seeds:
         one, two = single[seed]["test"], results[str(seed)]["test"]
         print(
             f"| {seed} | {one['auc']:.4f} | {one['gauc']:.4f} | {two['auc']:.4f} | {two['gauc']:.4f} |"
         )
     for metric in ("auc", "gauc"):
-        a = [single[s]["test"][metric] for s in args.seeds]
-        b = [results[str(s)]["test"][metric] for s in args.seeds]
+        a = [single[s]["test"][metric] for s in seeds]
+        b = [results[str(s)]["test"][metric] for s in seeds]
         t = stats.ttest_ind(b, a, equal_var=False)
         print(
             f"test {metric.upper()}: 1 process {statistics.mean(a):.4f} ± {statistics.stdev(a):.4f}, "

@@ -18,7 +18,6 @@ This checks equality, not speed, so it need not have the machine to itself.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -28,6 +27,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "results" / "mapped_auc.json"
+sys.path.insert(0, str(HERE))
+
+from ddp_auc import seed_study_start  # noqa: E402
+
 METRICS = ("auc", "gauc", "logloss")
 
 
@@ -48,17 +51,14 @@ def train_run(seed: int, mapped: str, work: Path) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", nargs="+", type=int, default=[2023, 2024, 2025])
-    args = p.parse_args()
-    if not (ROOT.parent / "shared/data/Frappe_x1_rebuilt").is_dir():
-        print("skipped: ../shared/data/Frappe_x1_rebuilt not found", file=sys.stderr)
+    start = seed_study_start(__doc__, OUT)
+    if start is None:
         return 0
+    seeds, results = start
     from tf4ctr.fileio import write_json_atomic
 
-    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
+        for seed in seeds:
             for side, mapped in SIDES.items():
                 done = results.setdefault(side, {})
                 if str(seed) not in done:
@@ -68,7 +68,7 @@ def main() -> int:
     print("| seed | side | best epoch | valid AUC | test AUC | test gAUC | test logloss |")
     print("|---|---|---|---|---|---|---|")
     largest = 0.0
-    for seed in args.seeds:
+    for seed in seeds:
         for side in SIDES:
             rec = results[side][str(seed)]
             t = rec["test"]
