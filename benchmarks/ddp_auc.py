@@ -35,7 +35,6 @@ def single_process_runs(seeds: list[int]) -> dict[int, dict]:
 
     exp = load_experiment(ROOT / "configs/experiments/frappe_x1_table4.yaml")
     store = known_results(exp)
-    exp.add_repeats(store)
     return {
         c.seed: store.records[c.key]
         for c in exp.cells
@@ -61,23 +60,21 @@ def ddp_run(seed: int, work: Path) -> dict:
     }
 
 
-def seed_study_start(doc: str, out: Path) -> tuple[list[int], dict] | None:
-    """The --seeds asked for and the results already in ``out``; None (having said why) when
-    the Frappe_x1 data is not beside the checkout. Shared by the seed-by-seed Frappe checks."""
+def seed_study_start(doc: str, out: Path) -> tuple[list[int], dict]:
+    """The --seeds asked for and the results already in ``out``; exits (status 0, having said
+    why) when the Frappe_x1 data is not beside the checkout. Shared by the seed-by-seed
+    Frappe checks."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--seeds", nargs="+", type=int, default=[2023, 2024, 2025])
     args = p.parse_args()
     if not (ROOT.parent / "shared/data/Frappe_x1_rebuilt").is_dir():
         print("skipped: ../shared/data/Frappe_x1_rebuilt not found", file=sys.stderr)
-        return None
+        raise SystemExit(0)
     return args.seeds, (json.loads(out.read_text()) if out.is_file() else {})
 
 
 def main() -> int:
-    start = seed_study_start(__doc__, OUT)
-    if start is None:
-        return 0
-    seeds, results = start
+    seeds, results = seed_study_start(__doc__, OUT)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             if str(seed) in results:

@@ -51,10 +51,7 @@ def train_run(seed: int, mapped: str, work: Path) -> dict:
 
 
 def main() -> int:
-    start = seed_study_start(__doc__, OUT)
-    if start is None:
-        return 0
-    seeds, results = start
+    seeds, results = seed_study_start(__doc__, OUT)
     from tf4ctr.fileio import write_json_atomic
 
     with tempfile.TemporaryDirectory() as tmp:

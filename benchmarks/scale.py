@@ -76,17 +76,11 @@ def ddp(work: Path) -> dict | None:
 
 
 def out_of_core(rows: int, data: Path, work: Path, save) -> dict:
-    # the table benchmarks/criteo_prepare.py writes is reused, as is one this script wrote
-    # before with its own rows.json marker
-    marker = data / "dataset.yaml"
-    if not holds_synthetic(data, rows) and (
-        not (marker.is_file() and marker.read_text())
-        or json.loads((data / "rows.json").read_text() if (data / "rows.json").is_file() else "0")
-        != rows
-    ):
+    # a table of these rows already there (written by this script or by criteo_prepare.py:
+    # `tf4ctr data synth` names its rows in the dataset.yaml) is reused
+    if not holds_synthetic(data, rows):
         subprocess.run(tf4ctr("data", "synth", "criteo", "--rows", str(rows), "--dir", str(data),
                               "--no-progress"), check=True)  # fmt: skip
-        (data / "rows.json").write_text(json.dumps(rows))
     # the encoded cache is kept beside the reused table (building it is not what is measured)
     cache = data / "cache"
     subprocess.run(tf4ctr("data", "prepare", str(data / "dataset.yaml"), "--cache-dir", str(cache),

@@ -64,7 +64,6 @@ def _reports() -> list[Path]:
 def _complete(name: str) -> bool:
     experiment = load_experiment(_experiment_files()[name])
     store = known_results(experiment)
-    experiment.add_repeats(store)
     return all(c.key in store for c in experiment.cells)
 
 

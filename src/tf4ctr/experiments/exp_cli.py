@@ -176,7 +176,6 @@ def reproduction_status(dataset: str) -> str:
             lines.append(f"| {name} | (error: {message}) | – | {what} |")
             continue
         store = known_results(experiment)
-        experiment.add_repeats(store)
         done = [store.records[c.key] for c in experiment.cells if c.key in store]
         hours = sum(training_seconds(r) for r in done) / 3600
         lines.append(f"| {name} | {len(done)} / {len(experiment.cells)} | {hours:.2f} | {what} |")
