@@ -127,6 +127,11 @@ def test_editing_a_cell_reruns_only_that_cell(tiny_project, monkeypatch):
             "cells:\n  - {label: A}\n",
             "report.equivalence.pairs: expected pairs of cell labels",
         ),
+        (
+            "name: x\nbase: run.yaml\nreport: {equivalence: {pairs: [[A, A]], margin: 0.1, "
+            "alpha: 0.9}}\ncells:\n  - {label: A}\n",
+            "report.equivalence.alpha: expected a number above 0 and below 0.5",
+        ),
     ],
 )
 def test_bad_experiment_files(tiny_project, text, msg):
@@ -160,22 +165,28 @@ def test_equivalence_by_hand(tmp_path):
         store.add({"key": c.key, "test": {"auc": v}})
     exp = Experiment("x", cells, tmp_path / "s.jsonl", tmp_path, tmp_path / "e.yaml")
 
-    def by_hand(margin):
+    def by_hand(margin, alpha):
         va, vb = stats.tvar(a) / 4, stats.tvar(b) / 3
         se = math.sqrt(va + vb)
         df = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
         d = sum(a) / 4 - sum(b) / 3
         p = max(stats.t.sf((d + margin) / se, df), stats.t.cdf((d - margin) / se, df))
-        half = stats.t.ppf(0.95, df) * se
+        half = stats.t.ppf(1 - alpha, df) * se
         return d, (d - half, d + half), p
 
-    for margin, verdict in ((0.002, True), (0.0001, False)):
-        got = equivalence(exp, store, "A", "B", margin)
-        d, ci, p = by_hand(margin)
+    # 0.00105 lies between the 90 % and the 95 % interval's reach: alpha decides it
+    for margin, alpha, verdict in (
+        (0.002, 0.05, True),
+        (0.0001, 0.05, False),
+        (0.00105, 0.05, True),
+        (0.00105, 0.025, False),
+    ):
+        got = equivalence(exp, store, "A", "B", margin, alpha)
+        d, ci, p = by_hand(margin, alpha)
         assert got.mean_difference == pytest.approx(d)
-        assert got.ci90 == pytest.approx(ci) and got.pvalue == pytest.approx(p)
+        assert got.ci == pytest.approx(ci) and got.pvalue == pytest.approx(p)
         assert got.equivalent is verdict
-        # equivalent exactly when the 90 % interval lies inside the margin
+        # equivalent exactly when the 1 - 2 alpha interval lies inside the margin
         assert bool(-margin < ci[0] and ci[1] < margin) is verdict
     assert equivalence(exp, store, "A", "missing", 0.1).equivalent is None
 

@@ -53,6 +53,8 @@ class EquivalenceSpec:
 
     pairs: tuple[tuple[str, str], ...]
     margin: float
+    #: level of each one-sided test; below 5 % when a study is extended after a first look
+    alpha: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ _REPORT = (
     "kind", "param", "x_label", "paper_best", "baseline", "repeat_best", "compare", "matrix",
     "equivalence",
 )  # fmt: skip
-_EQUIVALENCE = ("pairs", "margin")
+_EQUIVALENCE = ("pairs", "margin", "alpha")
 _REPEAT = ("among", "with", "seeds")
 _MATRIX = ("rows", "columns", "baseline", "compare", "ranks", "best_pair")
 
@@ -261,8 +263,16 @@ def _parse_report(w: _Where, raw: Any) -> ReportSpec:
         margin = e.get("margin")
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin > 0:
             raise w.error("report.equivalence.margin", f"expected a number > 0, found {margin!r}")
+        alpha = e.get("alpha", 0.05)
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 0.5:
+            raise w.error(
+                "report.equivalence.alpha",
+                f"expected a number above 0 and below 0.5, found {alpha!r}",
+            )
         equivalence = EquivalenceSpec(
-            pairs=_label_pairs(w, e.get("pairs"), "report.equivalence.pairs"), margin=float(margin)
+            pairs=_label_pairs(w, e.get("pairs"), "report.equivalence.pairs"),
+            margin=float(margin),
+            alpha=float(alpha),
         )
     matrix = None
     if "matrix" in raw:

@@ -62,8 +62,9 @@ class Equivalence:
     """Two one-sided Welch t-tests (TOST) of ``first`` against ``second`` on test AUC.
 
     ``equivalent`` holds when both one-sided nulls (difference <= -margin, difference >=
-    +margin) are rejected at 5 %, i.e. the 90 % confidence interval of the difference lies
-    inside ±margin; None until each side has two seeds.
+    +margin) are rejected at ``alpha`` (5 % unless the experiment says otherwise), i.e. the
+    1 − 2·alpha confidence interval of the difference lies inside ±margin; None until each
+    side has two seeds.
     """
 
     first: str
@@ -71,12 +72,13 @@ class Equivalence:
     margin: float
     n: tuple[int, int]
     mean_difference: float | None = None
-    ci90: tuple[float, float] | None = None
+    ci: tuple[float, float] | None = None  # at 1 - 2 * alpha
     pvalue: float | None = None  # the larger of the two one-sided p-values
+    alpha: float = 0.05
 
     @property
     def equivalent(self) -> bool | None:
-        return None if self.pvalue is None else self.pvalue < 0.05
+        return None if self.pvalue is None else self.pvalue < self.alpha
 
 
 @dataclass(frozen=True)
@@ -136,26 +138,32 @@ def significance(
 
 
 def equivalence(
-    experiment: Experiment, store: ResultStore, first: str, second: str, margin: float
+    experiment: Experiment,
+    store: ResultStore,
+    first: str,
+    second: str,
+    margin: float,
+    alpha: float = 0.05,
 ) -> Equivalence:
     """TOST on test AUC: H0 |mean(first) - mean(second)| >= margin, Welch's standard error."""
     rows = records_by_label(experiment, store)
     a = metric_values(rows.get(first, []), "test", "auc")
     b = metric_values(rows.get(second, []), "test", "auc")
     if len(a) < 2 or len(b) < 2:
-        return Equivalence(first, second, margin, (len(a), len(b)))
+        return Equivalence(first, second, margin, (len(a), len(b)), alpha=alpha)
     # shifting one side by the margin turns each one-sided null into a plain Welch test
     above = stats.ttest_ind([x + margin for x in a], b, equal_var=False, alternative="greater")
     below = stats.ttest_ind([x - margin for x in a], b, equal_var=False, alternative="less")
-    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(1 - 2 * alpha)
     return Equivalence(
         first,
         second,
         margin,
         (len(a), len(b)),
         mean_difference=statistics.mean(a) - statistics.mean(b),
-        ci90=(float(ci.low), float(ci.high)),
+        ci=(float(ci.low), float(ci.high)),
         pvalue=float(max(above.pvalue, below.pvalue)),
+        alpha=alpha,
     )
 
 
@@ -178,7 +186,8 @@ def compute(experiment: Experiment, store: ResultStore) -> TableResult:
         tests=tests,
         waiting_for_baseline=bool(spec) and best is None,
         equivalences=[
-            equivalence(experiment, store, a, b, eq.margin) for a, b in (eq.pairs if eq else ())
+            equivalence(experiment, store, a, b, eq.margin, eq.alpha)
+            for a, b in (eq.pairs if eq else ())
         ],
     )
 
@@ -234,8 +243,9 @@ def format_tests(result: TableResult) -> str | None:
 
 def format_equivalence(e: Equivalence) -> str:
     head = f"- {e.first} vs {e.second}, equivalence of test AUC within ±{e.margin:g} (TOST)"
-    if e.pvalue is None or e.ci90 is None or e.mean_difference is None:
+    if e.pvalue is None or e.ci is None or e.mean_difference is None:
         return f"{head}: needs two or more seeds of each"
+    level = "" if e.alpha == 0.05 else f" (each side at {e.alpha:g})"
     verdict = (
         "equivalent"
         if e.equivalent
@@ -243,7 +253,8 @@ def format_equivalence(e: Equivalence) -> str:
     )
     return (
         f"{head}: difference {e.mean_difference:+.4f} (means over {e.n[0]} and {e.n[1]} seeds), "
-        f"90 % CI [{e.ci90[0]:+.4f}, {e.ci90[1]:+.4f}], TOST p = {e.pvalue:.3g}: {verdict}"
+        f"{100 * (1 - 2 * e.alpha):g} % CI [{e.ci[0]:+.4f}, {e.ci[1]:+.4f}], "
+        f"TOST p = {e.pvalue:.3g}{level}: {verdict}"
     )
 
 
