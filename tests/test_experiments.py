@@ -255,6 +255,44 @@ def test_keys_ignore_spelled_out_defaults_and_the_checkout_location(tiny_project
     assert config_key(moved) == config_key(base)
 
 
+def test_key_defaults_are_frozen_so_a_changed_default_gets_new_keys(tiny_project, monkeypatch):
+    """Keys leave out a setting at the value it had when keys began (KEYED_AGAINST), not at
+    today's default: if train.fast_dropout's default turns true, a config that omits it must
+    not be answered by the torch-dropout records, and one that pins false must still be."""
+    import dataclasses
+
+    import yaml
+
+    from tf4ctr import config as config_module
+    from tf4ctr.experiments.keys import _NOT_RESULTS, KEYED_AGAINST, config_key
+
+    # every setting that changes a result is listed, at its current default
+    for section, cls in (("train", config_module.TrainConfig), ("loss", config_module.LossConfig)):
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        listed = {k: v for k, v in fields.items() if k not in _NOT_RESULTS}
+        assert KEYED_AGAINST[section] == listed, section
+
+    monkeypatch.chdir(tiny_project)
+    base = yaml.safe_load((tiny_project / "run.yaml").read_text())
+    base["dataset"] = str(tiny_project / "dataset.yaml")
+    pinned_false, pinned_true = (json.loads(json.dumps(base)) for _ in range(2))
+    pinned_false["train"]["fast_dropout"] = False
+    pinned_true["train"]["fast_dropout"] = True
+    old = {name: config_key(c) for name, c in (("omitted", base), ("false", pinned_false))}
+    assert old["omitted"] == old["false"] != config_key(pinned_true)
+
+    flipped = dataclasses.make_dataclass(
+        "TrainConfig",
+        [("fast_dropout", bool, dataclasses.field(default=True))],
+        bases=(config_module.TrainConfig,),
+        frozen=True,
+    )
+    monkeypatch.setattr(config_module, "TrainConfig", flipped)
+    assert config_module.parse_run_config(base).train.fast_dropout is True
+    assert config_key(base) == config_key(pinned_true) != old["omitted"]
+    assert config_key(pinned_false) == old["false"]
+
+
 def test_cell_seeds_the_seeds_option_and_reuse(tiny_project, monkeypatch):
     monkeypatch.chdir(tiny_project)
     (tiny_project / "exp.yaml").write_text(EXPERIMENT)

@@ -4,6 +4,11 @@ A cell's key hashes its parsed config with names, output places and spelled-out 
 left out, and the dataset by what it is (its config and split file names), not where it
 lies: the same study keys alike in any checkout, and a record answers only for the config
 that produced it.
+
+"Default" means the value a setting had when keys began to leave it out (:data:`KEYED_AGAINST`),
+not today's: when a default changes, a config that relies on the new one gets a new key (no
+old record answers for it), while one that spells out the old value keeps its key and its
+records.
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tf4ctr.config import LossConfig, TrainConfig, parse_run_config
+from tf4ctr.config import parse_run_config
 from tf4ctr.models import model_defaults
 from tf4ctr.models.registry import canonical_name
 
-__all__ = ["canonical_config", "config_key"]
+__all__ = ["KEYED_AGAINST", "canonical_config", "config_key"]
 
 _NOT_RESULTS = (
     "progress",
@@ -29,6 +34,37 @@ _NOT_RESULTS = (
     "device",
 )  # train keys that change no result
 _MISSING = object()
+
+#: Every train and loss setting that changes a result, with the value keys leave out. Frozen:
+#: when a default in tf4ctr.config changes, this table keeps the old one (a test checks every
+#: setting is listed, so a new one is added here with the default it is born with).
+KEYED_AGAINST: dict[str, dict[str, Any]] = {
+    "train": {
+        "batch_size": 10_000,
+        "epochs": 100,
+        "lr": 1e-3,
+        "patience": 2,
+        "monitor": "auc+gauc",
+        "reduce_lr_factor": 0.1,
+        "min_lr": 1e-6,
+        "clip_grad_norm": 10.0,
+        "seed": 2023,
+        "sparse_embedding": False,
+        "fast_dropout": False,
+        "record_difficulty": False,
+        "record_logit_grads": False,
+    },
+    "loss": {
+        "name": "bce",
+        "alpha": 0.25,
+        "c": 0.7,
+        "gamma": 1.0,
+        "focal_alpha": 0.25,
+        "focal_gamma": 2.0,
+        "rce_beta": 0.25,
+        "embedding_l2": 0.0,
+    },
+}
 
 
 def _plain(value: Any) -> Any:
@@ -59,11 +95,11 @@ def canonical_config(raw: dict[str, Any], source: Path | None = None) -> dict[st
     model = {
         k: v for k, v in _plain(parsed.model_hparams).items() if model_default.get(k, _MISSING) != v
     }
-    loss_default = _plain(dataclasses.asdict(LossConfig()))
+    loss_default = KEYED_AGAINST["loss"]
     loss = {
         k: v for k, v in _plain(dataclasses.asdict(parsed.loss)).items() if loss_default[k] != v
     }
-    train_default = _plain(dataclasses.asdict(TrainConfig()))
+    train_default = KEYED_AGAINST["train"]
     train = {
         k: v
         for k, v in _plain(dataclasses.asdict(parsed.train)).items()
