@@ -31,10 +31,10 @@ from torch import nn
 _LEVELS = 1 << 15  # 15 random bits per draw
 
 
-def _keep_mask(
+def _drop_mask(
     shape: torch.Size, p: float, *, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, float]:
-    """The fast mask as booleans (True: kept), and the scale of the kept elements; both
+    """The fast mask as booleans (True: dropped), and the scale of the kept elements; both
     :func:`dropout_factors` and the fused ReLU + mask draw it here, so they drop alike."""
     n = 1
     for s in shape:
@@ -42,7 +42,7 @@ def _keep_mask(
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator)
     draws = words.view(torch.int16)[:n].bitwise_and(_LEVELS - 1)  # uniform on [0, 2^15)
     drop_levels = round(p * _LEVELS)
-    return (draws >= drop_levels).view(shape), _LEVELS / (_LEVELS - drop_levels)
+    return (draws < drop_levels).view(shape), _LEVELS / (_LEVELS - drop_levels)
 
 
 def dropout_factors(
@@ -53,8 +53,8 @@ def dropout_factors(
     p is rounded to a multiple of 2⁻¹⁵ and the scale uses the rounded value,
     so the expectation of the factors is exactly 1.
     """
-    keep, scale = _keep_mask(shape, p, generator=generator)
-    return keep.to(torch.float32).mul_(scale)
+    drop, scale = _drop_mask(shape, p, generator=generator)
+    return torch.full(shape, scale, dtype=torch.float32).masked_fill_(drop, 0.0)
 
 
 class _Scale(torch.autograd.Function):
@@ -81,8 +81,10 @@ class _ReLUThenMask(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        keep, scale = _keep_mask(x.shape, p)
-        x.relu_().mul_(keep.to(x.device)).mul_(scale)
+        drop, scale = _drop_mask(x.shape, p)
+        # masked_fill_ takes the bool mask as it is (a multiply would first make a float
+        # copy of it: one more 10,000 × 400 tensor written every layer)
+        x.relu_().masked_fill_(drop.to(x.device), 0.0).mul_(scale)
         ctx.mark_dirty(x)
         ctx.save_for_backward(x)
         ctx.scale = scale

@@ -32,6 +32,7 @@ from tf4ctr.nn import FeatureEmbedding, FeatureInput
 from tf4ctr.nn.dropout import FastDropout
 from tf4ctr.progress import show_bars
 from tf4ctr.train.distributed import World
+from tf4ctr.train.heap import keep_freed_memory
 from tf4ctr.train.metrics import evaluate_predictions
 
 log = logging.getLogger("tf4ctr")
@@ -211,6 +212,7 @@ class Trainer:
         device: torch.device | str = "cpu",
         world: World | None = None,
     ) -> None:
+        keep_freed_memory()  # each step's activations reuse the last step's memory
         self.model = model.to(device)
         self.world = world or World()
         # the module the training step runs: DDP's wrapper averages gradients across ranks
