@@ -11,6 +11,11 @@ round in this one process, medians reported:
 - ``modules, fast mask`` / ``fused, fast mask``: the same with ``train.fast_dropout`` on (fused:
   ReLU and the mask in one autograd function, in place).
 
+With a C compiler on the machine, two more: ``inductor, torch dropout`` / ``inductor, fast mask``:
+the same block under ``torch.compile`` (inductor generates one C++ loop for what it can fuse:
+batch norm, ReLU, the mask; a package cannot count on a compiler, so this is the comparison,
+not the default path). ``--no-inductor`` leaves them out.
+
 Beside them, ``matmul only``: the same step's matrix products alone (three forward addmm, two
 backward products per layer plus the output layer's), the ceiling the block can approach; each
 variant's "% of matmul" is matmul-only time / its time. Run on an idle machine; prints one table
@@ -20,6 +25,8 @@ and writes benchmarks/results/mlp_block.json.
 from __future__ import annotations
 
 import argparse
+import copy
+import shutil
 import statistics
 import sys
 import time
@@ -58,6 +65,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=5, help="steps timed per variant and round")
     p.add_argument("--batch", type=int, default=10_000)
+    p.add_argument("--no-inductor", action="store_true", help="skip the torch.compile variants")
+    p.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(2023)
@@ -75,13 +84,39 @@ def main() -> int:
 
         return run
 
+    def compiled(fast: bool):
+        twin = copy.deepcopy(mlp)
+        for d in twin.modules():
+            if isinstance(d, FastDropout):
+                d.fast = fast
+        step = torch.compile(twin)
+
+        def run() -> None:
+            twin.zero_grad(set_to_none=True)
+            step(x).sum().backward()
+
+        start = time.perf_counter()
+        run()  # compiles
+        compile_seconds[f"inductor, {'fast mask' if fast else 'torch dropout'}"] = (
+            time.perf_counter() - start
+        )
+        return run
+
     variants = {
         "modules, torch dropout": variant(False, False),
         "fused, torch dropout": variant(True, False),
         "modules, fast mask": variant(False, True),
         "fused, fast mask": variant(True, True),
-        "matmul only": lambda: matmul_step(weights, x),
     }
+    compile_seconds: dict[str, float] = {}
+    if args.no_inductor:
+        pass
+    elif shutil.which("cc") or shutil.which("gcc"):
+        variants["inductor, torch dropout"] = compiled(False)
+        variants["inductor, fast mask"] = compiled(True)
+    else:
+        print("no C compiler on this machine: the inductor variants are left out")
+    variants["matmul only"] = lambda: matmul_step(weights, x)
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.rounds):
         for name, run in variants.items():
@@ -99,10 +134,11 @@ def main() -> int:
     print("|---|---|---|---|")
     for name, t in med.items():
         print(f"| {name} | {t * 1e3:.1f} | {base / t:.2f}x | {100 * med['matmul only'] / t:.0f} |")
-    write_json_atomic(
-        {"args": vars(args), "torch": torch.__version__, "seconds": times, "median": med}, OUT
-    )
-    print(f"written to {OUT}")
+    for name, t in compile_seconds.items():
+        print(f"{name}: compiling took {t:.1f} s (once per process)")
+    record = {"args": vars(args), "torch": torch.__version__, "seconds": times, "median": med}
+    write_json_atomic({**record, "compile_seconds": compile_seconds}, args.out)
+    print(f"written to {args.out}")
     return 0
 
 
