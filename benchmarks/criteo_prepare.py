@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import resource
-import shutil
 import signal
 import statistics
 import subprocess
@@ -46,6 +45,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from fuxictr_worker import _pss_kb, proc_kb, process_tree  # noqa: E402
+from owned import make_owned, remove_owned  # noqa: E402
 
 HEADER = "\t".join(["label", *(f"I{i}" for i in range(1, 14)), *(f"C{i}" for i in range(1, 27))])
 # The last commit before issue 17 made preprocessing faster: "old" in the slice table.
@@ -117,7 +117,7 @@ def ensure_synthetic(directory: Path, rows: int, seed: int) -> None:
     if holds_synthetic(directory, rows):
         print(f"reusing {directory}")
         return
-    shutil.rmtree(directory, ignore_errors=True)
+    make_owned(directory)  # an interrupted earlier write is removed, nothing else is
     print(f"writing {rows:,} SYNTHETIC rows to {directory} ...", flush=True)
     subprocess.run(
         tf4ctr_cmd("data", "synth", "criteo", "--rows", str(rows), "--dir", str(directory),
@@ -132,8 +132,7 @@ def make_slice(full: Path, rows: int, ours: Path, theirs: Path) -> None:
     if stamp.is_file() and json.loads(stamp.read_text()) == {"rows": rows, "source": str(full)}:
         return
     for d in (ours, theirs):
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
+        make_owned(d)
     sizes = {"train": rows - 2 * (rows // 10), "valid": rows // 10, "test": rows // 10}
     with open(full / "train.txt", "rb") as src:
         for split, n in sizes.items():
@@ -151,8 +150,7 @@ def export_old(rev: str, directory: Path) -> Path:
                             check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     target = directory / commit[:12]
     if not (target / "src" / "tf4ctr" / "__init__.py").is_file():
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
+        make_owned(target)
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src"], check=True,
                                  capture_output=True).stdout  # fmt: skip
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
@@ -161,7 +159,7 @@ def export_old(rev: str, directory: Path) -> Path:
 
 def ours_prepare(config: Path, cache: Path, src: Path | None = None) -> dict:
     """``tf4ctr data prepare`` into a fresh cache; of the tf4ctr in ``src`` when given."""
-    shutil.rmtree(cache, ignore_errors=True)
+    make_owned(cache)
     env = None
     if src is not None:
         env = dict(
@@ -170,7 +168,7 @@ def ours_prepare(config: Path, cache: Path, src: Path | None = None) -> dict:
     result = measure(tf4ctr_cmd("data", "prepare", str(config), "--cache-dir", str(cache),
                                 "--no-progress"), env=env)  # fmt: skip
     result["summary"] = result.pop("stdout").strip().splitlines()[0]
-    shutil.rmtree(cache, ignore_errors=True)
+    remove_owned(cache)
     return result
 
 
@@ -182,7 +180,7 @@ def fuxictr_prepare(python: Path, data: Path, work: Path) -> dict:
         env=env,
     )  # fmt: skip
     result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
-    shutil.rmtree(work, ignore_errors=True)
+    remove_owned(work)
     return result
 
 

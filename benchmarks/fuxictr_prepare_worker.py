@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
+
+from owned import make_owned  # benchmarks/ is this script's folder, so first on sys.path
 
 NUMERIC = [f"I{i}" for i in range(1, 14)]
 CATEGORICAL = [f"C{i}" for i in range(1, 27)]
@@ -26,7 +27,9 @@ CATEGORICAL = [f"C{i}" for i in range(1, 27)]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="train/valid/test.csv (tab, header)")
-    parser.add_argument("--work-dir", required=True, help="emptied, then FuxiCTR's data root")
+    parser.add_argument(
+        "--work-dir", required=True, help="made afresh (see owned.py), then FuxiCTR's data root"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     start = time.perf_counter()
@@ -34,9 +37,7 @@ def main() -> None:
     from fuxictr.preprocess import build_dataset
 
     import_s = time.perf_counter() - start
-    work = Path(args.work_dir)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = make_owned(Path(args.work_dir))
     data = Path(args.data_dir)
     feature_cols = [
         {"name": NUMERIC, "active": True, "dtype": "float", "type": "categorical",
