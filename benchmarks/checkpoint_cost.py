@@ -38,6 +38,7 @@ from tf4ctr import run
 from tf4ctr.config import TrainConfig, load_run_config
 from tf4ctr.data import FeatureSchema, FieldInfo
 from tf4ctr.data.synth_criteo import CRITEO_CARDINALITIES
+from tf4ctr.fileio import write_text_atomic
 from tf4ctr.models import build_model
 from tf4ctr.train.trainer import FitState, Trainer, atomic_torch_save
 
@@ -165,7 +166,7 @@ def main() -> int:
         f"{c['epoch_s_estimated']:.0f} (estimated from {c['train_samples_per_s']:,.0f} "
         f"train samples/s) | {100 * c['share']:.3f} % |"
     )
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    write_text_atomic(args.out, json.dumps(results, indent=1) + "\n")
     print(f"written to {args.out}")
     return 0
 

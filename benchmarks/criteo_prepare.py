@@ -47,6 +47,8 @@ sys.path.insert(0, str(HERE))
 from fuxictr_worker import _pss_kb, proc_kb, process_tree  # noqa: E402
 from owned import make_owned, remove_owned  # noqa: E402
 
+from tf4ctr.fileio import write_text_atomic  # noqa: E402
+
 HEADER = "\t".join(["label", *(f"I{i}" for i in range(1, 14)), *(f"C{i}" for i in range(1, 27))])
 # The last commit before issue 17 made preprocessing faster: "old" in the slice table.
 OLD_REV = "a86328e"
@@ -289,7 +291,7 @@ def main() -> None:
     print(table)
     report["table"] = table
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=1) + "\n")
+    write_text_atomic(args.output, json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.output}")
 
 

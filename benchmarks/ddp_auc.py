@@ -24,6 +24,8 @@ from pathlib import Path
 
 from scipy import stats
 
+from tf4ctr.fileio import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "ddp_auc.json"
 
@@ -81,7 +83,7 @@ def main() -> int:
                 continue
             results[str(seed)] = ddp_run(seed, Path(tmp))
             OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps(results, indent=2) + "\n")
+            write_text_atomic(OUT, json.dumps(results, indent=2) + "\n")
     single = single_process_runs(seeds)
     print("TF4CTR on Frappe_x1 (rebuilt train, real valid/test), paper setting")
     print("| seed | 1 process: test AUC | gAUC | 2 ranks (DDP): test AUC | gAUC |")

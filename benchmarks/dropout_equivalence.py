@@ -26,6 +26,7 @@ from scipy import stats
 
 from tf4ctr import run
 from tf4ctr.config import load_run_config
+from tf4ctr.fileio import write_text_atomic
 from tf4ctr.nn.dropout import FastDropout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def main() -> int:
                 "seconds_per_epoch": secs[len(secs) // 2],
             }
             OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps(results, indent=2) + "\n")
+            write_text_atomic(OUT, json.dumps(results, indent=2) + "\n")
             print(f"{key}: test auc {m['test']['auc']:.5f}", file=sys.stderr, flush=True)
 
     print("TF4CTR on Frappe_x1 (rebuilt train, real valid/test), paper settings")
