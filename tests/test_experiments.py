@@ -401,6 +401,32 @@ def test_repeat_seeds_of_a_with_cell_are_copied_from_a_reused_store(tiny_project
     assert reused == [2023, 2024] and len(store.records) == 6
 
 
+def test_a_cell_another_grid_process_finished_is_not_trained_again(tiny_project, monkeypatch):
+    """One grid process per core on the same experiment: each reads the store again before a
+    cell, so a cell the other process finished meanwhile is collected, not retrained."""
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "exp.yaml").write_text(EXPERIMENT)
+    exp = load_experiment(tiny_project / "exp.yaml")
+    from tf4ctr import run
+
+    calls = []
+    real_train = run.train
+
+    def train(config, **kw):
+        calls.append(config.name)
+        result = real_train(config, **kw)
+        if len(calls) == 1:  # meanwhile, the other process finishes DNN seed 2
+            other = ResultStore(exp.store_path)
+            cell = next(c for c in exp.cells if (c.label, c.seed) == ("DNN", 2))
+            other.add({"key": cell.key, "label": "DNN", "seed": 2, "by": "the other process"})
+        return result
+
+    monkeypatch.setattr(run, "train", train)
+    store = run_experiment(exp, progress=False, only=["DNN"])
+    assert calls == ["dnn-s1"]
+    assert sorted(r["seed"] for r in store.records.values()) == [1, 2]
+
+
 def _fake_record(label, auc, **extra):
     return {"key": label, "label": label, "test": {"auc": auc, "gauc": auc - 0.01, "logloss": 0.3},
             "valid": {"auc": auc}, "best_epoch": 1, "seconds_per_epoch": 1.0, "parameters": 10,

@@ -309,6 +309,7 @@ def run_experiment(
     )
 
     def refill() -> list[Cell]:
+        store.refresh()
         if only or not (extra := add_repeat_cells(experiment, store, dry_run=False)):
             return []
         pending = [c for c in extra if c.key not in store]
@@ -320,6 +321,12 @@ def run_experiment(
     skipped = 0
     while queue:
         cell = queue.pop(0)
+        store.refresh()
+        if cell.key in store:  # another grid process finished it meanwhile
+            bar.update(1)
+            if not queue:
+                queue = refill()
+            continue
         bar.set_postfix_str(f"{cell.label} seed {cell.seed}")
         raw = copy.deepcopy(cell.raw_config)
         raw["output_dir"] = str(experiment.runs_dir)

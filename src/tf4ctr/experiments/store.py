@@ -49,6 +49,10 @@ class ResultStore:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the file again: another process (one grid per core) may have added records."""
         if self.path.is_file():
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:
