@@ -141,3 +141,21 @@ def test_every_quoted_figure_has_a_source(doc: str):
     assert pending <= quoted, (
         f"{doc}: UNSOURCED lists figures no longer quoted: {sorted(pending - quoted)}"
     )
+
+
+def test_tuned_tf_loss_summary_uses_the_points_each_grid_chose_on_validation():
+    """frappe_x1_tfloss_tuned.yaml writes each model's TF Loss point out by hand; each must be
+    the point that model's own grid chooses on validation (best_baseline), key for key."""
+    summary = load_experiment(EXPERIMENTS / "frappe_x1_tfloss_tuned.yaml")
+    tuned = {c.label.removesuffix(" / TF tuned"): c for c in summary.cells if c.seed == 2023}
+    checked = 0
+    for path in sorted(EXPERIMENTS.glob("frappe_x1_tfloss_tuned_*.yaml")):
+        grid = load_experiment(path)
+        best = grid.best_baseline(known_results(grid))
+        if best is None:
+            continue  # that grid is still running: nothing chosen yet
+        model = best.split(" / ")[0]
+        chosen = next(c for c in grid.cells if c.label == best and c.seed == 2023)
+        assert tuned[model].key == chosen.key, f"{path.name} chose {best}"
+        checked += 1
+    assert checked == 5
