@@ -10,7 +10,10 @@ Every measurement is a fresh subprocess (so peak RSS is per run); ours and their
 alternate, model by model, repeat by repeat, and the table quotes medians and the
 ratio ours / theirs. The dense matmul rate torch reaches on this machine, with the
 same thread count, is measured in this run too, before and after, and the training
-FLOP rate (analytic FLOPs per sample × samples/s, see flops.py) is quoted against it.
+FLOP rate (analytic FLOPs per sample × samples/s, see flops.py) is quoted against it; so is
+evaluation's (a third of training's FLOPs per sample: forward only), beside the share of the
+matmul rate that 5× FuxiCTR's evaluation rate would take ("5x eval needs"): above ~90 % the
+inference target asks for more than the matrix products alone can give.
 
 When ``tf4ctr`` is among the models, its runs also alternate with runs of the authors'
 official TF4CTRv2 (github.com/salmon1802/TF4CTR, patched only to import; see
@@ -317,6 +320,8 @@ def main() -> int:
         "s/epoch ours",
         "GFLOP/s",
         "% matmul",
+        "eval % matmul",
+        "5x eval needs",
         "RSS MB ours",
         "RSS MB FuxiCTR",
     )
@@ -327,10 +332,17 @@ def main() -> int:
         tr, ev = row["train_samples_per_s"], row["eval_samples_per_s"]
         flops = median(o, "train_flops_per_sample")
         gflops = tr["ours"] * flops / 1e9 if tr["ours"] and flops else None
+        # Inference runs the forward products only, a third of training's (flops.py): how close
+        # evaluation is to the matrix-product ceiling, and how close 5x FuxiCTR would have to be
+        forward = flops / 3 if flops else None
+        eval_share = ev["ours"] * forward / 1e9 / matmul if ev["ours"] and forward else None
+        needed = 5 * ev["fuxictr"] * forward / 1e9 / matmul if ev["fuxictr"] and forward else None
         row.update(
             seconds_per_epoch=median(o, "seconds_per_epoch"),
             train_gflops=gflops,
             fraction_of_matmul=gflops / matmul if gflops else None,
+            eval_fraction_of_matmul=eval_share,
+            eval_fraction_of_matmul_for_5x=needed,
             peak_rss_mb={"ours": median(o, "peak_rss_mb"), "fuxictr": median(t, "peak_rss_mb")},
             valid_auc_after_epochs={
                 "ours": median(o, "valid_auc"),
@@ -350,6 +362,8 @@ def main() -> int:
                 fmt(row["seconds_per_epoch"], ".2f"),
                 fmt(gflops, ".1f"),
                 fmt(None if gflops is None else 100 * row["fraction_of_matmul"], ".0f"),
+                fmt(None if eval_share is None else 100 * eval_share, ".0f"),
+                fmt(None if needed is None else 100 * needed, ".0f"),
                 fmt(row["peak_rss_mb"]["ours"]),
                 fmt(row["peak_rss_mb"]["fuxictr"]),
             ]
