@@ -94,6 +94,27 @@ def test_masks_are_uncorrelated_between_neighbours():
     assert abs((a * b).mean().item()) < 0.005
 
 
+def _train_twice(model, x, **switches):
+    """Two training steps (the second sees updated running statistics) with MLP's class-wide
+    switches set as given, restored after; returns the output and the input and parameter
+    gradients. The dropout masks come from the same seed each time."""
+    from tf4ctr.nn.mlp import MLP
+
+    saved = {name: getattr(MLP, name) for name in switches}
+    try:
+        for name, value in switches.items():
+            setattr(MLP, name, value)
+        xi = x.clone().requires_grad_()
+        torch.manual_seed(7)
+        for _ in range(2):
+            y = model(xi)
+            y.square().sum().backward()
+        return y.detach(), xi.grad, [q.grad for q in model.parameters()]
+    finally:
+        for name, value in saved.items():
+            setattr(MLP, name, value)
+
+
 @pytest.mark.parametrize("fast_mask", [False, True])
 @pytest.mark.parametrize("batch_norm", [True, False])
 @pytest.mark.parametrize("p", [0.0, 0.2])
@@ -112,19 +133,8 @@ def test_mlp_fused_relu_dropout_is_bit_identical_to_the_modules(fast_mask, batch
             d.fast = fast_mask
     plain = copy.deepcopy(fused)
     x = torch.randn(50, 12)
-    outs = []
-    try:
-        for model, fuse in ((fused, True), (plain, False)):
-            MLP.fuse_relu_dropout = fuse
-            xi = x.clone().requires_grad_()
-            torch.manual_seed(7)
-            for _ in range(2):  # two steps: the second sees updated running statistics
-                y = model(xi)
-                y.square().sum().backward()
-            outs.append((y.detach(), xi.grad, [q.grad for q in model.parameters()]))
-    finally:
-        MLP.fuse_relu_dropout = True
-    (y1, g1, p1), (y2, g2, p2) = outs
+    y1, g1, p1 = _train_twice(fused, x, fuse_relu_dropout=True)
+    y2, g2, p2 = _train_twice(plain, x, fuse_relu_dropout=False)
     assert torch.equal(y1, y2)
     assert torch.equal(g1, g2)
     assert all(torch.equal(a, b) for a, b in zip(p1, p2, strict=True))
@@ -149,19 +159,8 @@ def test_dropout_scale_folded_into_batch_norm_matches_the_fused_path(momentum):
             m.momentum = momentum
     plain = copy.deepcopy(folded)
     x = torch.randn(64, 12)
-    outs = []
-    try:
-        for model, fold in ((folded, True), (plain, False)):
-            MLP.fold_dropout_scale = fold
-            xi = x.clone().requires_grad_()
-            torch.manual_seed(7)
-            for _ in range(2):
-                y = model(xi)
-                y.square().sum().backward()
-            outs.append((y.detach(), xi.grad, [q.grad for q in model.parameters()]))
-    finally:
-        MLP.fold_dropout_scale = False
-    (y1, g1, p1), (y2, g2, p2) = outs
+    y1, g1, p1 = _train_twice(folded, x, fold_dropout_scale=True)
+    y2, g2, p2 = _train_twice(plain, x, fold_dropout_scale=False)
     torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-5)
     for a, b in zip(p1, p2, strict=True):
