@@ -120,7 +120,7 @@ def fast_keep_scale(p: float) -> float:
 
 
 def relu_then_drop_prescaled_(x: torch.Tensor, dropout: FastDropout) -> torch.Tensor:
-    """``dropout(relu(x / s)) `` for ``x`` already scaled by ``s = fast_keep_scale(p)``
+    """``dropout(relu(x / s))`` for ``x`` already scaled by ``s = fast_keep_scale(p)``
     (the fast mask only; ReLU commutes with a positive scale): the mask's zeros without its
     multiply."""
     return _ReLUThenDrop.apply(x, dropout.p)

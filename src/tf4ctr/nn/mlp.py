@@ -134,6 +134,7 @@ class MLP(nn.Module):
         return (
             isinstance(bn, nn.BatchNorm1d)
             and bn.affine
+            and bn.training  # a batch norm frozen in eval mode keeps its own forward
             and isinstance(act, nn.ReLU)
             and isinstance(dropout, FastDropout)
             and dropout.training
