@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -609,6 +610,20 @@ def test_matrix_report_by_hand(tiny_project, monkeypatch, tmp_path):
     assert (
         "- ours: times best / second best in a row, of 2 complete rows: wsf 1 / 1, "
         "sum 1 / 1" in text
+    )
+    # a study beyond the paper cites no paper figure: ours alone, no "(–)" or "paper" parts
+    bare = re.sub(r", reference: \{[^}]*\}", "", MATRIX).replace(
+        "baseline: Share + SUM}", "baseline: Share + SUM, ranks: true}"
+    )
+    (tiny_project / "m.yaml").write_text(bare)
+    text = render_report(load_experiment(tiny_project / "m.yaml"), store)
+    assert "Test AUC:" in text and "paper" not in text and "(–)" not in text
+    assert "| ser | 0.9000 | 0.8000 | 0.8500 |" in text
+    assert "| column mean | 0.8000 | 0.7750 | |" in text
+    assert text.count("- ours: times best / second best") == 1
+    assert (
+        "- row ser minus share, test AUC paired over columns: ours +0.1250 (2 of 2 higher, "
+        "t-test p = 0.34)\n" in text
     )
     (tiny_project / "m.yaml").write_text(
         MATRIX.replace("}}\ncells", ", compare: diagonal}}\ncells")

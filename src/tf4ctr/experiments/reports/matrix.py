@@ -49,6 +49,8 @@ class Matrix:
             self.grid.setdefault(at, cell.label)
         self.rows = list(dict.fromkeys(r for r, _ in self.grid))
         self.cols = list(dict.fromkeys(c for _, c in self.grid))
+        # a study beyond the paper cites no paper figure: its tables then show ours alone
+        self.has_paper = any(self.references.get(lab) for lab in self.grid.values())
 
     def ours(self, label: str | None, metric: str, split: str = "test") -> float | None:
         return mean_or_none(metric_values(self.records.get(label or "", []), split, metric))
@@ -181,14 +183,20 @@ def _complete_mean(values: list[float | None]) -> str:
 def format_matrix(m: Matrix, metric: str, name: str) -> str:
     def mean_pair(labels: list[str | None]) -> str:
         mine = _complete_mean([m.ours(lab, metric) for lab in labels])
+        if not m.has_paper:
+            return mine
         return f"{mine} ({_complete_mean([m.paper(lab, metric) for lab in labels])})"
 
+    def entry(label: str | None) -> str:
+        mine = fmt(m.ours(label, metric))
+        return f"{mine} ({fmt(m.paper(label, metric))})" if m.has_paper else mine
+
     head = [f"{m.row_key} \\ {m.col_key}", *m.cols, "row mean"]
-    lines = [f"Test {name}, ours (paper's):", "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * len(head)]  # fmt: skip
+    title = f"Test {name}, ours (paper's):" if m.has_paper else f"Test {name}:"
+    lines = [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in m.rows:
         labels = [m.grid.get((row, col)) for col in m.cols]
-        entries = [f"{fmt(m.ours(lab, metric))} ({fmt(m.paper(lab, metric))})" for lab in labels]
+        entries = [entry(lab) for lab in labels]
         lines.append(f"| {row} | " + " | ".join(entries) + f" | {mean_pair(labels)} |")
     means = [mean_pair([m.grid.get((row, col)) for row in m.rows]) for col in m.cols]
     lines.append("| column mean | " + " | ".join(means) + " | |")
@@ -218,9 +226,9 @@ def format_ranks(m: Matrix, who: str) -> str | None:
     return f"- {who}: times best / second best in a row, of {complete} complete rows: {counts}"
 
 
-def format_paired(c: PairedComparison) -> str:
+def format_paired(c: PairedComparison, with_paper: bool = True) -> str:
     parts = []
-    for who in ("ours", "paper"):
+    for who in ("ours", "paper") if with_paper else ("ours",):
         r = c.results[who]
         if r is None:
             parts.append(f"{who} –")
@@ -247,9 +255,13 @@ def render(experiment: Experiment, store: ResultStore) -> list[str]:
             if (b := best_pair(m, who, spec.baseline)) is not None
         ]
     if spec.baseline is not None:
-        findings += [format_paired(c) for c in paired_comparisons(m, spec.baseline, spec.compare)]
+        findings += [
+            format_paired(c, m.has_paper)
+            for c in paired_comparisons(m, spec.baseline, spec.compare)
+        ]
     if spec.ranks:
-        findings += [line for who in ("ours", "paper") if (line := format_ranks(m, who))]
+        whose = ("ours", "paper") if m.has_paper else ("ours",)
+        findings += [line for who in whose if (line := format_ranks(m, who))]
     if findings:
         parts.append("\n".join(findings))
     return parts
