@@ -5,9 +5,11 @@ A training step allocates and frees the same large activation tensors every batc
 trims them off the top of its heap when freed, so a step keeps touching new pages: thousands
 of page faults a step on Frappe's MLP block, each zero-filling a 4 KB page in the kernel — a
 pass over memory the arithmetic never asked for. Raising glibc's mmap and trim thresholds keeps
-freed blocks on the heap for the next step. Measured with ``benchmarks/tf4ctr_worker.py
---model tf4ctr --threads 1`` (one Frappe_x1 epoch): page faults 240-280k instead of 480-570k,
-kernel time 0.6-0.7 s instead of 1.0-1.2 s, out of about 16 s of CPU time.
+freed blocks on the heap for the next step. With ``benchmarks/tf4ctr_worker.py --model tf4ctr``
+on Frappe_x1: page faults of a one-thread epoch 240-280k instead of 480-570k; on the idle
+machine, six alternating pairs at two threads (benchmarks/results/heap_ab.txt), evaluation
+123k instead of 106k samples/s (median; faster in 5 of 6 pairs), training 9.8 instead of
+10.3 s an epoch (median, within the run-to-run spread), peak RSS the same.
 
 The price: the process keeps its heap at its peak until it exits, rather than shrinking
 between steps. Set ``TF4CTR_SYSTEM_MALLOC=1`` to leave the allocator as it is.
