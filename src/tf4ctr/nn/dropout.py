@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tf4ctr.nn.step_masks import current_step_masks
+
 _LEVELS = 1 << 15  # 15 random bits per draw
 
 
@@ -126,6 +128,16 @@ def relu_then_drop_prescaled_(x: torch.Tensor, dropout: FastDropout) -> torch.Te
     return _ReLUThenDrop.apply(x, dropout.p)
 
 
+def _torch_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """``nn.functional.dropout`` in training; its noise drawn ahead on a second thread when the
+    trainer prefetches a step's masks (tf4ctr.nn.step_masks: the same noise, the same product)."""
+    masks = current_step_masks()
+    noise = masks.take(x, p) if masks is not None else None
+    if noise is None:
+        return nn.functional.dropout(x, p, training=True)
+    return x * noise
+
+
 def relu_then_dropout_(x: torch.Tensor, dropout: FastDropout) -> torch.Tensor:
     """``dropout(relu(x))``, overwriting ``x``: for a tensor that only the caller holds and
     that no backward needs (the output of a Linear or of a batch norm in training mode).
@@ -134,7 +146,7 @@ def relu_then_dropout_(x: torch.Tensor, dropout: FastDropout) -> torch.Tensor:
         return torch.relu_(x)
     if not dropout.fast or FastDropout.use_torch_dropout:
         # ReLU's output is saved for its backward, so torch's dropout must stay out of place
-        return nn.functional.dropout(torch.relu_(x), dropout.p, training=True)
+        return _torch_dropout(torch.relu_(x), dropout.p)
     return _ReLUThenMask.apply(x, dropout.p)
 
 
@@ -161,7 +173,7 @@ class FastDropout(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         if not self.fast or FastDropout.use_torch_dropout:
-            return nn.functional.dropout(x, self.p, training=True)
+            return _torch_dropout(x, self.p)
         factors = dropout_factors(x.shape, self.p).to(device=x.device, dtype=x.dtype)
         return _Scale.apply(x, factors)
 

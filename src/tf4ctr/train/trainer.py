@@ -30,6 +30,7 @@ from tf4ctr.fileio import atomic_torch_save  # noqa: F401  (re-exported)
 from tf4ctr.framework.objective import Objective
 from tf4ctr.nn import FeatureEmbedding, FeatureInput
 from tf4ctr.nn.dropout import FastDropout
+from tf4ctr.nn.step_masks import StepMasks, step_masks_active
 from tf4ctr.progress import show_bars
 from tf4ctr.train.distributed import World
 from tf4ctr.train.heap import keep_freed_memory
@@ -236,6 +237,9 @@ class Trainer:
         for module in self.model.modules():
             if isinstance(module, FastDropout):
                 module.fast = config.fast_dropout
+        # torch's dropout masks drawn a step ahead on a second thread (CPU only: on a GPU the
+        # mask is no serial bottleneck); the same masks, so the same run
+        self._step_masks = StepMasks() if self.device.type == "cpu" else None
 
     # -- one pass ---------------------------------------------------------
 
@@ -265,7 +269,6 @@ class Trainer:
         self.model.train()
         cfg = self.config
         sums: dict[str, float] = {}
-        n_batches = 0
         start = time.perf_counter()
         bar = tqdm(
             loader,
@@ -277,8 +280,37 @@ class Trainer:
         )
         probe = cfg.record_logit_grads and epoch == 1
         grad_norms: dict[str, list[float]] = {"z_s": [], "z_c": []}
+        with step_masks_active(self._step_masks):
+            n_batches = self._train_steps(bar, probe, grad_norms, sums, epoch)
+        bar.close()
+        if bad := non_finite_parameters(self.model):
+            raise self._diverged(
+                f"parameter {bad[0]} holds NaN or infinity", epoch, n_batches, at_end=True
+            )
+        result: dict[str, Any] = {f"train_{k}_loss": v / max(n_batches, 1) for k, v in sums.items()}
+        result["train_seconds"] = time.perf_counter() - start
+        if grad_norms["z_s"]:
+            result["logit_grad_norms"] = grad_norms
+        return result
+
+    def _train_steps(
+        self,
+        bar: Any,
+        probe: bool,
+        grad_norms: dict[str, list[float]],
+        sums: dict[str, float],
+        epoch: int,
+    ) -> int:
+        """The steps of one epoch; returns how many ran."""
+        cfg = self.config
+        n_batches = 0
+        masks = self._step_masks
         for batch in bar:
+            if masks is not None:
+                masks.begin(len(batch.label))
             out = self.train_model(self._inputs(batch))
+            if masks is not None:
+                masks.end()
             probing = probe and out.z_s is not None and out.z_c is not None
             if probing:
                 out.z_s.retain_grad()
@@ -314,16 +346,7 @@ class Trainer:
                     )
             if n_batches % 5 == 1 or n_batches == len(bar):
                 bar.set_postfix(loss=f"{sums['total'] / n_batches:.4f}")
-        bar.close()
-        if bad := non_finite_parameters(self.model):
-            raise self._diverged(
-                f"parameter {bad[0]} holds NaN or infinity", epoch, n_batches, at_end=True
-            )
-        result: dict[str, Any] = {f"train_{k}_loss": v / max(n_batches, 1) for k, v in sums.items()}
-        result["train_seconds"] = time.perf_counter() - start
-        if grad_norms["z_s"]:
-            result["logit_grad_norms"] = grad_norms
-        return result
+        return n_batches
 
     def _diverged(
         self, what: str, epoch: int, step: int, *, at_end: bool = False
