@@ -135,9 +135,7 @@ class StepMasks:
                 self.disabled = True  # the step draws more than its masks: keep drawing in line
             return
         if self._thread is not None:
-            self._thread.join()
-            self._thread, self._queue = None, None
-            torch.set_rng_state(self._generator.get_state())
+            self._hand_back()
             if self.plan is not None and self._taken != len(self.plan):
                 self._stop("a step used fewer dropout masks than the first step")
 
@@ -145,6 +143,12 @@ class StepMasks:
         """Give up prefetching for good; the run goes on with fresh masks drawn in line."""
         log.warning("dropout masks are drawn in line from now on: %s", why)
         if self._thread is not None:
-            self._thread.join()
-            torch.set_rng_state(self._generator.get_state())
-        self._thread, self._queue, self.disabled = None, None, True
+            self._hand_back()
+        self.disabled = True
+
+    def _hand_back(self) -> None:
+        """Wait for the drawing thread, then give the default generator the state it left."""
+        assert self._thread is not None
+        self._thread.join()
+        self._thread, self._queue = None, None
+        torch.set_rng_state(self._generator.get_state())
