@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -62,25 +63,17 @@ def test_falls_back_to_32_mb_where_glibc_refuses_more(monkeypatch):
 
     calls = []
 
-    class FakeLibc:
-        def mallopt(self, param, value):  # noqa: D401
-            calls.append((param, value))
-            return 0 if param == heap._M_MMAP_THRESHOLD and value > 32 * 2**20 else 1
+    def mallopt(param, value):
+        calls.append((param, value))
+        return 0 if param == heap._M_MMAP_THRESHOLD and value > 32 * 2**20 else 1
 
-    class Mallopt:
-        def __init__(self):
-            self.argtypes = self.restype = None
-
-        def __call__(self, param, value):
-            return FakeLibc().mallopt(param, value)
-
-    class Lib:
-        mallopt = Mallopt()
+    # a function takes the argtypes/restype the module sets, like ctypes' foreign function
+    fake_libc = types.SimpleNamespace(mallopt=mallopt)
 
     monkeypatch.setattr(heap, "_applied", None)
     monkeypatch.setenv("TF4CTR_SYSTEM_MALLOC", "0")
     monkeypatch.setattr(heap.sys, "platform", "linux")
-    monkeypatch.setattr(heap.ctypes, "CDLL", lambda name: Lib())
+    monkeypatch.setattr(heap.ctypes, "CDLL", lambda name: fake_libc)
     assert heap.keep_freed_memory() is True
     assert calls == [
         (heap._M_MMAP_THRESHOLD, heap.MMAP_THRESHOLD),
