@@ -11,19 +11,23 @@ layers applied to several inputs (or not at all) are counted as they run.
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import torch
 from torch import nn
 
 from tf4ctr.nn import FeatureInput
 
 
-def training_flops_per_sample(model: nn.Module, schema, batch: int = 8) -> float:
-    macs = 0
+def linear_shapes(model: nn.Module, schema, batch: int = 8) -> list[tuple[int, int, int]]:
+    """(rows, in, out) of every Linear call in one training forward of ``batch`` samples,
+    rows being samples × positions; a layer applied twice is listed twice."""
+    shapes: list[tuple[int, int, int]] = []
 
     def hook(module: nn.Linear, inputs, output) -> None:
-        nonlocal macs
-        rows = inputs[0].numel() // inputs[0].shape[-1]  # samples × positions
-        macs += rows * module.in_features * module.out_features
+        rows = inputs[0].numel() // inputs[0].shape[-1]
+        shapes.append((rows, module.in_features, module.out_features))
 
     # Training mode, because eval mode may take a fused path that bypasses the Linear
     # modules (MLP folds batch norm into them). The state dict and the RNG are restored,
@@ -42,4 +46,47 @@ def training_flops_per_sample(model: nn.Module, schema, batch: int = 8) -> float
             h.remove()
         model.train(was_training)
         model.load_state_dict(state)
+    return shapes
+
+
+def training_flops_per_sample(model: nn.Module, schema, batch: int = 8) -> float:
+    macs = sum(
+        rows * fan_in * fan_out for rows, fan_in, fan_out in linear_shapes(model, schema, batch)
+    )
     return 6.0 * macs / batch
+
+
+def matmul_only_seconds(model: nn.Module, schema, batch: int, *, seconds: float = 3.0) -> float:
+    """Seconds one training step of ``batch`` samples would take if it did its matrix products
+    and nothing else: per Linear call, the forward product and the two of its backward (the
+    gradients of its input and of its weight), at the step's own shapes and in the memory
+    layouts autograd uses (weights read transposed). The reference a step's overhead is
+    measured against: embeddings, batch norm, activations, dropout, the loss and Adam are
+    what the step adds on top. Median of rounds lasting ``seconds`` in all."""
+    per_sample = linear_shapes(model, schema, batch=8)
+    operands = []
+    with torch.random.fork_rng():
+        for rows, fan_in, fan_out in per_sample:
+            rows = rows * batch // 8
+            operands.append(
+                (
+                    torch.randn(rows, fan_in),
+                    torch.randn(fan_out, fan_in),
+                    torch.randn(rows, fan_out),
+                )
+            )
+
+    def step() -> None:
+        for x, w, g in operands:
+            torch.mm(x, w.t())  # forward
+            torch.mm(g, w)  # gradient of the input
+            torch.mm(g.t(), x)  # gradient of the weight
+
+    step()  # warm-up: first-touch of the operands and the BLAS's buffers
+    rounds: list[float] = []
+    budget = time.perf_counter() + seconds
+    while time.perf_counter() < budget or len(rounds) < 3:
+        start = time.perf_counter()
+        step()
+        rounds.append(time.perf_counter() - start)
+    return statistics.median(rounds)

@@ -10,10 +10,15 @@ Every measurement is a fresh subprocess (so peak RSS is per run); ours and their
 alternate, model by model, repeat by repeat, and the table quotes medians and the
 ratio ours / theirs. The dense matmul rate torch reaches on this machine, with the
 same thread count, is measured in this run too, before and after, and the training
-FLOP rate (analytic FLOPs per sample × samples/s, see flops.py) is quoted against it; so is
-evaluation's (a third of training's FLOPs per sample: forward only), beside the share of the
-matmul rate that 5× FuxiCTR's evaluation rate would take ("5x eval needs"): above ~90 % the
-inference target asks for more than the matrix products alone can give.
+FLOP rate (analytic FLOPs per sample × samples/s, see flops.py) is quoted against it ("%
+matmul"). That rate is one forward product's shape (10,000 × 400 × 400); "% own matmul" instead
+divides the time the step's own matrix products take alone — forward and both backward products
+of every Linear at the step's shapes, timed by each worker after its run — by the step's time:
+how much of a training step is matrix products and how much everything else. Evaluation's
+FLOP rate (a third of training's FLOPs per sample: forward only) is quoted against the
+single-shape rate, beside the share of it that 5× FuxiCTR's evaluation rate would take ("5x
+eval needs"): above ~90 % the inference target asks for more than the matrix products alone
+can give.
 
 When ``tf4ctr`` is among the models, its runs also alternate with runs of the authors'
 official TF4CTRv2 (github.com/salmon1802/TF4CTR, patched only to import; see
@@ -320,6 +325,7 @@ def main() -> int:
         "s/epoch ours",
         "GFLOP/s",
         "% matmul",
+        "% own matmul",
         "eval % matmul",
         "5x eval needs",
         "RSS MB ours",
@@ -337,8 +343,17 @@ def main() -> int:
         forward = flops / 3 if flops else None
         eval_share = ev["ours"] * forward / 1e9 / matmul if ev["ours"] and forward else None
         needed = 5 * ev["fuxictr"] * forward / 1e9 / matmul if ev["fuxictr"] and forward else None
+        # the step's own matrix products alone (timed by the worker after its run) against the
+        # whole step: the share of training time that is matrix products at the step's shapes
+        own = [
+            r["train_samples_per_s"] * r["matmul_only_s_per_sample"]
+            for r in o
+            if r.get("train_samples_per_s") and r.get("matmul_only_s_per_sample")
+        ]
+        own_share = statistics.median(own) if own else None
         row.update(
             seconds_per_epoch=median(o, "seconds_per_epoch"),
+            fraction_of_own_matmul=own_share,
             train_gflops=gflops,
             fraction_of_matmul=gflops / matmul if gflops else None,
             eval_fraction_of_matmul=eval_share,
@@ -362,6 +377,7 @@ def main() -> int:
                 fmt(row["seconds_per_epoch"], ".2f"),
                 fmt(gflops, ".1f"),
                 fmt(None if gflops is None else 100 * row["fraction_of_matmul"], ".0f"),
+                fmt(None if own_share is None else 100 * own_share, ".0f"),
                 fmt(None if eval_share is None else 100 * eval_share, ".0f"),
                 fmt(None if needed is None else 100 * needed, ".0f"),
                 fmt(row["peak_rss_mb"]["ours"]),

@@ -5,7 +5,10 @@
 Frappe_x1: REBUILT train + real BARS valid (../shared/data/Frappe_x1_rebuilt).
 Preprocessing (cached) and model construction are outside the timed phases;
 training time is the sum of the trainer's per-epoch times (no evaluation);
-evaluation time covers prediction and metrics over the validation split.
+evaluation time covers prediction and metrics over the validation split. After both, the
+step's matrix products are timed alone at the step's shapes (flops.matmul_only_seconds),
+in the same process and threads: the step's own matmul-only time, for "% of matmul".
+Without --fast-dropout / --torch-dropout the run takes the library's default mask.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from flops import training_flops_per_sample  # noqa: E402
+from flops import matmul_only_seconds, training_flops_per_sample  # noqa: E402
 
 from tf4ctr.config import TrainConfig  # noqa: E402
 from tf4ctr.data import BatchLoader, load_dataset_config, prepare_dataset  # noqa: E402
@@ -49,7 +52,22 @@ def main() -> int:
     p.add_argument("--eval-batch-size", type=int, default=65_536)
     p.add_argument("--sparse", action="store_true", help="sparse embedding gradients + lazy Adam")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--fast-dropout", action="store_true", help="train.fast_dropout (opt-in mask)")
+    masks = p.add_mutually_exclusive_group()
+    masks.add_argument(
+        "--fast-dropout",
+        dest="fast_dropout",
+        action="store_const",
+        const=True,
+        default=None,
+        help="train.fast_dropout: true",
+    )
+    masks.add_argument(
+        "--torch-dropout",
+        dest="fast_dropout",
+        action="store_const",
+        const=False,
+        help="train.fast_dropout: false (torch's own dropout mask)",
+    )
     p.add_argument("--cache", default=str(ROOT / ".tf4ctr-cache"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -60,6 +78,7 @@ def main() -> int:
     spec, twin = MODELS[args.model]
     model = build_model(spec["name"], data.schema, **{k: v for k, v in spec.items() if k != "name"})
     flops = training_flops_per_sample(model, data.schema)
+    plain = model
     if args.compile:
         model = torch.compile(model)
     objective = Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
@@ -68,7 +87,8 @@ def main() -> int:
         epochs=args.epochs,
         progress=False,
         sparse_embedding=args.sparse,
-        fast_dropout=args.fast_dropout,
+        # neither flag: the library's default, whatever it is
+        **({} if args.fast_dropout is None else {"fast_dropout": args.fast_dropout}),
     )
     trainer = Trainer(model, objective, train_cfg)
     loader = BatchLoader(data.train, args.batch_size, shuffle=True, seed=2023)
@@ -79,6 +99,8 @@ def main() -> int:
     start = time.perf_counter()
     metrics = trainer.evaluate(valid_loader)
     eval_seconds = time.perf_counter() - start
+    # the step's matrix products alone, same process and threads: the reference for overhead
+    matmul_step = matmul_only_seconds(plain, data.schema, args.batch_size)
     n = len(data.train)
     per_epoch = sorted(seconds)[len(seconds) // 2]
     print(
@@ -89,10 +111,11 @@ def main() -> int:
                 "threads": args.threads,
                 "sparse": args.sparse,
                 "compile": args.compile,
-                "fast_dropout": args.fast_dropout,
+                "fast_dropout": train_cfg.fast_dropout,
                 "seconds_per_epoch": per_epoch,
                 "train_samples_per_s": n / per_epoch,
                 "train_flops_per_sample": flops,
+                "matmul_only_s_per_sample": matmul_step / args.batch_size,
                 "eval_samples_per_s": len(data.valid) / eval_seconds,
                 "valid_auc": metrics["auc"],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
