@@ -8,7 +8,7 @@ from tests.models.conftest import TINY
 from tf4ctr.config import TrainConfig
 from tf4ctr.framework import Objective, TwinFocusLoss
 from tf4ctr.models import build_model
-from tf4ctr.nn.step_masks import StepMasks
+from tf4ctr.nn.step_masks import StepMasks, torch_noise
 from tf4ctr.train.trainer import Trainer
 
 
@@ -33,7 +33,9 @@ def _batches(sizes, seed=0):
     return out
 
 
-def _train(prefetch: bool, model_name: str = "tf4ctr", draw_extra: bool = False):
+def _train(
+    prefetch: bool, model_name: str = "tf4ctr", draw_extra: bool = False, fast: bool = False
+):
     """Two epochs (a short last batch in each); returns the losses, the weights, the masks
     object and the generator state after."""
     enabled = StepMasks.enabled
@@ -50,7 +52,9 @@ def _train(prefetch: bool, model_name: str = "tf4ctr", draw_extra: bool = False)
             forward = model.forward
             model.forward = lambda x: (torch.rand(1), forward(x))[1]
         twin = TwinFocusLoss(0.25, 0.7, 1.0) if model_name == "tf4ctr" else None
-        trainer = Trainer(model, Objective(twin, embedding_l2=0.1), TrainConfig(progress=False))
+        trainer = Trainer(
+            model, Objective(twin, embedding_l2=0.1), TrainConfig(progress=False, fast_dropout=fast)
+        )
         batches = _batches([40, 40, 40, 13])
         losses = [trainer.train_epoch(batches, epoch=e)["train_total_loss"] for e in (1, 2)]
         return losses, model.state_dict(), trainer._step_masks, torch.get_rng_state()
@@ -75,6 +79,22 @@ def test_prefetched_masks_give_the_same_run_bit_for_bit():
         _same(inline, ahead)
         masks = ahead[2]
         assert not masks.disabled and masks.plan is not None and len(masks.plan) >= 2
+
+
+def test_prefetched_fast_masks_give_the_same_run_bit_for_bit():
+    """The fast mask's random words drawn ahead: the same run as drawing them in line, and
+    every dropout of the plan is the fast kind."""
+    from tf4ctr.nn.dropout import _mask_words
+
+    for name in ("tf4ctr", "dnn"):
+        inline = _train(prefetch=False, model_name=name, fast=True)
+        ahead = _train(prefetch=True, model_name=name, fast=True)
+        _same(inline, ahead)
+        masks = ahead[2]
+        assert not masks.disabled and masks.plan is not None and len(masks.plan) >= 2
+        assert all(draw is _mask_words for *_, draw in masks.plan)
+    # and the fast run is not the torch-mask run (the switch reached the dropouts)
+    assert _train(prefetch=True, fast=True)[0] != _train(prefetch=True, fast=False)[0]
 
 
 def test_a_model_that_draws_more_than_its_masks_keeps_drawing_in_line():
@@ -102,7 +122,7 @@ def test_a_changed_step_falls_back_to_masks_drawn_in_line():
     assert masks.take(x, 0.5) is None  # recorded, drawn in line by the caller
     torch.nn.functional.dropout(x, 0.5, training=True)
     masks.end()
-    assert masks.plan == [((4,), 0.5, torch.float32)]
+    assert masks.plan == [((4,), 0.5, torch.float32, torch_noise)]
     masks.begin(8)
     assert masks.take(torch.ones(8, 6), 0.5) is None
     assert masks.disabled

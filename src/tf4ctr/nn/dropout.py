@@ -28,34 +28,59 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tf4ctr.nn.step_masks import current_step_masks
+from tf4ctr.nn.step_masks import current_step_masks, torch_noise
 
 _LEVELS = 1 << 15  # 15 random bits per draw
 
 
-def _drop_mask(
-    shape: torch.Size, p: float, *, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, float]:
-    """The fast mask as booleans (True: dropped), and the scale of the kept elements; both
-    :func:`dropout_factors` and the fused ReLU + mask draw it here, so they drop alike."""
+def _mask_words(
+    shape: tuple[int, ...], p: float, dtype: torch.dtype, generator: torch.Generator | None
+) -> torch.Tensor:
+    """The random int64 words a fast mask of ``shape`` is cut from: torch's ``random_`` is
+    serial, so this is the part a trainer draws ahead on a second thread (nn.step_masks)."""
     n = 1
     for s in shape:
         n *= s
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator)
+    return torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator)
+
+
+def _drop_mask(
+    shape: torch.Size,
+    p: float,
+    *,
+    generator: torch.Generator | None = None,
+    like: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, float]:
+    """The fast mask as booleans (True: dropped), and the scale of the kept elements; both
+    :func:`dropout_factors` and the fused ReLU + mask draw it here, so they drop alike.
+    With ``like`` (the tensor being dropped, in a trainer's step) the words may come ready
+    from the step's prefetch."""
+    masks = current_step_masks() if like is not None and generator is None else None
+    words = masks.take(like, p, _mask_words) if masks is not None else None
+    if words is None:
+        words = _mask_words(tuple(shape), p, torch.float32, generator)
+    n = 1
+    for s in shape:
+        n *= s
     draws = words.view(torch.int16)[:n].bitwise_and(_LEVELS - 1)  # uniform on [0, 2^15)
     drop_levels = round(p * _LEVELS)
     return (draws < drop_levels).view(shape), _LEVELS / (_LEVELS - drop_levels)
 
 
 def dropout_factors(
-    shape: torch.Size, p: float, *, generator: torch.Generator | None = None
+    shape: torch.Size,
+    p: float,
+    *,
+    generator: torch.Generator | None = None,
+    like: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-element factors of inverted dropout: 0 with probability ≈ p, else 1/(1 − p).
 
     p is rounded to a multiple of 2⁻¹⁵ and the scale uses the rounded value,
-    so the expectation of the factors is exactly 1.
+    so the expectation of the factors is exactly 1. ``like``: the tensor being dropped, when
+    a trainer may have drawn its mask ahead.
     """
-    drop, scale = _drop_mask(shape, p, generator=generator)
+    drop, scale = _drop_mask(shape, p, generator=generator, like=like)
     return torch.full(shape, scale, dtype=torch.float32).masked_fill_(drop, 0.0)
 
 
@@ -83,7 +108,7 @@ class _ReLUThenMask(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        drop, scale = _drop_mask(x.shape, p)
+        drop, scale = _drop_mask(x.shape, p, like=x)
         # masked_fill_ takes the bool mask as it is (a multiply would first make a float
         # copy of it: one more 10,000 × 400 tensor written every layer)
         x.relu_().masked_fill_(drop.to(x.device), 0.0).mul_(scale)
@@ -104,7 +129,7 @@ class _ReLUThenDrop(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        drop, _ = _drop_mask(x.shape, p)
+        drop, _ = _drop_mask(x.shape, p, like=x)
         x.relu_().masked_fill_(drop.to(x.device), 0.0)
         ctx.mark_dirty(x)
         ctx.save_for_backward(x)
@@ -132,7 +157,7 @@ def _torch_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """``nn.functional.dropout`` in training; its noise drawn ahead on a second thread when the
     trainer prefetches a step's masks (tf4ctr.nn.step_masks: the same noise, the same product)."""
     masks = current_step_masks()
-    noise = masks.take(x, p) if masks is not None else None
+    noise = masks.take(x, p, torch_noise) if masks is not None else None
     if noise is None:
         return nn.functional.dropout(x, p, training=True)
     return x * noise
@@ -174,7 +199,7 @@ class FastDropout(nn.Module):
             return x
         if not self.fast or FastDropout.use_torch_dropout:
             return _torch_dropout(x, self.p)
-        factors = dropout_factors(x.shape, self.p).to(device=x.device, dtype=x.dtype)
+        factors = dropout_factors(x.shape, self.p, like=x).to(device=x.device, dtype=x.dtype)
         return _Scale.apply(x, factors)
 
     def extra_repr(self) -> str:
