@@ -10,9 +10,6 @@ round in this one process, medians reported:
   default), ``MLP.fuse_relu_dropout`` off / on (on: ReLU in place, torch's dropout after it);
 - ``modules, fast mask`` / ``fused, fast mask``: the same with ``train.fast_dropout`` on (fused:
   ReLU and the mask in one autograd function, in place);
-- ``fused, fast mask, scale in BN``: the experimental ``MLP.fold_dropout_scale`` (off by
-  default): the mask's 1/(1 − p) rides on the batch norm's γ and β, so the mask only zeroes —
-  one pass fewer forward and backward, equal up to float rounding.
 
 With a C compiler on the machine, two more: ``inductor, torch dropout`` / ``inductor, fast mask``:
 the same block under ``torch.compile`` (inductor generates one C++ loop for what it can fuse:
@@ -78,10 +75,9 @@ def main() -> int:
     weights = [m.weight.detach() for m in mlp.modules() if isinstance(m, torch.nn.Linear)]
     dropouts = [m for m in mlp.modules() if isinstance(m, FastDropout)]
 
-    def variant(fused: bool, fast: bool, fold: bool = False):
+    def variant(fused: bool, fast: bool):
         def run() -> None:
             MLP.fuse_relu_dropout = fused
-            MLP.fold_dropout_scale = fold
             for d in dropouts:
                 d.fast = fast
             block_step(mlp, x)
@@ -111,7 +107,6 @@ def main() -> int:
         "fused, torch dropout": variant(True, False),
         "modules, fast mask": variant(False, True),
         "fused, fast mask": variant(True, True),
-        "fused, fast mask, scale in BN": variant(True, True, fold=True),
     }
     compile_seconds: dict[str, float] = {}
     if args.no_inductor:
@@ -130,7 +125,7 @@ def main() -> int:
             for _ in range(args.steps):
                 run()
             times[name].append((time.perf_counter() - start) / args.steps)
-    MLP.fuse_relu_dropout, MLP.fold_dropout_scale = True, False
+    MLP.fuse_relu_dropout = True
     med = {k: statistics.median(v) for k, v in times.items()}
     base = med["modules, torch dropout"]
     print(f"MLP block step, batch {args.batch:,}, {args.threads} threads, torch {torch.__version__}, "

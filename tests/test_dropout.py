@@ -141,34 +141,6 @@ def test_mlp_fused_relu_dropout_is_bit_identical_to_the_modules(fast_mask, batch
     assert all(torch.equal(a, b) for a, b in zip(fused.buffers(), plain.buffers(), strict=True))
 
 
-@pytest.mark.parametrize("momentum", [0.1, None])
-def test_dropout_scale_folded_into_batch_norm_matches_the_fused_path(momentum):
-    """The experimental MLP.fold_dropout_scale (fast mask only): the same masks, outputs and
-    gradients as the fused path up to float rounding (other masks would differ by far more),
-    and the same running statistics and batch count."""
-    import copy
-
-    from tf4ctr.nn.mlp import MLP
-
-    torch.manual_seed(0)
-    folded = MLP(12, [24, 24], dropout=0.3, batch_norm=True, output_dim=1).train()
-    for m in folded.modules():
-        if isinstance(m, FastDropout):
-            m.fast = True
-        if isinstance(m, torch.nn.BatchNorm1d):
-            m.momentum = momentum
-    plain = copy.deepcopy(folded)
-    x = torch.randn(64, 12)
-    y1, g1, p1 = _train_twice(folded, x, fold_dropout_scale=True)
-    y2, g2, p2 = _train_twice(plain, x, fold_dropout_scale=False)
-    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-5)
-    for a, b in zip(p1, p2, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    for a, b in zip(folded.buffers(), plain.buffers(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
-
-
 def test_fused_relu_dropout_drops_at_the_rate_and_keeps_relu():
     from tf4ctr.nn.dropout import relu_then_dropout_
 

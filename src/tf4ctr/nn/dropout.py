@@ -123,36 +123,6 @@ class _ReLUThenMask(torch.autograd.Function):
         return torch.ops.aten.threshold_backward(grad, out, 0).mul_(ctx.scale), None
 
 
-class _ReLUThenDrop(torch.autograd.Function):
-    """:class:`_ReLUThenMask` for a tensor already multiplied by the kept elements' scale
-    (folded into the batch norm before it): ReLU and zeroing only, one pass fewer each way."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        drop, _ = _drop_mask(x.shape, p, like=x)
-        x.relu_().masked_fill_(drop.to(x.device), 0.0)
-        ctx.mark_dirty(x)
-        ctx.save_for_backward(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (out,) = ctx.saved_tensors
-        return torch.ops.aten.threshold_backward(grad, out, 0), None
-
-
-def fast_keep_scale(p: float) -> float:
-    """The factor the fast mask gives kept elements: 1/(1 − p), p rounded to 2⁻¹⁵."""
-    return _LEVELS / (_LEVELS - round(p * _LEVELS))
-
-
-def relu_then_drop_prescaled_(x: torch.Tensor, dropout: FastDropout) -> torch.Tensor:
-    """``dropout(relu(x / s))`` for ``x`` already scaled by ``s = fast_keep_scale(p)``
-    (the fast mask only; ReLU commutes with a positive scale): the mask's zeros without its
-    multiply."""
-    return _ReLUThenDrop.apply(x, dropout.p)
-
-
 def _torch_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """``nn.functional.dropout`` in training; its noise drawn ahead on a second thread when the
     trainer prefetches a step's masks (tf4ctr.nn.step_masks: the same noise, the same product)."""

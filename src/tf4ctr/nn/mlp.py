@@ -7,12 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from tf4ctr.nn.dropout import (
-    FastDropout,
-    fast_keep_scale,
-    relu_then_drop_prescaled_,
-    relu_then_dropout_,
-)
+from tf4ctr.nn.dropout import FastDropout, relu_then_dropout_
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -82,17 +77,13 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Branch on the module's mode only (fixed when a graph is traced or exported), never
-        # on grad mode: the folded path is differentiable too.
+        # on grad mode: the fused path is differentiable too.
         if self.training:
             return self._train(x) if MLP.fuse_relu_dropout else self.net(x)
         return self._inference(x)
 
     #: class-wide switch back to the module-by-module forward (benchmarks/mlp_block.py A/B)
     fuse_relu_dropout = True
-    #: EXPERIMENTAL, off (benchmarks/mlp_block.py A/B only): with the fast mask, fold its
-    #: 1/(1 − p) into the batch norm's affine weights before it, saving the multiply pass
-    #: forward and backward; same values up to float rounding, not bit for bit
-    fold_dropout_scale = False
 
     def _train(self, x: torch.Tensor) -> torch.Tensor:
         """Training forward with each ReLU applied in place, fused with the dropout after it.
@@ -106,12 +97,6 @@ class MLP(nn.Module):
         i = 0
         while i < len(layers):
             layer = layers[i]
-            if MLP.fold_dropout_scale and self._prescalable(layers, i):
-                dropout = layers[i + 2]
-                x = _batch_norm_scaled(layer, x, fast_keep_scale(dropout.p))
-                x = relu_then_drop_prescaled_(x, dropout)
-                i += 3
-                continue
             if isinstance(layer, nn.ReLU):
                 nxt = layers[i + 1] if i + 1 < len(layers) else None
                 if isinstance(nxt, FastDropout):
@@ -123,25 +108,6 @@ class MLP(nn.Module):
                 x = layer(x)
             i += 1
         return x
-
-    @staticmethod
-    def _prescalable(layers: list[nn.Module], i: int) -> bool:
-        """An affine batch norm, ReLU, then the fast mask in training: the mask's scale can
-        ride on the batch norm's weights."""
-        if i + 2 >= len(layers):
-            return False
-        bn, act, dropout = layers[i : i + 3]
-        return (
-            isinstance(bn, nn.BatchNorm1d)
-            and bn.affine
-            and bn.training  # a batch norm frozen in eval mode keeps its own forward
-            and isinstance(act, nn.ReLU)
-            and isinstance(dropout, FastDropout)
-            and dropout.training
-            and dropout.fast
-            and dropout.p > 0
-            and not FastDropout.use_torch_dropout
-        )
 
     def _inference(self, x: torch.Tensor) -> torch.Tensor:
         """Eval-mode forward with each BatchNorm folded into the Linear before it.
@@ -178,23 +144,3 @@ class MLP(nn.Module):
                 x = layer(x)
             i += 1
         return x
-
-
-def _batch_norm_scaled(bn: nn.BatchNorm1d, x: torch.Tensor, scale: float) -> torch.Tensor:
-    """``bn(x) · scale`` in training mode, with the scale on γ and β (two 400-long vectors)
-    instead of a pass over ``x``; the running statistics are ``bn``'s own, updated as usual."""
-    momentum = 0.0 if bn.momentum is None else bn.momentum
-    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
-        bn.num_batches_tracked.add_(1)
-        if bn.momentum is None:
-            momentum = 1.0 / float(bn.num_batches_tracked)
-    return nn.functional.batch_norm(
-        x,
-        bn.running_mean,
-        bn.running_var,
-        bn.weight * scale,
-        bn.bias * scale,
-        training=True,
-        momentum=momentum,
-        eps=bn.eps,
-    )
