@@ -63,15 +63,18 @@ def _kept_ones(
     """
     masks = current_step_masks() if like is not None and generator is None else None
     words = masks.take(like, p, _mask_words) if masks is not None else None
-    if words is None:
-        words = _mask_words(tuple(shape), p, torch.float32, generator)
     n = 1
     for s in shape:
         n *= s
+    if words is None and like is not None and like.device.type != "cpu" and generator is None:
+        # on an accelerator, from its own generator: no mask crosses from the host each step
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device).random_()
+    elif words is None:
+        words = _mask_words(tuple(shape), p, torch.float32, generator)
     # the words are this call's own, so cut them in place: uniform on [0, 2^15) per lane
     draws = words.view(torch.int16)[:n].bitwise_and_(_LEVELS - 1).view(shape)
     drop_levels = round(p * _LEVELS)
-    kept = torch.empty(shape, dtype=torch.float32)
+    kept = torch.empty(shape, dtype=torch.float32, device=words.device)
     torch.ge(draws, drop_levels, out=kept)
     return kept, _LEVELS / (_LEVELS - drop_levels)
 
@@ -118,7 +121,7 @@ class _ReLUThenMask(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
         kept, scale = _kept_ones(x.shape, p, like=x)
-        x.relu_().mul_(kept.to(x.device)).mul_(scale)
+        x.relu_().mul_(kept).mul_(scale)
         ctx.mark_dirty(x)
         ctx.save_for_backward(x)
         ctx.scale = scale
