@@ -25,6 +25,8 @@ mask, fused with it (:func:`relu_then_dropout_`): same numbers, fewer passes ove
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -38,10 +40,7 @@ def _mask_words(
 ) -> torch.Tensor:
     """The random int64 words a fast mask of ``shape`` is cut from: torch's ``random_`` is
     serial, so this is the part a trainer draws ahead on a second thread (nn.step_masks)."""
-    n = 1
-    for s in shape:
-        n *= s
-    return torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator)
+    return torch.empty((math.prod(shape) + 3) // 4, dtype=torch.int64).random_(generator=generator)
 
 
 def _kept_ones(
@@ -63,9 +62,7 @@ def _kept_ones(
     """
     masks = current_step_masks() if like is not None and generator is None else None
     words = masks.take(like, p, _mask_words) if masks is not None else None
-    n = 1
-    for s in shape:
-        n *= s
+    n = math.prod(shape)
     if words is None and like is not None and like.device.type != "cpu" and generator is None:
         # on an accelerator, from its own generator: no mask crosses from the host each step
         words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device).random_()
