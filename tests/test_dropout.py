@@ -41,9 +41,11 @@ def test_trainer_switches_fast_masks_on():
 
     model = build_model("dnn", TINY, embedding_dim=4, hidden_units=[8])
     drops = [m for m in model.modules() if isinstance(m, FastDropout)]
-    assert drops and not any(d.fast for d in drops)
-    Trainer(model, Objective(), TrainConfig(fast_dropout=True))
-    assert all(d.fast for d in drops)
+    assert drops and not any(d.fast for d in drops)  # built as torch's dropout
+    Trainer(model, Objective(), TrainConfig())
+    assert all(d.fast for d in drops)  # the trainer's default: the fast mask
+    Trainer(model, Objective(), TrainConfig(fast_dropout=False))
+    assert not any(d.fast for d in drops)
 
 
 def test_identity_in_eval_and_for_zero_p():

@@ -258,7 +258,7 @@ def test_keys_ignore_spelled_out_defaults_and_the_checkout_location(tiny_project
 
 def test_key_defaults_are_frozen_so_a_changed_default_gets_new_keys(tiny_project, monkeypatch):
     """Keys leave out a setting at the value it had when keys began (KEYED_AGAINST), not at
-    today's default: if train.fast_dropout's default turns true, a config that omits it must
+    today's default: train.fast_dropout's default turned true, so a config that omits it must
     not be answered by the torch-dropout records, and one that pins false must still be."""
     import dataclasses
 
@@ -267,10 +267,15 @@ def test_key_defaults_are_frozen_so_a_changed_default_gets_new_keys(tiny_project
     from tf4ctr import config as config_module
     from tf4ctr.experiments.keys import _NOT_RESULTS, KEYED_AGAINST, config_key
 
-    # every setting that changes a result is listed, at its current default
+    # every setting that changes a result is listed, at its current default but for the
+    # defaults that changed since keys began
+    changed = {"train": {"fast_dropout": (False, True)}, "loss": {}}
     for section, cls in (("train", config_module.TrainConfig), ("loss", config_module.LossConfig)):
         fields = {f.name: f.default for f in dataclasses.fields(cls)}
         listed = {k: v for k, v in fields.items() if k not in _NOT_RESULTS}
+        for name, (then, now) in changed[section].items():
+            assert (KEYED_AGAINST[section][name], listed[name]) == (then, now)
+            listed[name] = then
         assert KEYED_AGAINST[section] == listed, section
 
     monkeypatch.chdir(tiny_project)
@@ -279,19 +284,54 @@ def test_key_defaults_are_frozen_so_a_changed_default_gets_new_keys(tiny_project
     pinned_false, pinned_true = (json.loads(json.dumps(base)) for _ in range(2))
     pinned_false["train"]["fast_dropout"] = False
     pinned_true["train"]["fast_dropout"] = True
-    old = {name: config_key(c) for name, c in (("omitted", base), ("false", pinned_false))}
-    assert old["omitted"] == old["false"] != config_key(pinned_true)
+    # today: omitting it means the fast mask
+    assert config_module.parse_run_config(base).train.fast_dropout is True
+    today = {name: config_key(c) for name, c in (("omitted", base), ("false", pinned_false))}
+    assert today["omitted"] == config_key(pinned_true) != today["false"]
 
-    flipped = dataclasses.make_dataclass(
+    # before the flip (the old default put back): omitting it meant torch's mask, and that
+    # record's key is the one pinning false has today
+    unflipped = dataclasses.make_dataclass(
         "TrainConfig",
-        [("fast_dropout", bool, dataclasses.field(default=True))],
+        [("fast_dropout", bool, dataclasses.field(default=False))],
         bases=(config_module.TrainConfig,),
         frozen=True,
     )
-    monkeypatch.setattr(config_module, "TrainConfig", flipped)
-    assert config_module.parse_run_config(base).train.fast_dropout is True
-    assert config_key(base) == config_key(pinned_true) != old["omitted"]
-    assert config_key(pinned_false) == old["false"]
+    monkeypatch.setattr(config_module, "TrainConfig", unflipped)
+    assert config_module.parse_run_config(base).train.fast_dropout is False
+    assert config_key(base) == today["false"] != today["omitted"]
+
+
+def test_a_stored_record_answers_the_config_it_ran_across_a_default_change(
+    tiny_project, monkeypatch
+):
+    """A record written before train.fast_dropout's default turned true leaves it out of its
+    config: it ran torch's dropout, so it answers a config pinning false, not one omitting it.
+    A record written now spells the setting out, so it keeps answering the config it ran."""
+    import yaml
+
+    from tf4ctr.experiments.keys import config_key, record_config
+
+    monkeypatch.chdir(tiny_project)
+    base = yaml.safe_load((tiny_project / "run.yaml").read_text())
+    base["dataset"] = str(tiny_project / "dataset.yaml")
+    assert "fast_dropout" not in base.get("train", {})
+    pinned_false = json.loads(json.dumps(base))
+    pinned_false.setdefault("train", {})["fast_dropout"] = False
+
+    def store_with(config):
+        path = tiny_project / f"store-{len(list(tiny_project.glob('store-*')))}.jsonl"
+        path.write_text(json.dumps({"key": "as-written-then", "config": config}) + "\n")
+        return ResultStore(path)
+
+    old = store_with(base)  # as written before the change: the setting left out
+    assert config_key(pinned_false) in old and config_key(base) not in old
+
+    written = record_config(base)  # as written now
+    assert written["train"]["fast_dropout"] is True
+    assert record_config(pinned_false)["train"]["fast_dropout"] is False
+    new = store_with(written)
+    assert config_key(base) in new and config_key(pinned_false) not in new
 
 
 def test_cell_seeds_the_seeds_option_and_reuse(tiny_project, monkeypatch):

@@ -75,9 +75,10 @@ class TrainConfig:
     #: sparse embedding gradients + lazy row-wise Adam (for huge vocabularies);
     #: off by default: the paper used dense Adam
     sparse_embedding: bool = False
-    #: dropout masks from the cheap generator (tf4ctr.nn.dropout); off by default:
-    #: its equivalence with torch's dropout is not yet shown on Frappe
-    fast_dropout: bool = False
+    #: dropout masks from the cheap generator (tf4ctr.nn.dropout), the default since it was
+    #: shown to train TF4CTR on Frappe_x1 alike (configs/experiments/
+    #: frappe_x1_fast_dropout_extended.yaml); false: torch's own nn.functional.dropout masks
+    fast_dropout: bool = True
     #: after every epoch, count well / poorly / misclassified samples of train, valid
     #: and test (the paper's Figures 2 and 10); costs one more pass over train and test
     record_difficulty: bool = False

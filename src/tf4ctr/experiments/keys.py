@@ -24,7 +24,13 @@ from tf4ctr.config import parse_run_config
 from tf4ctr.models import model_defaults
 from tf4ctr.models.registry import canonical_name
 
-__all__ = ["KEYED_AGAINST", "canonical_config", "config_key"]
+__all__ = [
+    "KEYED_AGAINST",
+    "canonical_config",
+    "config_key",
+    "record_config",
+    "stored_config_key",
+]
 
 _NOT_RESULTS = (
     "progress",
@@ -50,7 +56,7 @@ KEYED_AGAINST: dict[str, dict[str, Any]] = {
         "clip_grad_norm": 10.0,
         "seed": 2023,
         "sparse_embedding": False,
-        "fast_dropout": False,
+        "fast_dropout": False,  # the default until 2026-12-02; True since
         "record_difficulty": False,
         "record_logit_grads": False,
     },
@@ -121,3 +127,38 @@ def config_key(raw: dict[str, Any], source: Path | None = None) -> str:
     """Hash of :func:`canonical_config`: names, output places and defaults left out."""
     blob = json.dumps(canonical_config(raw, source), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def record_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """The config a result store keeps for a run of ``raw``: ``raw`` with every train and loss
+    setting whose default changed since keys began (``KEYED_AGAINST``) spelled out at the value
+    the run used, so the record reads the same under any later default."""
+    parsed = parse_run_config(raw)
+    out = json.loads(json.dumps(raw, default=str))
+    for section, settings in (("train", parsed.train), ("loss", parsed.loss)):
+        used = dataclasses.asdict(settings)
+        given = out.get(section)
+        if given is None:
+            given = out[section] = {}
+        if not isinstance(given, dict):
+            continue
+        for name, then in KEYED_AGAINST[section].items():
+            if name not in given and used[name] != then:
+                given[name] = used[name]
+    return out
+
+
+def stored_config_key(config: dict[str, Any]) -> str:
+    """The key of a stored record's config. A setting the record leaves out had the default of
+    its day, ``KEYED_AGAINST``: records written since a default changed spell that setting out
+    (:func:`record_config`), and those written before ran with the old default, so reading the
+    gap as today's default would let an old run answer for a config it never ran."""
+    filled = json.loads(json.dumps(config, default=str))
+    for section, defaults in KEYED_AGAINST.items():
+        given = filled.get(section)
+        if given is None:
+            given = filled[section] = {}
+        if isinstance(given, dict):
+            for name, then in defaults.items():
+                given.setdefault(name, then)
+    return config_key(filled)

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from tf4ctr.config import apply_overrides, parse_run_config
 from tf4ctr.errors import ConfigError
-from tf4ctr.experiments.keys import config_key
+from tf4ctr.experiments.keys import config_key, record_config
 from tf4ctr.experiments.spec import ReportSpec, parse_experiment
 from tf4ctr.experiments.store import ResultStore, summarize_run
 from tf4ctr.fileio import read_yaml
@@ -356,7 +356,7 @@ def run_experiment(
             "seed": cell.seed,
             "model": config.model_name,
             "loss": config.loss.name,
-            "config": cell.raw_config,
+            "config": record_config(cell.raw_config),
             "run_dir": str(result.run_dir),
             "wall_seconds": time.perf_counter() - start,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),

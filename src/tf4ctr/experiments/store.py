@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tf4ctr.errors import UserError
-from tf4ctr.experiments.keys import config_key
+from tf4ctr.experiments.keys import stored_config_key
 from tf4ctr.train.trainer import seconds_per_epoch
 
 __all__ = ["ResultStore", "summarize_run"]
@@ -17,11 +17,12 @@ __all__ = ["ResultStore", "summarize_run"]
 
 def _record_key(record: dict[str, Any]) -> str:
     """A stored record's key, recomputed from its config (older stores hashed the raw
-    config, location included); the stored key when the config cannot be read here."""
+    config, location included), a setting it leaves out read at the default of its day
+    (keys.stored_config_key); the stored key when the config cannot be read here."""
     config = record.get("config")
     if isinstance(config, dict):
         try:
-            return config_key(config)
+            return stored_config_key(config)
         except (UserError, KeyError, TypeError, ValueError):
             pass
     return str(record["key"])

@@ -3,21 +3,21 @@
 On CPU, ``nn.Dropout`` draws one random float per element with torch's
 sequential generator: for a 10,000 × 400 activation that is ~55 ms, more than
 the layer's matrix product, and it made dropout the single largest cost of a
-TF4CTR training step (37 % of it, profiled with torch.profiler). Opt-in (see
-:class:`FastDropout`): the mask comes from the same torch generator, but in
-bulk — ``random_()`` on int64 words, each cut into four 16-bit lanes whose low
+TF4CTR training step (37 % of it, profiled with torch.profiler). Here (the trainer's
+default, ``train.fast_dropout``; see :class:`FastDropout`) the mask comes from the same torch
+generator, but in bulk — ``random_()`` on int64 words, each cut into four 16-bit lanes whose low
 15 bits are compared with a threshold (torch never sets the top bit of an
 int64 draw, so the top lane has only 15 random bits; using 15 from every lane
 keeps all four alike). Several times cheaper than ``bernoulli_``, the drop
 rate exact to 1/32768, and ``torch.manual_seed`` governs it like any torch
-op. The mask is turned into the scale factors (0 or 1/(1 − p)) once and
-reused by the backward pass.
+op (on an accelerator, the device's own generator).
 
 An earlier version drew the mask from numpy's SFC64 generator (seeded from
 torch); TF4CTR on Frappe_x1 scored ~0.0013 lower test AUC with it in 2 seeds
 out of 2 (``benchmarks/dropout_equivalence.py`` keeps those runs as
-``numpy-sfc64``), which is why the fast mask is opt-in until the torch-sourced
-one is shown to train alike.
+``numpy-sfc64``), which is why the fast mask stayed opt-in until the torch-sourced one was
+shown to train alike: 30 seeds a side, stated in advance
+(configs/experiments/frappe_x1_fast_dropout_extended.yaml, docs/results/frappe_x1/).
 
 Inside :class:`~tf4ctr.nn.mlp.MLP` the ReLU before a dropout runs in place and, with the fast
 mask, fused with it (:func:`relu_then_dropout_`): same numbers, fewer passes over memory.
@@ -155,10 +155,10 @@ def relu_then_dropout_(x: torch.Tensor, dropout: FastDropout) -> torch.Tensor:
 class FastDropout(nn.Module):
     """Dropout whose mask can come from the cheap generator (inverted dropout).
 
-    By default (``fast = False``) it is exactly ``nn.functional.dropout``. With
-    ``fast = True`` (the trainer sets it from ``train.fast_dropout``) the mask
-    comes from :func:`dropout_factors` (see the module docstring for why it
-    is opt-in). Identity in eval mode.
+    Built with ``fast = False``: exactly ``nn.functional.dropout``, so a model trained by a
+    loop of one's own drops as torch does. The Trainer sets ``fast`` from
+    ``train.fast_dropout`` (true by default): the mask then comes from :func:`dropout_factors`
+    (see the module docstring). Identity in eval mode.
     """
 
     #: class-wide switch back to torch's dropout (benchmarks/dropout_equivalence.py)

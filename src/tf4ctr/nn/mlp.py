@@ -36,7 +36,8 @@ class MLP(nn.Module):
 
     The layer order and the Xavier-normal initialisation follow FuxiCTR's
     ``MLP_Block``, which the paper's published runs used. Dropout is
-    :class:`FastDropout` (torch's dropout unless ``train.fast_dropout`` is on). With ``output_dim``
+    :class:`FastDropout` (the fast mask when the Trainer trains it with ``train.fast_dropout``,
+    the default; torch's dropout otherwise). With ``output_dim``
     a final bare Linear is added (no activation).
     """
 
