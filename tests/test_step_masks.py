@@ -8,7 +8,7 @@ from tests.models.conftest import TINY
 from tf4ctr.config import TrainConfig
 from tf4ctr.framework import Objective, TwinFocusLoss
 from tf4ctr.models import build_model
-from tf4ctr.nn.step_masks import StepMasks, torch_noise
+from tf4ctr.nn.step_masks import StepMasks
 from tf4ctr.train.trainer import Trainer
 
 
@@ -81,20 +81,16 @@ def test_prefetched_masks_give_the_same_run_bit_for_bit():
         assert not masks.disabled and masks.plan is not None and len(masks.plan) >= 2
 
 
-def test_prefetched_fast_masks_give_the_same_run_bit_for_bit():
-    """The fast mask's random words drawn ahead: the same run as drawing them in line, and
-    every dropout of the plan is the fast kind."""
-    from tf4ctr.nn.dropout import _mask_words
-
-    for name in ("tf4ctr", "dnn"):
-        inline = _train(prefetch=False, model_name=name, fast=True)
-        ahead = _train(prefetch=True, model_name=name, fast=True)
-        _same(inline, ahead)
-        masks = ahead[2]
-        assert not masks.disabled and masks.plan is not None and len(masks.plan) >= 2
-        assert all(draw is _mask_words for *_, draw in masks.plan)
+def test_the_fast_mask_is_drawn_in_line():
+    """The fast mask's words come from torch's random_, cheap next to bernoulli_: drawing them
+    ahead gained nothing measurable (benchmarks/results/fast_mask_prefetch_ab.txt), so a
+    fast-mask step draws in line; the first step sees no torch mask and prefetching stays off."""
+    inline = _train(prefetch=False, fast=True)
+    ahead = _train(prefetch=True, fast=True)
+    _same(inline, ahead)
+    assert ahead[2].disabled and ahead[2].plan is None
     # and the fast run is not the torch-mask run (the switch reached the dropouts)
-    assert _train(prefetch=True, fast=True)[0] != _train(prefetch=True, fast=False)[0]
+    assert ahead[0] != _train(prefetch=True, fast=False)[0]
 
 
 def test_a_model_that_draws_more_than_its_masks_keeps_drawing_in_line():
@@ -122,7 +118,7 @@ def test_a_changed_step_falls_back_to_masks_drawn_in_line():
     assert masks.take(x, 0.5) is None  # recorded, drawn in line by the caller
     torch.nn.functional.dropout(x, 0.5, training=True)
     masks.end()
-    assert masks.plan == [((4,), 0.5, torch.float32, torch_noise)]
+    assert masks.plan == [((4,), 0.5, torch.float32)]
     masks.begin(8)
     assert masks.take(torch.ones(8, 6), 0.5) is None
     assert masks.disabled

@@ -30,17 +30,9 @@ import math
 import torch
 from torch import nn
 
-from tf4ctr.nn.step_masks import current_step_masks, torch_noise
+from tf4ctr.nn.step_masks import current_step_masks
 
 _LEVELS = 1 << 15  # 15 random bits per draw
-
-
-def _mask_words(
-    shape: tuple[int, ...], p: float, dtype: torch.dtype, generator: torch.Generator | None
-) -> torch.Tensor:
-    """The random int64 words a fast mask of ``shape`` is cut from: torch's ``random_`` is
-    serial, so this is the part a trainer draws ahead on a second thread (nn.step_masks)."""
-    return torch.empty((math.prod(shape) + 3) // 4, dtype=torch.int64).random_(generator=generator)
 
 
 def _kept_ones(
@@ -52,22 +44,17 @@ def _kept_ones(
 ) -> tuple[torch.Tensor, float]:
     """The fast mask as float32 ones (kept) and zeros (dropped), and the scale of the kept
     elements; both :func:`dropout_factors` and the fused ReLU + mask draw it here, so they drop
-    alike. With ``like`` (the tensor being dropped, in a trainer's step) the words may come
-    ready from the step's prefetch.
+    alike. ``like``: the tensor being dropped (the mask is drawn on its device).
 
     Ones and zeros to multiply by, not booleans to ``masked_fill_`` with: torch's CPU
     ``masked_fill_`` branches per element, and on a random mask that cost ~9.5 ms for a
     10,000 × 400 tensor at one thread against ~1.6 ms to write the ones and zeros and ~1.2 ms
     to multiply by them (the same values: x·1 = x, x·0 = 0 for finite x).
     """
-    masks = current_step_masks() if like is not None and generator is None else None
-    words = masks.take(like, p, _mask_words) if masks is not None else None
     n = math.prod(shape)
-    if words is None and like is not None and like.device.type != "cpu" and generator is None:
-        # on an accelerator, from its own generator: no mask crosses from the host each step
-        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device).random_()
-    elif words is None:
-        words = _mask_words(tuple(shape), p, torch.float32, generator)
+    # on an accelerator, from its own generator: no mask crosses from the host each step
+    device = like.device if like is not None and generator is None else torch.device("cpu")
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(generator=generator)
     # the words are this call's own, so cut them in place: uniform on [0, 2^15) per lane
     draws = words.view(torch.int16)[:n].bitwise_and_(_LEVELS - 1).view(shape)
     drop_levels = round(p * _LEVELS)
@@ -86,8 +73,8 @@ def dropout_factors(
     """Per-element factors of inverted dropout: 0 with probability ≈ p, else 1/(1 − p).
 
     p is rounded to a multiple of 2⁻¹⁵ and the scale uses the rounded value,
-    so the expectation of the factors is exactly 1. ``like``: the tensor being dropped, when
-    a trainer may have drawn its mask ahead.
+    so the expectation of the factors is exactly 1. ``like``: the tensor being dropped (the
+    mask is drawn on its device).
     """
     kept, scale = _kept_ones(shape, p, generator=generator, like=like)
     return kept.mul_(scale)
@@ -134,7 +121,7 @@ def _torch_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """``nn.functional.dropout`` in training; its noise drawn ahead on a second thread when the
     trainer prefetches a step's masks (tf4ctr.nn.step_masks: the same noise, the same product)."""
     masks = current_step_masks()
-    noise = masks.take(x, p, torch_noise) if masks is not None else None
+    noise = masks.take(x, p) if masks is not None else None
     if noise is None:
         return nn.functional.dropout(x, p, training=True)
     return x * noise

@@ -1,4 +1,4 @@
-"""A training step's dropout masks, drawn on a second thread: the same masks, sooner.
+"""torch's dropout masks for a training step, drawn on a second thread: the same masks, sooner.
 
 torch's CPU ``bernoulli_`` is serial: a 10,000 × 400 mask takes about as long at two threads
 as at one, about as long as one of the layer's matrix products at two threads, and the other
@@ -15,11 +15,6 @@ It only switches on once the first step showed that its dropout masks are *all* 
 draws from the default generator (replaying them from the step's starting state must land on
 the state the step ended in); a model that draws anything else (``nn.Dropout`` used directly,
 random augmentation) keeps drawing in line. ``TF4CTR_NO_MASK_PREFETCH=1`` turns it off.
-
-The fast mask (``train.fast_dropout``) is prefetched the same way: its random words come from
-torch's serial ``random_``, drawn here on the second thread; cutting them into the mask (two
-element-wise passes, parallel) stays with the caller. Each dropout says what it draws by the
-function it passes to :meth:`StepMasks.take`.
 """
 
 from __future__ import annotations
@@ -28,7 +23,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
@@ -55,13 +50,7 @@ def step_masks_active(masks: StepMasks | None) -> Iterator[None]:
         _current = previous
 
 
-#: draws a step's random tensor for a dropout: (shape, p, dtype, generator) -> tensor
-Draw = Callable[[tuple[int, ...], float, torch.dtype, torch.Generator], torch.Tensor]
-
-
-def torch_noise(
-    shape: tuple[int, ...], p: float, dtype: torch.dtype, generator: torch.Generator
-) -> torch.Tensor:
+def _noise(shape: tuple[int, ...], dtype: torch.dtype, p: float, generator: torch.Generator):
     """What ``nn.functional.dropout`` multiplies by on CPU: a Bernoulli(1 − p) draw per element,
     divided by 1 − p, in the input's dtype."""
     return torch.empty(shape, dtype=dtype).bernoulli_(1 - p, generator=generator).div_(1 - p)
@@ -74,10 +63,10 @@ class StepMasks:
     enabled = True
 
     def __init__(self) -> None:
-        self.plan: list[tuple[tuple[int, ...], float, torch.dtype, Draw]] | None = None
+        self.plan: list[tuple[tuple[int, ...], float, torch.dtype]] | None = None
         self.disabled = os.environ.get("TF4CTR_NO_MASK_PREFETCH", "") not in ("", "0")
         self._rows = 0
-        self._recording: list[tuple[tuple[int, ...], float, torch.dtype, Draw]] | None = None
+        self._recording: list[tuple[tuple[int, ...], float, torch.dtype]] | None = None
         self._start_state: torch.Tensor | None = None
         self._generator = torch.Generator()
         self._queue: queue.SimpleQueue | None = None
@@ -94,14 +83,14 @@ class StepMasks:
             self._start_state = torch.get_rng_state()
             return
         self._generator.set_state(torch.get_rng_state())
-        jobs = [((rows, *shape), p, dtype, draw_) for shape, p, dtype, draw_ in self.plan]
+        jobs = [((rows, *shape), p, dtype) for shape, p, dtype in self.plan]
         out: queue.SimpleQueue = queue.SimpleQueue()
         generator = self._generator
 
         def draw() -> None:
             try:
-                for shape, p, dtype, draw_ in jobs:
-                    out.put(draw_(shape, p, dtype, generator))
+                for shape, p, dtype in jobs:
+                    out.put(_noise(shape, dtype, p, generator))
             except BaseException as exc:  # handed to the main thread, which raises it
                 out.put(exc)
 
@@ -109,23 +98,17 @@ class StepMasks:
         self._thread = threading.Thread(target=draw, name="tf4ctr-dropout-masks", daemon=True)
         self._thread.start()
 
-    def take(self, x: torch.Tensor, p: float, draw: Draw = torch_noise) -> torch.Tensor | None:
-        """What ``draw`` gives for a dropout on ``x`` (by default torch's noise to multiply ``x``
-        by), drawn ahead; or None: then the caller draws it in line, as usual."""
+    def take(self, x: torch.Tensor, p: float) -> torch.Tensor | None:
+        """The noise to multiply ``x`` by, or None: then the caller draws it as usual."""
         if self._recording is not None:
-            self._recording.append((tuple(x.shape), p, x.dtype, draw))
+            self._recording.append((tuple(x.shape), p, x.dtype))
             return None
         if self._queue is None or self.plan is None:
             return None
-        shape, plan_p, dtype, plan_draw = (
-            self.plan[self._taken] if self._taken < len(self.plan) else ((), -1, None, None)
+        shape, plan_p, dtype = (
+            self.plan[self._taken] if self._taken < len(self.plan) else ((), -1, None)
         )
-        if (
-            (self._rows, *shape) != tuple(x.shape)
-            or plan_p != p
-            or dtype != x.dtype
-            or plan_draw is not draw
-        ):
+        if (self._rows, *shape) != tuple(x.shape) or plan_p != p or dtype != x.dtype:
             self._stop("a dropout met in a different order or shape than in the first step")
             return None
         noise = self._queue.get()
@@ -140,14 +123,14 @@ class StepMasks:
             recorded, self._recording = self._recording, None
             replay = torch.Generator()
             replay.set_state(self._start_state)
-            for shape, p, dtype, draw in recorded:
-                draw(shape, p, dtype, replay)
+            for shape, p, dtype in recorded:
+                _noise(shape, dtype, p, replay)
             if (
                 recorded
-                and all(shape[0] == self._rows for shape, *_ in recorded)
+                and all(shape[0] == self._rows for shape, _, _ in recorded)
                 and torch.equal(replay.get_state(), torch.get_rng_state())
             ):
-                self.plan = [(shape[1:], p, dtype, draw) for shape, p, dtype, draw in recorded]
+                self.plan = [(shape[1:], p, dtype) for shape, p, dtype in recorded]
             else:
                 self.disabled = True  # the step draws more than its masks: keep drawing in line
             return
