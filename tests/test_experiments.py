@@ -58,6 +58,10 @@ def test_grid_runs_each_cell_once_and_resumes(tiny_project, monkeypatch):
     store = run_experiment(load_experiment(tiny_project / "exp.yaml"), progress=False)
     assert len(calls) == 2  # only the two missing cells ran
     assert len(store.records) == 4
+    # a record spells out the settings whose default changed since keys began, as run
+    for line in exp.store_path.read_text().splitlines():
+        if line.startswith("{") and line.endswith("}"):
+            assert json.loads(line)["config"]["train"]["fast_dropout"] is True
     rec = store.records[exp.cells[0].key]
     assert rec["label"] == "DNN" and rec["model"] == "dnn" and 0 < rec["test"]["auc"] <= 1
     # what produced it: a key names the config, not the code or the thread count
