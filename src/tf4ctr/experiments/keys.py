@@ -129,22 +129,30 @@ def config_key(raw: dict[str, Any], source: Path | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _with_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A copy of ``config`` and, by section name, its train and loss mappings within the copy
+    (an absent or null one made empty; one that is not a mapping left out) to fill in."""
+    out = json.loads(json.dumps(config, default=str))
+    sections: dict[str, dict[str, Any]] = {}
+    for section in KEYED_AGAINST:
+        if out.get(section) is None:
+            out[section] = {}
+        if isinstance(out[section], dict):
+            sections[section] = out[section]
+    return out, sections
+
+
 def record_config(raw: dict[str, Any]) -> dict[str, Any]:
     """The config a result store keeps for a run of ``raw``: ``raw`` with every train and loss
     setting whose default changed since keys began (``KEYED_AGAINST``) spelled out at the value
     the run used, so the record reads the same under any later default."""
     parsed = parse_run_config(raw)
-    out = json.loads(json.dumps(raw, default=str))
-    for section, settings in (("train", parsed.train), ("loss", parsed.loss)):
-        used = dataclasses.asdict(settings)
-        given = out.get(section)
-        if given is None:
-            given = out[section] = {}
-        if not isinstance(given, dict):
-            continue
+    used = {"train": dataclasses.asdict(parsed.train), "loss": dataclasses.asdict(parsed.loss)}
+    out, sections = _with_settings(raw)
+    for section, given in sections.items():
         for name, then in KEYED_AGAINST[section].items():
-            if name not in given and used[name] != then:
-                given[name] = used[name]
+            if name not in given and used[section][name] != then:
+                given[name] = used[section][name]
     return out
 
 
@@ -153,12 +161,8 @@ def stored_config_key(config: dict[str, Any]) -> str:
     its day, ``KEYED_AGAINST``: records written since a default changed spell that setting out
     (:func:`record_config`), and those written before ran with the old default, so reading the
     gap as today's default would let an old run answer for a config it never ran."""
-    filled = json.loads(json.dumps(config, default=str))
-    for section, defaults in KEYED_AGAINST.items():
-        given = filled.get(section)
-        if given is None:
-            given = filled[section] = {}
-        if isinstance(given, dict):
-            for name, then in defaults.items():
-                given.setdefault(name, then)
+    filled, sections = _with_settings(config)
+    for section, given in sections.items():
+        for name, then in KEYED_AGAINST[section].items():
+            given.setdefault(name, then)
     return config_key(filled)
