@@ -6,10 +6,10 @@ One training step (forward, backward) of the paper's Frappe DNN block: 400 input
 [400, 400, 400], batch norm, ReLU, dropout 0.2, one output. Four variants, alternating round by
 round in this one process, medians reported:
 
-- ``modules, torch dropout`` / ``fused, torch dropout``: ``train.fast_dropout`` off (the
-  default), ``MLP.fuse_relu_dropout`` off / on (on: ReLU in place, torch's dropout after it);
-- ``modules, fast mask`` / ``fused, fast mask``: the same with ``train.fast_dropout`` on (fused:
-  ReLU and the mask in one autograd function, in place);
+- ``modules, torch dropout`` / ``fused, torch dropout``: ``train.fast_dropout: false``,
+  ``MLP.fuse_relu_dropout`` off / on (on: ReLU in place, torch's dropout after it);
+- ``modules, fast mask`` / ``fused, fast mask``: the same with ``train.fast_dropout`` on (the
+  default; fused: ReLU and the mask in one autograd function, in place).
 
 With a C compiler on the machine, two more: ``inductor, torch dropout`` / ``inductor, fast mask``:
 the same block under ``torch.compile`` (inductor generates one C++ loop for what it can fuse:

@@ -7,7 +7,7 @@ Preprocessing (cached) and model construction are outside the timed phases;
 training time is the sum of the trainer's per-epoch times (no evaluation);
 evaluation time covers prediction and metrics over the validation split. After both, the
 step's matrix products are timed alone at the step's shapes (flops.matmul_only_seconds),
-in the same process and threads: the step's own matmul-only time, for "% of matmul".
+in the same process and threads: the step's own matmul-only time, for "% own matmul".
 Without --fast-dropout / --torch-dropout the run takes the library's default mask.
 """
 

@@ -163,7 +163,7 @@ class FastDropout(nn.Module):
             return x
         if not self.fast or FastDropout.use_torch_dropout:
             return _torch_dropout(x, self.p)
-        factors = dropout_factors(x.shape, self.p, like=x).to(device=x.device, dtype=x.dtype)
+        factors = dropout_factors(x.shape, self.p, like=x).to(dtype=x.dtype)  # on x's device
         return _Scale.apply(x, factors)
 
     def extra_repr(self) -> str:
