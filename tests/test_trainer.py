@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from tests.models.conftest import TINY
 from tf4ctr.config import TrainConfig
 from tf4ctr.framework import Objective
-from tf4ctr.models import build_model
+from tf4ctr.models import available_models, build_model
 from tf4ctr.nn import FeatureEmbedding, FeatureInput
 from tf4ctr.train.trainer import Trainer, clip_grad_norm, make_optimizers, monitor_value
 
@@ -139,3 +140,30 @@ def test_monitor_falls_back_to_auc_when_gauc_is_undefined():
 
     assert monitor_value({"auc": 0.7, "gauc": float("nan")}, "auc+gauc") == 0.7
     assert monitor_value({"auc": 0.7, "gauc": 0.6}, "auc+gauc") == pytest.approx(1.3)
+
+
+@pytest.mark.parametrize("name", sorted(available_models()))
+def test_cpu_prediction_in_slices_matches_whole_batches(name):
+    """Trainer.predict scores a CPU batch in slices of ``cpu_forward_rows``: every model's
+    logits (and encoder logits) must equal those of one forward over the whole batch, bit
+    for bit, or the slice size would change results (keys treat eval_batch_size as inert)."""
+    from tf4ctr.data.loader import Batch
+
+    torch.manual_seed(0)
+    model = build_model(name, TINY)
+    x, y = _batch(n=3003, seed=1)
+    model.train()
+    with torch.no_grad():  # move batch-norm running statistics off their initial values
+        model(x)
+    trainer = Trainer(model, Objective(None), TrainConfig(progress=False))
+    batches = [Batch(x.categorical, x.numeric, y)]
+    trainer.cpu_forward_rows = 10**9
+    whole = trainer.predict(batches, encoder_logits=True)
+    trainer.cpu_forward_rows = 2048  # a slice and a short one, 955 rows: not a multiple of 4
+    sliced = trainer.predict(batches, encoder_logits=True)
+    assert whole.logit.shape == (3003,)
+    for field in ("logit", "z_s", "z_c", "label"):
+        a, b = getattr(whole, field), getattr(sliced, field)
+        assert (a is None) == (b is None), field
+        if a is not None:
+            assert np.array_equal(a, b), f"{name}: {field} differs, max {np.abs(a - b).max()}"
