@@ -185,3 +185,34 @@ def test_mlp_inference_folds_batch_norm_exactly(batch_norm, activation):
     assert torch.allclose(folded, reference, atol=1e-5)
     with torch.enable_grad():  # with autograd on, the plain layers run (nothing in place)
         assert torch.allclose(mlp(x), reference, atol=1e-6)
+
+
+def test_mlp_inference_reuses_folded_weights_until_a_parameter_changes():
+    """Under inference_mode the fold is kept between calls (Trainer.predict's slices), and is
+    redone when the weights or statistics change in place, or the mode is switched."""
+    from tf4ctr.nn import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(12, [16, 8], dropout=0.2, batch_norm=True, output_dim=1)
+    mlp.train()
+    mlp(torch.randn(64, 12))
+    mlp.eval()
+    x = torch.randn(32, 12)
+    with torch.inference_mode():
+        first = mlp(x)
+        kept = mlp._fold_cache
+        assert kept is not None and torch.equal(mlp(x), first)
+        assert mlp._fold_cache is kept  # reused, not refolded
+    with torch.no_grad():
+        mlp.net[0].weight.mul_(2.0)  # an optimizer-style in-place update
+    with torch.inference_mode():
+        changed = mlp(x)
+    with torch.no_grad():
+        assert torch.equal(changed, mlp(x))  # the same fold, recomputed without the cache
+    assert not torch.equal(changed, first)
+    with torch.no_grad():
+        mlp.net[1].running_var.mul_(4.0)  # a buffer changed in place refolds too
+    with torch.inference_mode():
+        assert not torch.equal(mlp(x), changed)
+    mlp.train()
+    assert mlp._fold_cache is None

@@ -115,11 +115,35 @@ class MLP(nn.Module):
 
         In eval mode BN is an affine map, so ``BN(Wx + b) = W'x + b'`` with
         ``W' = W·γ/σ`` and ``b' = (b − μ)·γ/σ + β``: one matrix product per layer
-        and no pass over the activations for BN. The folded weights are
-        recomputed each call (a few 400×400 products), so nothing goes stale
-        when training resumes. Same outputs as ``net(x)``
-        up to float rounding.
+        and no pass over the activations for BN. Same outputs as ``net(x)`` up to float
+        rounding.
         """
+        for layer in self._folded():
+            if isinstance(layer, tuple):
+                weight, bias = layer
+                x = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+            elif isinstance(layer, nn.ReLU):
+                x = torch.relu_(x)  # the addmm result is ours; autograd allows this in place
+            else:
+                x = layer(x)
+        return x
+
+    def _folded(self) -> list[nn.Module | tuple[torch.Tensor, torch.Tensor | None]]:
+        """The eval-mode layers: each Linear (with the BatchNorm after it folded in) as its
+        ``(weight, bias)``, every other layer as is, dropout left out (the identity here).
+
+        Under ``torch.inference_mode`` (what Trainer.predict uses, slice after slice) the
+        folded weights are kept and reused while no parameter or statistic has changed: a
+        key of each tensor's storage and in-place version counter, which the optimizer's and
+        load_state_dict's updates bump. Elsewhere they are recomputed each call, so a forward
+        with gradients still reaches the parameters through the fold.
+        """
+        cached = torch.is_inference_mode_enabled()
+        if cached:
+            key = tuple((t.data_ptr(), t._version) for t in self._fold_inputs())
+            if self._fold_cache is not None and self._fold_cache[0] == key:
+                return self._fold_cache[1]
+        folded: list[nn.Module | tuple[torch.Tensor, torch.Tensor | None]] = []
         layers = list(self.net)
         i = 0
         while i < len(layers):
@@ -138,10 +162,19 @@ class MLP(nn.Module):
                         shift = shift + bias * scale
                     weight, bias = weight * scale.unsqueeze(1), shift
                     i += 1
-                x = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
-            elif isinstance(layer, nn.ReLU):
-                x = torch.relu_(x)  # the addmm result is ours; autograd allows this in place
-            elif not isinstance(layer, FastDropout | nn.Dropout):  # dropout is the identity here
-                x = layer(x)
+                folded.append((weight, bias))
+            elif not isinstance(layer, FastDropout | nn.Dropout):
+                folded.append(layer)
             i += 1
-        return x
+        if cached:
+            self._fold_cache = (key, folded)
+        return folded
+
+    def _fold_inputs(self) -> list[torch.Tensor]:
+        return [*self.net.parameters(), *self.net.buffers()]
+
+    _fold_cache: tuple[tuple, list] | None = None
+
+    def train(self, mode: bool = True) -> MLP:
+        self._fold_cache = None  # each switch of mode (Trainer.predict's eval()) folds afresh
+        return super().train(mode)
