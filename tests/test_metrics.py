@@ -76,3 +76,54 @@ def test_evaluate_predictions_keys():
     z = np.array([-1.0, 2.0, 0.5, 0.1])
     assert set(evaluate_predictions(y, z)) == {"auc", "logloss"}
     assert set(evaluate_predictions(y, z, np.array([1, 1, 2, 2]))) == {"auc", "logloss", "gauc"}
+
+
+def _auc_by_rankdata(label, score):
+    """The former implementation: scipy's average ranks, summed over the positives."""
+    from scipy.stats import rankdata
+
+    n_pos = label.sum()
+    n_neg = label.size - n_pos
+    ranks = rankdata(score)
+    return float((ranks[label > 0.5].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _gauc_by_lexsort(label, score, group):
+    """The former implementation: a lexsort by (group, score), otherwise as group_auc."""
+    _, gid = np.unique(group, return_inverse=True)
+    order = np.lexsort((score, gid))
+    g, s, y = gid[order], score[order], label[order]
+    n = y.size
+    new_group = np.r_[True, g[1:] != g[:-1]]
+    new_run = new_group | np.r_[False, s[1:] != s[:-1]]
+    group_start = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
+    pos = np.arange(n) - group_start + 1.0
+    run_id = np.cumsum(new_run) - 1
+    rank = (np.bincount(run_id, weights=pos) / np.bincount(run_id))[run_id]
+    size = np.bincount(g).astype(np.float64)
+    n_pos = np.bincount(g, weights=y)
+    valid = (n_pos > 0) & (size - n_pos > 0)
+    per_group = (
+        np.bincount(g, weights=rank * y)[valid] - n_pos[valid] * (n_pos[valid] + 1) / 2
+    ) / (n_pos[valid] * (size - n_pos)[valid])
+    return float(np.average(per_group, weights=size[valid]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("levels", [None, 40])  # continuous scores, or heavy ties
+def test_auc_and_gauc_equal_the_former_sorts_bit_for_bit(seed, levels):
+    """The argsort-based ranks give the very floats the rankdata / lexsort versions gave,
+    so no stored metric moves (ties included, where sort order differs)."""
+    rng = np.random.default_rng(seed)
+    n = 5000
+    score = rng.standard_normal(n).astype(np.float32).astype(np.float64)
+    if levels:
+        score = np.round(score * levels / 8) / levels
+    label = (rng.random(n) < 1 / (1 + np.exp(-score))).astype(np.float64)
+    group = rng.integers(0, 300, n) * 7 - 50
+    assert auc(label, score) == _auc_by_rankdata(label, score)
+    assert group_auc(label, score, group) == _gauc_by_lexsort(label, score, group)
+
+
+def test_auc_of_a_nan_score_is_nan():
+    assert np.isnan(auc(np.array([0.0, 1.0, 1.0]), np.array([0.1, np.nan, 0.3])))

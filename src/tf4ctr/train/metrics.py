@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import log_expit
-from scipy.stats import rankdata
 
 
 def _check(label: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -21,14 +20,30 @@ def _check(label: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return label, score
 
 
+def _average_ranks(ascending: np.ndarray) -> np.ndarray:
+    """1-based ranks of an ascending array's positions, equal values sharing the mean of
+    theirs: the values ``scipy.stats.rankdata(method="average")`` gives, exactly."""
+    n = ascending.size
+    new_run = np.empty(n, dtype=bool)
+    new_run[:1] = True
+    np.not_equal(ascending[1:], ascending[:-1], out=new_run[1:])
+    starts = np.flatnonzero(new_run)
+    ends = np.append(starts[1:], n)
+    return np.repeat((starts + ends + 1) / 2.0, ends - starts)
+
+
 def auc(label: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve; NaN when only one class is present."""
+    """Area under the ROC curve; NaN when only one class is present or a score is NaN."""
     label, score = _check(label, score)
     n_pos = float(label.sum())
     n_neg = label.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_neg == 0 or np.isnan(score).any():
         return float("nan")
-    ranks = rankdata(score)  # average ranks for ties
+    # An unstable sort is enough (tied scores share one rank), and numpy's is several
+    # times faster than a stable one or scipy's rankdata, which this replaces bit for bit.
+    order = np.argsort(score)
+    ranks = np.empty(score.size)
+    ranks[order] = _average_ranks(score[order])
     return float((ranks[label > 0.5].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
@@ -36,7 +51,10 @@ def group_auc(label: np.ndarray, score: np.ndarray, group: np.ndarray) -> float:
     """User-weighted AUC (gAUC), one sort for all groups.
 
     Within-group average ranks come from sorting by (group, score): a run of
-    equal (group, score) pairs shares the mean of its positions.
+    equal (group, score) pairs shares the mean of its positions. The sort is one
+    unstable argsort of the integer key ``group id · n + position by score``, not a
+    lexsort (several times slower); tied pairs may come out in another order, which
+    changes no sum below, since they share one rank.
     """
     label, score = _check(label, score)
     group = np.asarray(group).ravel()
@@ -45,9 +63,11 @@ def group_auc(label: np.ndarray, score: np.ndarray, group: np.ndarray) -> float:
     if label.size == 0:
         return float("nan")
     _, gid = np.unique(group, return_inverse=True)
-    order = np.lexsort((score, gid))
+    n = label.size
+    position = np.empty(n, dtype=np.int64)
+    position[np.argsort(score)] = np.arange(n)
+    order = np.argsort(gid.astype(np.int64) * n + position)
     g, s, y = gid[order], score[order], label[order]
-    n = y.size
     new_group = np.empty(n, dtype=bool)
     new_group[0] = True
     new_group[1:] = g[1:] != g[:-1]
