@@ -58,3 +58,34 @@ def test_yaml_tour_trains(tmp_path, monkeypatch):
     )
     assert code == 0
     assert (tmp_path / "runs" / "my-first-run" / "model.pt").is_file()
+
+
+def test_speed_table_is_speed_json():
+    """Every figure of the README's speed table is the committed benchmarks/results/speed.json,
+    as rounded there: a rerun of speed.py that is not carried into the README fails here."""
+    import json
+
+    store = json.loads((REPO / "benchmarks/results/speed.json").read_text(encoding="utf-8"))
+    section = README[README.index("### Speed against FuxiCTR") :]
+    rows = re.findall(r"^\| (DNN|DualMLP|DeepFM|DCNv2|TF4CTR) vs [^|]+\|(.*)\|$", section, re.M)
+    assert [name for name, _ in rows] == ["DNN", "DualMLP", "DeepFM", "DCNv2", "TF4CTR"]
+    for name, cells in rows:
+        key = name.lower()
+        if key == "tf4ctr":
+            s, other = store["official"]["summary"]["tf4ctr"], "official"
+            share = store["summary"]["tf4ctr"]["fraction_of_own_matmul"]
+        else:
+            s, other = store["summary"][key], "fuxictr"
+            share = s["fraction_of_own_matmul"]
+        train, evals, rss = s["train_samples_per_s"], s["eval_samples_per_s"], s["peak_rss_mb"]
+        expected = [
+            f"{train['ours']:,.0f}",
+            f"{train[other]:,.0f}",
+            f"{train['ratio']:.2f}",
+            f"{evals['ours']:,.0f}",
+            f"{evals[other]:,.0f}",
+            f"{evals['ratio']:.2f}",
+            f"{100 * share:.0f} %",
+            f"{rss['ours']:,.0f} / {rss[other]:,.0f}",
+        ]
+        assert [c.strip() for c in cells.split("|")] == expected, name
