@@ -382,7 +382,7 @@ class Trainer:
             rows = len(batch.label)
             step = self.cpu_forward_rows if self.device.type == "cpu" else rows
             scored: dict[str, list[torch.Tensor]] = {"logit": [], "z_s": [], "z_c": []}
-            for start in range(0, rows, max(step, 1)):
+            for start in range(0, max(rows, 1), max(step, 1)):  # an empty batch: one empty pass
                 out = self.model(FeatureInput(*(t[start : start + step] for t in inputs)))
                 scored["logit"].append(out.logit.float().cpu())
                 if encoder_logits and out.z_s is not None:
