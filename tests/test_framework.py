@@ -216,3 +216,44 @@ def test_mlp_inference_reuses_folded_weights_until_a_parameter_changes():
         assert not torch.equal(mlp(x), changed)
     mlp.train()
     assert mlp._fold_cache is None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("width", [1, 8, 16])
+def test_lookup_gradient_equals_torch_embedding_bit_for_bit(threads, width):
+    """The index_add_ backward sums each table row's gradients in index order, as torch's
+    embedding backward does: the same floats, duplicates and a strided upstream gradient
+    included."""
+    from tf4ctr.nn.embedding import lookup
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(width)
+        weight = torch.randn(300, width, generator=g, requires_grad=True)
+        index = torch.randint(0, 300, (4000, 7), generator=g)  # ~93 uses per row
+        upstream = torch.randn(4000, 7, 2 * width, generator=g)[..., ::2]  # not contiguous
+        ours = lookup(index, weight)
+        (ours_grad,) = torch.autograd.grad(ours, weight, upstream)
+        ref = torch.nn.functional.embedding(index, weight)
+        (ref_grad,) = torch.autograd.grad(ref, weight, upstream)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(ours, ref)
+    assert torch.equal(ours_grad, ref_grad)
+    assert ours.grad_fn is not None and "LookupAddBackward" in type(ours.grad_fn).__name__
+
+
+def test_feature_embedding_trains_alike_with_either_backward(monkeypatch):
+    torch.manual_seed(0)
+    emb = FeatureEmbedding([7, 12, 30], 1, 4)
+    x = FeatureInput(torch.randint(0, 7, (256, 3)), torch.rand(256, 1))
+    grads = []
+    for fast in (True, False):
+        monkeypatch.setattr(FeatureEmbedding, "fast_backward", fast)
+        emb.zero_grad()
+        (emb(x) ** 2).sum().backward()
+        grads.append(emb.weight.grad.clone())
+    assert torch.equal(*grads)
+    with torch.no_grad():  # no gradient wanted: torch's own lookup, no custom node
+        assert emb(x).grad_fn is None
