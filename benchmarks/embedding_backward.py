@@ -24,18 +24,11 @@ import time
 from pathlib import Path
 
 import torch
+from frappe_setup import MODELS, ROOT, frappe_trainer
 
 from tf4ctr.fileio import write_json_atomic
 
-ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "embedding_backward.json"
-MODELS = {
-    "dnn": {},
-    "dualmlp": {},
-    "deepfm": {},
-    "dcnv2": {},
-    "tf4ctr": {"ssem": "ser", "fusion": "wsf"},
-}
 
 
 def gradient_alone(rounds: int = 25) -> list[dict]:
@@ -67,23 +60,10 @@ def gradient_alone(rounds: int = 25) -> list[dict]:
 
 
 def epochs(model_name: str, pairs: int, threads: int) -> dict:
-    from tf4ctr.config import TrainConfig
-    from tf4ctr.data import BatchLoader, load_dataset_config, prepare_dataset
-    from tf4ctr.framework import Objective, TwinFocusLoss
-    from tf4ctr.models import build_model
+    from tf4ctr.data import BatchLoader
     from tf4ctr.nn import FeatureEmbedding
-    from tf4ctr.train import Trainer
 
-    torch.manual_seed(2023)
-    data = prepare_dataset(
-        load_dataset_config(ROOT / "configs/datasets/frappe_x1.yaml"),
-        ROOT / ".tf4ctr-cache",
-        progress=False,
-    )
-    model = build_model(model_name, data.schema, **MODELS[model_name])
-    twin = model_name == "tf4ctr"
-    objective = Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
-    trainer = Trainer(model, objective, TrainConfig(progress=False, num_threads=threads))
+    trainer, data = frappe_trainer(model_name, threads)
     loader = BatchLoader(data.train, 10_000, shuffle=True, seed=2023)
     trainer.train_epoch(loader, epoch=1)  # warm-up
     seconds: dict[str, list[float]] = {"torch": [], "index_add_": []}

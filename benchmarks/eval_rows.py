@@ -24,38 +24,16 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from frappe_setup import MODELS, ROOT, frappe_trainer
+
 OUT = ROOT / "benchmarks" / "results" / "eval_rows.json"
-MODELS = {
-    "dnn": {},
-    "dualmlp": {},
-    "deepfm": {},
-    "dcnv2": {},
-    "tf4ctr": {"ssem": "ser", "fusion": "wsf"},
-}
 WHOLE = 1 << 30  # larger than any loader batch: one forward per batch
 
 
 def worker(model_name: str, rows: int, threads: int, calls: int) -> dict:
-    import torch
+    from tf4ctr.data import BatchLoader
 
-    from tf4ctr.config import TrainConfig
-    from tf4ctr.data import BatchLoader, load_dataset_config, prepare_dataset
-    from tf4ctr.framework import Objective, TwinFocusLoss
-    from tf4ctr.models import build_model
-    from tf4ctr.train import Trainer
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(2023)
-    data = prepare_dataset(
-        load_dataset_config(ROOT / "configs/datasets/frappe_x1.yaml"),
-        ROOT / ".tf4ctr-cache",
-        progress=False,
-    )
-    model = build_model(model_name, data.schema, **MODELS[model_name])
-    twin = model_name == "tf4ctr"
-    objective = Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
-    trainer = Trainer(model, objective, TrainConfig(progress=False, num_threads=threads))
+    trainer, data = frappe_trainer(model_name, threads)
     trainer.cpu_forward_rows = rows
     trainer.train_epoch(BatchLoader(data.train, 10_000, shuffle=True, seed=2023), epoch=1)
     valid = BatchLoader(data.valid, 65_536)

@@ -1,0 +1,39 @@
+"""Frappe_x1 and the five speed models at the paper's settings, as the A/B benchmarks build
+them (eval_rows.py, embedding_backward.py): batch 10,000, embedding 16, [400, 400, 400], batch
+norm, dropout 0.2; TF4CTR with SER + WSF and TF loss (α 0.25, c 0.7, γ 1); embedding L2 0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS: dict[str, dict[str, Any]] = {
+    "dnn": {},
+    "dualmlp": {},
+    "deepfm": {},
+    "dcnv2": {},
+    "tf4ctr": {"ssem": "ser", "fusion": "wsf"},
+}
+
+
+def frappe_trainer(model_name: str, threads: int) -> tuple[Any, Any]:
+    """(Trainer, prepared Frappe_x1) for one of MODELS, seeded with 2023."""
+    from tf4ctr.config import TrainConfig
+    from tf4ctr.data import load_dataset_config, prepare_dataset
+    from tf4ctr.framework import Objective, TwinFocusLoss
+    from tf4ctr.models import build_model
+    from tf4ctr.train import Trainer
+
+    torch.manual_seed(2023)
+    data = prepare_dataset(
+        load_dataset_config(ROOT / "configs/datasets/frappe_x1.yaml"),
+        ROOT / ".tf4ctr-cache",
+        progress=False,
+    )
+    model = build_model(model_name, data.schema, **MODELS[model_name])
+    twin = model_name == "tf4ctr"
+    objective = Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
+    return Trainer(model, objective, TrainConfig(progress=False, num_threads=threads)), data
