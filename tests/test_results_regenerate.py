@@ -67,6 +67,18 @@ def _complete(name: str) -> bool:
     return all(c.key in store for c in experiment.cells)
 
 
+def test_committed_records_name_no_machine_path_for_their_dataset():
+    """A record's key is read from its config: a dataset given as a path on the machine that
+    ran it (a checkout since deleted, another user's folder) cannot be read on a fresh clone
+    elsewhere, and the record would fall back to a key it was stored under, which older
+    records hashed differently. So committed records carry the dataset itself."""
+    for store in RESULTS.glob("*/*.jsonl"):
+        for number, line in enumerate(store.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                dataset = json.loads(line)["config"]["dataset"]
+                assert isinstance(dataset, dict), f"{store.name}:{number}: dataset {dataset!r}"
+
+
 def test_every_report_has_its_experiment_and_store():
     names = _experiment_files()
     for path in RESULTS.glob("*/*.md"):

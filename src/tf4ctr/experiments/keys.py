@@ -28,6 +28,7 @@ __all__ = [
     "KEYED_AGAINST",
     "canonical_config",
     "config_key",
+    "portable_dataset",
     "record_config",
     "stored_config_key",
 ]
@@ -143,13 +144,25 @@ def _with_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, di
     return out, sections
 
 
-def record_config(raw: dict[str, Any]) -> dict[str, Any]:
+def portable_dataset(dataset: str | Path | dict[str, Any], base: Path) -> dict[str, Any]:
+    """A dataset as a result store keeps it: the mapping its key is made of (its config with
+    each split's location cut to the file name), not the path of a config file, which
+    exists on one machine only. Keys alike: ``portable_dataset(p)`` in place of ``p``."""
+    text = json.dumps(dataset, sort_keys=True) if isinstance(dataset, dict) else str(dataset)
+    return json.loads(_dataset_identity(text, str(base)))
+
+
+def record_config(raw: dict[str, Any], source: Path | None = None) -> dict[str, Any]:
     """The config a result store keeps for a run of ``raw``: ``raw`` with every train and loss
     setting whose default changed since keys began (``KEYED_AGAINST``) spelled out at the value
-    the run used, so the record reads the same under any later default."""
-    parsed = parse_run_config(raw)
+    the run used, so the record reads the same under any later default, and the dataset as
+    :func:`portable_dataset`, so it keys alike in any checkout (``source``: the file ``raw``
+    came from, for a relative dataset path)."""
+    parsed = parse_run_config(raw, source=source)
     used = {"train": dataclasses.asdict(parsed.train), "loss": dataclasses.asdict(parsed.loss)}
     out, sections = _with_settings(raw)
+    base = source.parent if source is not None else Path.cwd()
+    out["dataset"] = portable_dataset(parsed.dataset, base)
     for section, given in sections.items():
         for name, then in KEYED_AGAINST[section].items():
             if name not in given and used[section][name] != then:

@@ -356,7 +356,7 @@ def run_experiment(
             "seed": cell.seed,
             "model": config.model_name,
             "loss": config.loss.name,
-            "config": record_config(cell.raw_config),
+            "config": record_config(cell.raw_config, experiment.source),
             "run_dir": str(result.run_dir),
             "wall_seconds": time.perf_counter() - start,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
