@@ -136,7 +136,8 @@ class MLP(nn.Module):
         folded weights are kept and reused while no parameter or statistic has changed: a
         key of each tensor's storage and in-place version counter, which the optimizer's and
         load_state_dict's updates bump. Elsewhere they are recomputed each call, so a forward
-        with gradients still reaches the parameters through the fold.
+        with gradients still reaches the parameters through the fold. A write through
+        ``param.data`` bumps no counter: call ``.eval()`` again after one (it drops the fold).
         """
         cached = torch.is_inference_mode_enabled()
         if cached:
