@@ -1,6 +1,7 @@
-"""Frappe_x1 and the five speed models at the paper's settings, as the A/B benchmarks build
-them (eval_rows.py, embedding_backward.py): batch 10,000, embedding 16, [400, 400, 400], batch
-norm, dropout 0.2; TF4CTR with SER + WSF and TF loss (α 0.25, c 0.7, γ 1); embedding L2 0.1."""
+"""Frappe_x1 and the five speed models at the paper's settings, as the benchmarks build them
+(tf4ctr_worker.py, eval_rows.py, embedding_backward.py): batch 10,000, embedding 16,
+[400, 400, 400], batch norm, dropout 0.2; TF4CTR with SER + WSF and TF loss (α 0.25, c 0.7,
+γ 1); embedding L2 0.1."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+#: model name → its build_model arguments beyond the name
 MODELS: dict[str, dict[str, Any]] = {
     "dnn": {},
     "dualmlp": {},
@@ -19,21 +21,35 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 
 
+def frappe_data(cache: Path = ROOT / ".tf4ctr-cache") -> Any:
+    """Frappe_x1 prepared (from ``cache`` when it is there already)."""
+    from tf4ctr.data import load_dataset_config, prepare_dataset
+
+    config = load_dataset_config(ROOT / "configs/datasets/frappe_x1.yaml")
+    return prepare_dataset(config, cache, progress=False)
+
+
+def speed_model(model_name: str, schema: Any) -> torch.nn.Module:
+    from tf4ctr.models import build_model
+
+    return build_model(model_name, schema, **MODELS[model_name])
+
+
+def speed_objective(model_name: str) -> Any:
+    """TF loss for TF4CTR, log loss for the others; embedding L2 0.1 for all."""
+    from tf4ctr.framework import Objective, TwinFocusLoss
+
+    twin = model_name == "tf4ctr"
+    return Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
+
+
 def frappe_trainer(model_name: str, threads: int) -> tuple[Any, Any]:
     """(Trainer, prepared Frappe_x1) for one of MODELS, seeded with 2023."""
     from tf4ctr.config import TrainConfig
-    from tf4ctr.data import load_dataset_config, prepare_dataset
-    from tf4ctr.framework import Objective, TwinFocusLoss
-    from tf4ctr.models import build_model
     from tf4ctr.train import Trainer
 
     torch.manual_seed(2023)
-    data = prepare_dataset(
-        load_dataset_config(ROOT / "configs/datasets/frappe_x1.yaml"),
-        ROOT / ".tf4ctr-cache",
-        progress=False,
-    )
-    model = build_model(model_name, data.schema, **MODELS[model_name])
-    twin = model_name == "tf4ctr"
-    objective = Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
-    return Trainer(model, objective, TrainConfig(progress=False, num_threads=threads)), data
+    data = frappe_data()
+    model = speed_model(model_name, data.schema)
+    config = TrainConfig(progress=False, num_threads=threads)
+    return Trainer(model, speed_objective(model_name), config), data

@@ -26,21 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from flops import matmul_only_seconds, training_flops_per_sample  # noqa: E402
+from frappe_setup import MODELS, frappe_data, speed_model, speed_objective  # noqa: E402
 
 from tf4ctr.config import TrainConfig  # noqa: E402
-from tf4ctr.data import BatchLoader, load_dataset_config, prepare_dataset  # noqa: E402
-from tf4ctr.framework import Objective, TwinFocusLoss  # noqa: E402
-from tf4ctr.models import build_model  # noqa: E402
+from tf4ctr.data import BatchLoader  # noqa: E402
 from tf4ctr.train import Trainer  # noqa: E402
-
-# The paper's Frappe settings (batch 10,000, embedding 16, [400,400,400], BN, dropout 0.2).
-MODELS = {
-    "dnn": ({"name": "dnn"}, False),
-    "dualmlp": ({"name": "dualmlp"}, False),
-    "deepfm": ({"name": "deepfm"}, False),
-    "dcnv2": ({"name": "dcnv2"}, False),
-    "tf4ctr": ({"name": "tf4ctr", "ssem": "ser", "fusion": "wsf"}, True),
-}
 
 
 def main() -> int:
@@ -73,15 +63,13 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(2023)
 
-    cfg = load_dataset_config(ROOT / "configs/datasets/frappe_x1.yaml")
-    data = prepare_dataset(cfg, Path(args.cache), progress=False)
-    spec, twin = MODELS[args.model]
-    model = build_model(spec["name"], data.schema, **{k: v for k, v in spec.items() if k != "name"})
+    data = frappe_data(Path(args.cache))
+    model = speed_model(args.model, data.schema)
     flops = training_flops_per_sample(model, data.schema)
     plain = model
     if args.compile:
         model = torch.compile(model)
-    objective = Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
+    objective = speed_objective(args.model)
     train_cfg = TrainConfig(
         batch_size=args.batch_size,
         epochs=args.epochs,
