@@ -277,7 +277,10 @@ def test_key_defaults_are_frozen_so_a_changed_default_gets_new_keys(tiny_project
 
     # every setting that changes a result is listed, at its current default but for the
     # defaults that changed since keys began
-    changed = {"train": {"fast_dropout": (False, True)}, "loss": {}}
+    changed = {
+        "train": {"fast_dropout": (False, True), "fold_embeddings": (False, True)},
+        "loss": {},
+    }
     for section, cls in (("train", config_module.TrainConfig), ("loss", config_module.LossConfig)):
         fields = {f.name: f.default for f in dataclasses.fields(cls)}
         listed = {k: v for k, v in fields.items() if k not in _NOT_RESULTS}
@@ -313,9 +316,10 @@ def test_key_defaults_are_frozen_so_a_changed_default_gets_new_keys(tiny_project
 def test_a_stored_record_answers_the_config_it_ran_across_a_default_change(
     tiny_project, monkeypatch
 ):
-    """A record written before train.fast_dropout's default turned true leaves it out of its
-    config: it ran torch's dropout, so it answers a config pinning false, not one omitting it.
-    A record written now spells the setting out, so it keeps answering the config it ran."""
+    """A record written before train.fast_dropout's and train.fold_embeddings' defaults turned
+    true leaves them out of its config: it ran torch's dropout and unfolded evaluation, so it
+    answers a config pinning both false, not one omitting them. A record written now spells
+    the settings out, so it keeps answering the config it ran."""
     import yaml
 
     from tf4ctr.experiments.keys import config_key, record_config
@@ -323,9 +327,10 @@ def test_a_stored_record_answers_the_config_it_ran_across_a_default_change(
     monkeypatch.chdir(tiny_project)
     base = yaml.safe_load((tiny_project / "run.yaml").read_text())
     base["dataset"] = str(tiny_project / "dataset.yaml")
-    assert "fast_dropout" not in base.get("train", {})
+    changed = ("fast_dropout", "fold_embeddings")
+    assert not set(changed) & set(base.get("train", {}))
     pinned_false = json.loads(json.dumps(base))
-    pinned_false.setdefault("train", {})["fast_dropout"] = False
+    pinned_false.setdefault("train", {}).update(dict.fromkeys(changed, False))
 
     def store_with(config):
         path = tiny_project / f"store-{len(list(tiny_project.glob('store-*')))}.jsonl"
@@ -336,10 +341,14 @@ def test_a_stored_record_answers_the_config_it_ran_across_a_default_change(
     assert config_key(pinned_false) in old and config_key(base) not in old
 
     written = record_config(base)  # as written now
-    assert written["train"]["fast_dropout"] is True
-    assert record_config(pinned_false)["train"]["fast_dropout"] is False
+    assert all(written["train"][name] is True for name in changed)
+    assert all(record_config(pinned_false)["train"][name] is False for name in changed)
     new = store_with(written)
     assert config_key(base) in new and config_key(pinned_false) not in new
+    # pinning only one of them is a third run, answered by neither
+    half = json.loads(json.dumps(base))
+    half.setdefault("train", {})["fast_dropout"] = False
+    assert config_key(half) not in old and config_key(half) not in new
 
 
 def test_cell_seeds_the_seeds_option_and_reuse(tiny_project, monkeypatch):

@@ -79,6 +79,11 @@ class TrainConfig:
     #: shown to train TF4CTR on Frappe_x1 alike (configs/experiments/
     #: frappe_x1_fast_dropout_extended.yaml); false: torch's own nn.functional.dropout masks
     fast_dropout: bool = True
+    #: evaluate with each MLP's first layer folded into the embedding table it reads
+    #: (tf4ctr.nn.fold): one table row sum per field instead of the lookup and the first
+    #: matrix product. The same function; logits may differ in their last digits (~1e-7), so
+    #: the setting is part of a result's key. False: the layer-by-layer arithmetic of training
+    fold_embeddings: bool = True
     #: after every epoch, count well / poorly / misclassified samples of train, valid
     #: and test (the paper's Figures 2 and 10); costs one more pass over train and test
     record_difficulty: bool = False

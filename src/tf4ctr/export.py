@@ -21,6 +21,7 @@ from torch import nn
 from tf4ctr.errors import UserError, first_message_line
 from tf4ctr.fileio import write_atomic
 from tf4ctr.nn import FeatureInput
+from tf4ctr.nn.fold import layer_by_layer
 
 __all__ = ["FORMATS", "Scorer", "export_model", "export_run"]
 
@@ -55,6 +56,12 @@ def export_model(
     args = _example(num_categorical, num_numeric)
     batch = torch.export.Dim("batch", min=1)
     shapes = ({0: batch}, {0: batch})
+    with layer_by_layer(model):
+        return _export(scorer, args, shapes, fmt, output)
+
+
+def _export(scorer: Scorer, args: tuple, shapes: tuple, fmt: str, output: Path) -> Path:
+    model = scorer.model
     try:
         if fmt == "torch-export":
             program = torch.export.export(scorer, args, dynamic_shapes=shapes)

@@ -59,6 +59,7 @@ KEYED_AGAINST: dict[str, dict[str, Any]] = {
         "seed": 2023,
         "sparse_embedding": False,
         "fast_dropout": False,  # the default until 2026-12-02; True since
+        "fold_embeddings": False,  # born 2026-12-02 with default True; False is what ran before
         "record_difficulty": False,
         "record_logit_grads": False,
     },

@@ -29,6 +29,12 @@ class SSEM(nn.Module):
     def forward(self, x: FeatureInput) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
+    def tables(self) -> tuple[FeatureEmbedding, FeatureEmbedding] | None:
+        """The tables whose plain lookups *are* (h_es, h_hs), when the module does nothing
+        else (share, ser): an encoder may then read its table directly at evaluation
+        (:meth:`Encoder.folds`). None when the module transforms the lookups (gm, mmoe)."""
+        return None
+
 
 class SharedEmbedding(SSEM):
     """``share``: no selection, both encoders read the same embedding (DualMLP, DeepFM…)."""
@@ -49,6 +55,9 @@ class SharedEmbedding(SSEM):
     def forward(self, x: FeatureInput) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.embedding(x)
         return h, h
+
+    def tables(self) -> tuple[FeatureEmbedding, FeatureEmbedding]:
+        return self.embedding, self.embedding
 
 
 class SeparateEmbedding(SSEM):
@@ -78,6 +87,9 @@ class SeparateEmbedding(SSEM):
 
     def forward(self, x: FeatureInput) -> tuple[torch.Tensor, torch.Tensor]:
         return self.simple_embedding(x), self.complex_embedding(x)
+
+    def tables(self) -> tuple[FeatureEmbedding, FeatureEmbedding]:
+        return self.simple_embedding, self.complex_embedding
 
 
 class GatedEmbedding(SSEM):

@@ -38,7 +38,7 @@ class DNN(nn.Module):
         )
 
     def forward(self, x: FeatureInput) -> ModelOutput:
-        return ModelOutput(self.mlp(self.embedding(x).flatten(1)).squeeze(-1))
+        return ModelOutput(self.mlp.forward_embedded(self.embedding, x).squeeze(-1))
 
 
 @register("dnn")

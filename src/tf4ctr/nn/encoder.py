@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.mlp import MLP
 from tf4ctr.nn.types import FeatureInput
 from tf4ctr.registry import Registry
@@ -43,9 +44,25 @@ class EncoderContext:
 
 
 class Encoder(nn.Module):
-    """Base class: ``forward(emb, x) -> (hidden [B, output_dim], logit [B])``."""
+    """Base class: ``forward(emb, x) -> (hidden [B, output_dim], logit [B])``.
+
+    An encoder that can read the table itself instead of its lookup (an MLP folding its first
+    layer into the table at evaluation, tf4ctr.nn.fold) says so by :meth:`folds` and does it
+    in :meth:`forward_folded`.
+    """
 
     output_dim: int
+
+    def folds(self, table: FeatureEmbedding) -> bool:
+        """Whether :meth:`forward_folded` should serve this forward, given the embedding
+        ``table`` whose plain lookup is this encoder's input."""
+        return False
+
+    def forward_folded(
+        self, table: FeatureEmbedding, x: FeatureInput
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward(table(x), x)`` computed from the table (only called when :meth:`folds`)."""
+        raise NotImplementedError
 
     def forward(
         self, emb: torch.Tensor, x: FeatureInput
@@ -129,4 +146,13 @@ class MLPEncoder(Encoder):
 
     def forward(self, emb: torch.Tensor, x: FeatureInput) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.mlp(emb.flatten(1))
+        return hidden, self.head(hidden).squeeze(-1)
+
+    def folds(self, table: FeatureEmbedding) -> bool:
+        return self.mlp.folds(table)
+
+    def forward_folded(
+        self, table: FeatureEmbedding, x: FeatureInput
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.mlp.forward_embedded(table, x)
         return hidden, self.head(hidden).squeeze(-1)

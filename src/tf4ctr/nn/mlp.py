@@ -7,7 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from tf4ctr.nn import fold
 from tf4ctr.nn.dropout import FastDropout, relu_then_dropout_
+from tf4ctr.nn.embedding import FeatureEmbedding
+from tf4ctr.nn.types import FeatureInput
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -29,6 +32,11 @@ def activation_layer(name: str) -> nn.Module:
         raise ValueError(
             f"unknown activation {name!r} (expected one of: {', '.join(_ACTIVATIONS)})"
         ) from None
+
+
+def _version_key(tensors: list[torch.Tensor]) -> tuple[tuple[int, int], ...]:
+    """Each tensor's storage and in-place version: changes whenever one of them is updated."""
+    return tuple((t.data_ptr(), t._version) for t in tensors)
 
 
 class MLP(nn.Module):
@@ -110,6 +118,43 @@ class MLP(nn.Module):
             i += 1
         return x
 
+    #: Fold the first layer into the embedding table in :meth:`forward_embedded` when
+    #: evaluating (tf4ctr.nn.fold). Off for a model built by hand, so its evaluation computes
+    #: exactly ``self(embedding(x).flatten(1))``; the Trainer sets it from
+    #: ``train.fold_embeddings`` (on by default).
+    fold_embedding = False
+
+    def folds(self, embedding: FeatureEmbedding) -> bool:
+        """Whether :meth:`forward_embedded` folds the first layer into ``embedding`` now."""
+        if self.training or not self.fold_embedding:
+            return False
+        first = self.net[0] if len(self.net) else None
+        return isinstance(first, nn.Linear) and fold.can_fold(embedding, first.weight)
+
+    def forward_embedded(self, embedding: FeatureEmbedding, x: FeatureInput) -> torch.Tensor:
+        """``self(embedding(x).flatten(1))``, the MLP over a batch's concatenated embeddings.
+
+        When :meth:`folds` (evaluating, ``fold_embedding`` on), the first Linear, with its
+        BatchNorm folded in, is folded further into the table (tf4ctr.nn.fold): the lookup and
+        the first product become one sum of table rows per sample. The same function up to
+        float rounding (~1e-7 of a logit). Under ``torch.inference_mode`` the folded table is
+        kept while no parameter or statistic of either module changes, like the BN fold.
+        """
+        if not self.folds(embedding):
+            return self(embedding(x).flatten(1))
+        layers = self._folded()
+        weight, bias = layers[0]  # type: ignore[misc]
+        if torch.is_inference_mode_enabled():
+            key = _version_key([*self._fold_inputs(), *embedding.parameters()])
+            if self._table_cache is None or self._table_cache[0] != key:
+                self._table_cache = (key, fold.fold_tables(embedding, weight))
+            tables = self._table_cache[1]
+        else:
+            tables = fold.fold_tables(embedding, weight)
+        return self._run(fold.folded_first_layer(embedding, tables, bias, x), layers[1:])
+
+    _table_cache: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None
+
     def _inference(self, x: torch.Tensor) -> torch.Tensor:
         """Eval-mode forward with each BatchNorm folded into the Linear before it.
 
@@ -118,7 +163,13 @@ class MLP(nn.Module):
         and no pass over the activations for BN. Same outputs as ``net(x)`` up to float
         rounding.
         """
-        for layer in self._folded():
+        return self._run(x, self._folded())
+
+    @staticmethod
+    def _run(
+        x: torch.Tensor, layers: list[nn.Module | tuple[torch.Tensor, torch.Tensor | None]]
+    ) -> torch.Tensor:
+        for layer in layers:
             if isinstance(layer, tuple):
                 weight, bias = layer
                 x = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
@@ -141,7 +192,7 @@ class MLP(nn.Module):
         """
         cached = torch.is_inference_mode_enabled()
         if cached:
-            key = tuple((t.data_ptr(), t._version) for t in self._fold_inputs())
+            key = _version_key(self._fold_inputs())
             if self._fold_cache is not None and self._fold_cache[0] == key:
                 return self._fold_cache[1]
         folded: list[nn.Module | tuple[torch.Tensor, torch.Tensor | None]] = []
@@ -177,5 +228,6 @@ class MLP(nn.Module):
     _fold_cache: tuple[tuple, list] | None = None
 
     def train(self, mode: bool = True) -> MLP:
-        self._fold_cache = None  # each switch of mode (Trainer.predict's eval()) folds afresh
+        # each switch of mode (Trainer.predict's eval()) folds afresh
+        self._fold_cache = self._table_cache = None
         return super().train(mode)
