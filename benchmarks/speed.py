@@ -18,7 +18,10 @@ how much of a training step is matrix products and how much everything else. Eva
 FLOP rate (a third of training's FLOPs per sample: forward only) is quoted against the
 single-shape rate, beside the share of it that 5× FuxiCTR's evaluation rate would take ("5x
 eval needs"): above ~90 % the inference target asks for more than the matrix products alone
-can give.
+can give. Both count the layer-by-layer forward: with ``train.fold_embeddings`` (the default
+since 2026-12-02) an MLP's first layer is a sum of table rows instead of a product, so our
+evaluation does fewer operations than counted and its column is an effective rate that may
+pass 100 %.
 
 When ``tf4ctr`` is among the models, its runs also alternate with runs of the authors'
 official TF4CTRv2 (github.com/salmon1802/TF4CTR, patched only to import; see

@@ -636,3 +636,41 @@ def test_device_choice(tiny_project, monkeypatch, capsys):
     assert run_cli("train", "--config", "run.yaml", "train.epochs=1", "train.device=cpu") == 0
     metrics = json.loads((tiny_project / "runs" / "tiny-run" / "metrics.json").read_text())
     assert metrics["device"] == "cpu"
+
+
+def _drop_fold_setting(config: Path) -> None:
+    """Make ``config`` look written before train.fold_embeddings existed."""
+    lines = config.read_text().splitlines(keepends=True)
+    kept = [ln for ln in lines if "fold_embeddings" not in ln]
+    assert len(kept) == len(lines) - 1
+    config.write_text("".join(kept))
+
+
+def test_an_older_run_is_scored_and_resumed_as_it_ran(tiny_project, monkeypatch, capsys):
+    """A run directory written before train.fold_embeddings existed evaluated layer by layer:
+    ``tf4ctr evaluate`` scores it so (its metrics to the last digit), and resuming it with
+    today's default (folding) is refused naming the setting; pinning false resumes it."""
+    from tf4ctr.run import load_run
+
+    monkeypatch.chdir(tiny_project)
+    args = ["train.epochs=1", "train.fold_embeddings=false", "--no-progress"]
+    assert run_cli("train", "--config", "run.yaml", *args) == 0
+    run_dir = tiny_project / "runs" / "tiny-run"
+    _drop_fold_setting(run_dir / "config.yaml")
+    assert load_run(run_dir).config.train.fold_embeddings is False
+    capsys.readouterr()
+    assert run_cli("evaluate", str(run_dir), "--json") == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    stored = json.loads((run_dir / "metrics.json").read_text())
+    for split in ("valid", "test"):
+        for name in ("auc", "gauc", "logloss"):
+            assert evaluated[split][name] == stored[split][name], (split, name)
+
+    older = ["train", "--config", "run.yaml", "name=older", *LONGER]
+    proc = _subprocess(tiny_project, *older, stop_after=1)
+    assert proc.returncode == -signal.SIGKILL
+    _drop_fold_setting(RunPaths(tiny_project / "runs", "older").partial / "config.yaml")
+    assert run_cli(*older, "--resume") == 2
+    err = capsys.readouterr().err
+    assert "train.fold_embeddings: False in the interrupted run older, True now" in err
+    assert run_cli(*older, "train.fold_embeddings=false", "--resume") == 0

@@ -262,7 +262,7 @@ def _check_resumable(paths: RunPaths, resolved: dict[str, Any]) -> None:
             f"{paths.partial}: the interrupted run {paths.name} has no complete epoch to resume "
             "from; start over with --overwrite"
         )
-    before = _real_data_paths(_flatten(read_yaml(config_file)))
+    before = _real_data_paths(_flatten(_saved_config(config_file)))
     now = _real_data_paths(_flatten(json.loads(json.dumps(resolved, default=str))))
     for key in sorted(set(before) | set(now)):
         if key in _RESUME_FREE_KEYS or before.get(key) == now.get(key):
@@ -624,6 +624,17 @@ def format_metrics(metrics: dict[str, float]) -> str:
     return " ".join(f"{k} {metrics[k]:.6f}" for k in ("auc", "gauc", "logloss") if k in metrics)
 
 
+def _saved_config(path: Path) -> Any:
+    """A run directory's config.yaml as the run used it. It spells out every setting tf4ctr had
+    when the run was written; one added since (``train.fold_embeddings``) is filled with what
+    such a run did (experiments.keys.settings_of_its_day), so ``tf4ctr evaluate`` of an older
+    run still scores it as its training did."""
+    from tf4ctr.experiments.keys import settings_of_its_day
+
+    raw = read_yaml(path)
+    return settings_of_its_day(raw) if isinstance(raw, dict) else raw
+
+
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild the model and preprocessing of a finished run from its directory alone."""
     run_dir = Path(run_dir)
@@ -632,7 +643,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     for name in (CONFIG_FILE, PREPROCESSOR_FILE, MODEL_FILE):
         if not (run_dir / name).is_file():
             raise UserError(f"{run_dir / name}: missing (is {run_dir} a finished tf4ctr run?)")
-    config = parse_run_config(read_yaml(run_dir / CONFIG_FILE), source=run_dir / CONFIG_FILE)
+    config = parse_run_config(_saved_config(run_dir / CONFIG_FILE), source=run_dir / CONFIG_FILE)
     try:
         state = json.loads((run_dir / PREPROCESSOR_FILE).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

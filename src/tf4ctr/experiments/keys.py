@@ -30,6 +30,7 @@ __all__ = [
     "config_key",
     "portable_dataset",
     "record_config",
+    "settings_of_its_day",
     "stored_config_key",
 ]
 
@@ -171,13 +172,20 @@ def record_config(raw: dict[str, Any], source: Path | None = None) -> dict[str, 
     return out
 
 
+def settings_of_its_day(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a config written earlier (a stored record's, a run directory's) with every
+    train and loss setting it leaves out filled with ``KEYED_AGAINST``'s value: what such a
+    config ran with before the setting existed or its default changed, not today's default."""
+    filled, sections = _with_settings(config)
+    for section, given in sections.items():
+        for name, then in KEYED_AGAINST[section].items():
+            given.setdefault(name, then)
+    return filled
+
+
 def stored_config_key(config: dict[str, Any]) -> str:
     """The key of a stored record's config. A setting the record leaves out had the default of
     its day, ``KEYED_AGAINST``: records written since a default changed spell that setting out
     (:func:`record_config`), and those written before ran with the old default, so reading the
     gap as today's default would let an old run answer for a config it never ran."""
-    filled, sections = _with_settings(config)
-    for section, given in sections.items():
-        for name, then in KEYED_AGAINST[section].items():
-            given.setdefault(name, then)
-    return config_key(filled)
+    return config_key(settings_of_its_day(config))
