@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from frappe_setup import MODELS, ROOT, frappe_trainer
-
-from tf4ctr.fileio import write_json_atomic
+from frappe_setup import MODELS, ROOT, frappe_trainer, write_record
 
 OUT = ROOT / "benchmarks" / "results" / "embedding_backward.json"
 
@@ -103,13 +101,7 @@ def main() -> int:
         r = epochs(model_name, args.pairs, args.threads)
         trained.append(r)
         print(f"{model_name:8} {r['torch_s']:14.3f} {r['index_add_s']:19.3f} {r['ratio']:6.3f}")
-    record = {
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "gradient_alone": alone,
-        "epochs": trained,
-    }
-    write_json_atomic(record, args.out)
-    print(f"wrote {args.out}")
+    write_record(args, args.out, gradient_alone=alone, epochs=trained)
     return 0
 
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from frappe_setup import MODELS, ROOT, frappe_trainer
+from frappe_setup import MODELS, ROOT, frappe_trainer, run_worker, write_record
 
 OUT = ROOT / "benchmarks" / "results" / "eval_fold.json"
 
@@ -81,15 +80,12 @@ def main() -> int:
 
     from tqdm.auto import tqdm
 
-    from tf4ctr.fileio import write_json_atomic
-
     runs: list[dict] = []
     jobs = [(r, m) for r in range(args.rounds) for m in args.models]
     for round_, model_name in tqdm(jobs, desc="eval_fold"):
-        command = [sys.executable, __file__, "--threads", str(args.threads)]
-        command += ["--pairs", str(args.pairs), "--worker", model_name]
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        runs.append({**json.loads(out.strip().splitlines()[-1]), "round": round_})
+        options = ["--threads", str(args.threads), "--pairs", str(args.pairs)]
+        result = run_worker(__file__, *options, "--worker", model_name)
+        runs.append({**result, "round": round_})
 
     summary = []
     print(
@@ -121,9 +117,7 @@ def main() -> int:
             f"{row['max_abs_logit_diff']:12.2e}  {row['valid_auc_layer_by_layer']:.10f} / "
             f"{row['valid_auc_folded']:.10f}"
         )
-    record = {"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary, "runs": runs}
-    write_json_atomic(record, args.out)
-    print(f"wrote {args.out}")
+    write_record(args, args.out, summary=summary, runs=runs)
     return 0
 
 

@@ -19,12 +19,11 @@ import argparse
 import hashlib
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from frappe_setup import MODELS, ROOT, frappe_trainer
+from frappe_setup import MODELS, ROOT, frappe_trainer, run_worker, write_record
 
 OUT = ROOT / "benchmarks" / "results" / "eval_rows.json"
 WHOLE = 1 << 30  # larger than any loader batch: one forward per batch
@@ -69,16 +68,13 @@ def main() -> int:
 
     from tqdm.auto import tqdm
 
-    from tf4ctr.fileio import write_json_atomic
-
     sides = {"whole batch": WHOLE, f"{args.rows} rows": args.rows}
     runs: list[dict] = []
     jobs = [(r, m, s) for r in range(args.rounds) for m in args.models for s in sides]
     for round_, model_name, side in tqdm(jobs, desc="eval_rows"):
-        command = [sys.executable, __file__, "--threads", str(args.threads)]
-        command += ["--calls", str(args.calls), "--worker", model_name, str(sides[side])]
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        runs.append({**json.loads(out.strip().splitlines()[-1]), "side": side, "round": round_})
+        options = ["--threads", str(args.threads), "--calls", str(args.calls)]
+        result = run_worker(__file__, *options, "--worker", model_name, str(sides[side]))
+        runs.append({**result, "side": side, "round": round_})
 
     def median_rate(model_name: str, side: str, key: str) -> float:
         mine = [r for r in runs if r["model"] == model_name and r["side"] == side]
@@ -104,9 +100,7 @@ def main() -> int:
             print(
                 f"{model_name:8} {call:6} {a:12,.0f} {b:12,.0f} {b / a:6.2f}  {len(digests) == 1}"
             )
-    record = {"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary, "runs": runs}
-    write_json_atomic(record, args.out)
-    print(f"wrote {args.out}")
+    write_record(args, args.out, summary=summary, runs=runs)
     return 0
 
 

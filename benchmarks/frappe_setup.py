@@ -1,10 +1,14 @@
 """Frappe_x1 and the five speed models at the paper's settings, as the benchmarks build them
-(tf4ctr_worker.py, eval_rows.py, embedding_backward.py): batch 10,000, embedding 16,
+(tf4ctr_worker.py, eval_rows.py, eval_fold.py, embedding_backward.py): batch 10,000, embedding 16,
 [400, 400, 400], batch norm, dropout 0.2; TF4CTR with SER + WSF and TF loss (α 0.25, c 0.7,
 γ 1); embedding L2 0.1."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +57,19 @@ def frappe_trainer(model_name: str, threads: int) -> tuple[Any, Any]:
     model = speed_model(model_name, data.schema)
     config = TrainConfig(progress=False, num_threads=threads)
     return Trainer(model, speed_objective(model_name), config), data
+
+
+def run_worker(script: str, *args: str) -> dict[str, Any]:
+    """``script`` run with ``args`` in a fresh process under this python; its last line of
+    output is its result as JSON."""
+    command = [sys.executable, script, *args]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def write_record(args: argparse.Namespace, out: Path, **results: Any) -> None:
+    """The benchmark's arguments and ``results`` written to ``out`` (whole or not at all)."""
+    from tf4ctr.fileio import write_json_atomic
+
+    write_json_atomic({"args": {k: str(v) for k, v in vars(args).items()}, **results}, out)
+    print(f"wrote {out}")
