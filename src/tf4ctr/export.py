@@ -56,29 +56,26 @@ def export_model(
     args = _example(num_categorical, num_numeric)
     batch = torch.export.Dim("batch", min=1)
     shapes = ({0: batch}, {0: batch})
-    with layer_by_layer(model):
-        return _export(scorer, args, shapes, fmt, output)
-
-
-def _export(scorer: Scorer, args: tuple, shapes: tuple, fmt: str, output: Path) -> Path:
-    model = scorer.model
     try:
-        if fmt == "torch-export":
-            program = torch.export.export(scorer, args, dynamic_shapes=shapes)
-            return write_atomic(output, lambda tmp: torch.export.save(program, tmp), suffix=".pt2")
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            # the exporter narrates its steps and warns about the shared batch axis name
-            warnings.simplefilter("ignore")
-            onnx_program = torch.onnx.export(
-                scorer,
-                args,
-                dynamo=True,
-                dynamic_shapes=shapes,
-                input_names=["categorical", "numeric"],
-                output_names=["probability"],
-                verbose=False,
-            )
-        return write_atomic(output, lambda tmp: onnx_program.save(str(tmp)), suffix=".onnx")
+        with layer_by_layer(model):  # an exported graph must not rebuild a folded table per call
+            if fmt == "torch-export":
+                program = torch.export.export(scorer, args, dynamic_shapes=shapes)
+                return write_atomic(
+                    output, lambda tmp: torch.export.save(program, tmp), suffix=".pt2"
+                )
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                # the exporter narrates its steps and warns about the shared batch axis name
+                warnings.simplefilter("ignore")
+                onnx_program = torch.onnx.export(
+                    scorer,
+                    args,
+                    dynamo=True,
+                    dynamic_shapes=shapes,
+                    input_names=["categorical", "numeric"],
+                    output_names=["probability"],
+                    verbose=False,
+                )
+            return write_atomic(output, lambda tmp: onnx_program.save(str(tmp)), suffix=".onnx")
     except ImportError as exc:
         raise UserError(
             f"--format {fmt}: needs the optional packages of tf4ctr[serve] ({exc.name} is missing)"

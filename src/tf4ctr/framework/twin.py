@@ -29,30 +29,35 @@ class TwinModel(nn.Module):
 
     def forward(self, x: FeatureInput) -> ModelOutput:
         tables = None if self.training else self.ssem.tables()
-        if tables is not None and (
-            self.simple_encoder.folds(tables[0]) or self.complex_encoder.folds(tables[1])
-        ):
-            return self._forward_folded(tables, x)
+        if tables is not None:
+            folding = (self.simple_encoder.folds(tables[0]), self.complex_encoder.folds(tables[1]))
+            if any(folding):
+                return self._forward_folded(tables, folding, x)
         h_es, h_hs = self.ssem(x)
         h_s, z_s = self.simple_encoder(h_es, x)
         h_c, z_c = self.complex_encoder(h_hs, x)
         return ModelOutput(self.fusion(h_s, h_c, z_s, z_c), z_s, z_c)
 
     def _forward_folded(
-        self, tables: tuple[FeatureEmbedding, FeatureEmbedding], x: FeatureInput
+        self,
+        tables: tuple[FeatureEmbedding, FeatureEmbedding],
+        folding: tuple[bool, bool],
+        x: FeatureInput,
     ) -> ModelOutput:
         """Evaluation where an encoder reads its table directly (an MLP with its first layer
-        folded into it, tf4ctr.nn.fold): only the lookups another encoder needs are made,
-        each table's at most once, as ``ssem(x)`` would."""
+        folded into it, tf4ctr.nn.fold; ``folding``: which of the two does): only the lookups
+        another encoder needs are made, each table's at most once, as ``ssem(x)`` would."""
         looked_up: dict[int, torch.Tensor] = {}
 
-        def encode(encoder: Encoder, table: FeatureEmbedding) -> tuple[torch.Tensor, torch.Tensor]:
-            if encoder.folds(table):
+        def encode(
+            encoder: Encoder, table: FeatureEmbedding, folds: bool
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            if folds:
                 return encoder.forward_folded(table, x)
             if id(table) not in looked_up:
                 looked_up[id(table)] = table(x)
             return encoder(looked_up[id(table)], x)
 
-        h_s, z_s = encode(self.simple_encoder, tables[0])
-        h_c, z_c = encode(self.complex_encoder, tables[1])
+        h_s, z_s = encode(self.simple_encoder, tables[0], folding[0])
+        h_c, z_c = encode(self.complex_encoder, tables[1], folding[1])
         return ModelOutput(self.fusion(h_s, h_c, z_s, z_c), z_s, z_c)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -32,6 +33,9 @@ def activation_layer(name: str) -> nn.Module:
         raise ValueError(
             f"unknown activation {name!r} (expected one of: {', '.join(_ACTIVATIONS)})"
         ) from None
+
+
+_T = TypeVar("_T")
 
 
 def _version_key(tensors: list[torch.Tensor]) -> tuple[tuple[int, int], ...]:
@@ -144,13 +148,11 @@ class MLP(nn.Module):
             return self(embedding(x).flatten(1))
         layers = self._folded()
         weight, bias = layers[0]  # type: ignore[misc]
-        if torch.is_inference_mode_enabled():
-            key = _version_key([*self._fold_inputs(), *embedding.parameters()])
-            if self._table_cache is None or self._table_cache[0] != key:
-                self._table_cache = (key, fold.fold_tables(embedding, weight))
-            tables = self._table_cache[1]
-        else:
-            tables = fold.fold_tables(embedding, weight)
+        tables = self._kept(
+            "_table_cache",
+            [*self._fold_inputs(), *embedding.parameters()],
+            lambda: fold.fold_tables(embedding, weight),
+        )
         return self._run(fold.folded_first_layer(embedding, tables, bias, x), layers[1:])
 
     _table_cache: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -190,11 +192,21 @@ class MLP(nn.Module):
         with gradients still reaches the parameters through the fold. A write through
         ``param.data`` bumps no counter: call ``.eval()`` again after one (it drops the fold).
         """
-        cached = torch.is_inference_mode_enabled()
-        if cached:
-            key = _version_key(self._fold_inputs())
-            if self._fold_cache is not None and self._fold_cache[0] == key:
-                return self._fold_cache[1]
+        return self._kept("_fold_cache", self._fold_inputs(), self._fold_layers)
+
+    def _kept(self, slot: str, inputs: list[torch.Tensor], build: Callable[[], _T]) -> _T:
+        """``build()``, kept in ``self.<slot>`` under ``torch.inference_mode`` while every tensor
+        of ``inputs`` keeps its storage and in-place version; built afresh elsewhere."""
+        if not torch.is_inference_mode_enabled():
+            return build()
+        key = _version_key(inputs)
+        kept = getattr(self, slot)
+        if kept is None or kept[0] != key:
+            kept = (key, build())
+            setattr(self, slot, kept)
+        return kept[1]
+
+    def _fold_layers(self) -> list[nn.Module | tuple[torch.Tensor, torch.Tensor | None]]:
         folded: list[nn.Module | tuple[torch.Tensor, torch.Tensor | None]] = []
         layers = list(self.net)
         i = 0
@@ -218,8 +230,6 @@ class MLP(nn.Module):
             elif not isinstance(layer, FastDropout | nn.Dropout):
                 folded.append(layer)
             i += 1
-        if cached:
-            self._fold_cache = (key, folded)
         return folded
 
     def _fold_inputs(self) -> list[torch.Tensor]:
