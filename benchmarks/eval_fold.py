@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from frappe_setup import MODELS, ROOT, frappe_trainer, run_worker, write_record
+from frappe_setup import MODELS, ROOT, frappe_trained, run_worker, write_record
 
 OUT = ROOT / "benchmarks" / "results" / "eval_fold.json"
 
@@ -31,12 +31,9 @@ OUT = ROOT / "benchmarks" / "results" / "eval_fold.json"
 def worker(model_name: str, threads: int, pairs: int) -> dict:
     import numpy as np
 
-    from tf4ctr.data import BatchLoader
     from tf4ctr.nn import MLP
 
-    trainer, data = frappe_trainer(model_name, threads)
-    trainer.train_epoch(BatchLoader(data.train, 10_000, shuffle=True, seed=2023), epoch=1)
-    valid = BatchLoader(data.valid, 65_536)
+    trainer, data, valid = frappe_trained(model_name, threads)
     mlps = [m for m in trainer.model.modules() if isinstance(m, MLP)]
 
     def evaluate(fold: bool) -> tuple[float, dict]:
