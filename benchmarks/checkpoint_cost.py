@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from tf4ctr import run
-from tf4ctr.config import TrainConfig, load_run_config
+from tf4ctr.config import LossConfig, TrainConfig, load_run_config
 from tf4ctr.data import FeatureSchema, FieldInfo
 from tf4ctr.data.synth_criteo import CRITEO_CARDINALITIES
 from tf4ctr.fileio import write_text_atomic
@@ -97,7 +97,7 @@ def criteo(steps: int, workdir: Path) -> dict:
         dropout=0.2,
     )
     cfg = TrainConfig(batch_size=4096, progress=False)
-    trainer = Trainer(model, run.build_objective(run.LossConfig(name="tf", embedding_l2=1e-5)), cfg)
+    trainer = Trainer(model, run.build_objective(LossConfig(name="tf", embedding_l2=1e-5)), cfg)
     vocab = torch.tensor(schema.vocab_sizes)
 
     class Batch:

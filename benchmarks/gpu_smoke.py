@@ -20,6 +20,7 @@ import torch
 from tf4ctr import run
 from tf4ctr.config import parse_run_config
 from tf4ctr.data.synthetic import SyntheticSpec, write_synthetic_dataset
+from tf4ctr.run.record import add_after_checkpoint
 
 
 def main() -> int:
@@ -54,20 +55,18 @@ def main() -> int:
         check("device", whole.metrics["device"].startswith("cuda"), whole.metrics["device"])
 
         cut = parse_run_config({**raw, "name": "cut"})
-        real_save = run.atomic_torch_save
 
-        def stop_after_first(obj, path):
-            real_save(obj, path)
-            if isinstance(obj, dict) and obj.get("fit", {}).get("epoch") == 1:
+        def stop_after_first(epoch, path):
+            if epoch == 1:
                 raise KeyboardInterrupt
 
-        run.atomic_torch_save = stop_after_first
+        remove_hook = add_after_checkpoint(stop_after_first)
         try:
             run.train(cut)
         except run.RunInterrupted as exc:
             check("interrupt", exc.epochs_done == 1, str(exc))
         finally:
-            run.atomic_torch_save = real_save
+            remove_hook()
         resumed = run.train(cut, resume=True)
         same = resumed.metrics["test"]["auc"] == whole.metrics["test"]["auc"]
         check(

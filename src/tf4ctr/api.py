@@ -28,6 +28,7 @@ from tf4ctr.config import apply_overrides, parse_run_config
 from tf4ctr.data.schema import settings_of
 from tf4ctr.errors import ConfigError, UserError
 from tf4ctr.fileio import read_yaml, write_atomic
+from tf4ctr.rundir import METRICS_FILE
 
 __all__ = ["Run", "fit", "load"]
 
@@ -64,7 +65,7 @@ class Run:
         from tf4ctr.data import BatchLoader
 
         split = self._encode(rows, require_label=False)
-        logits = run._scoring_trainer(self._load()).predict(BatchLoader(split, batch_size)).logit
+        logits = run.scoring_trainer(self._load()).predict(BatchLoader(split, batch_size)).logit
         return torch.sigmoid(torch.from_numpy(logits)).numpy().astype(np.float64)
 
     def evaluate(self, rows: Any, *, batch_size: int = 65_536) -> dict[str, float]:
@@ -74,18 +75,18 @@ class Run:
 
         split = self._encode(rows, require_label=True)
         run.require_both_classes(split.label, "rows")
-        return run._scoring_trainer(self._load()).evaluate(BatchLoader(split, batch_size))
+        return run.scoring_trainer(self._load()).evaluate(BatchLoader(split, batch_size))
 
 
 def load(run_dir: str | Path) -> Run:
     """A finished run directory as a :class:`Run`."""
     run_dir = Path(run_dir)
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{run_dir}: not a finished tf4ctr run (no metrics.json)") from None
+        raise UserError(f"{run_dir}: not a finished tf4ctr run (no {METRICS_FILE})") from None
     except ValueError:
-        raise UserError(f"{run_dir / 'metrics.json'}: not valid JSON") from None
+        raise UserError(f"{run_dir / METRICS_FILE}: not valid JSON") from None
     return Run(run_dir, metrics)
 
 

@@ -10,6 +10,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from tf4ctr.data.data_cli import add_data_commands
 from tf4ctr.errors import UserError
@@ -158,7 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"tf4ctr {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_command(sub)
+    _add_scoring_commands(sub)
+    _add_demo_command(sub)
+    add_experiment_commands(sub)
+    add_data_commands(sub)
+    _add_export_command(sub)
+    p = sub.add_parser("models", help="list registered models and their defaults")
+    p.set_defaults(func=cmd_models)
+    add_runs_commands(sub)
+    return parser
 
+
+def _add_train_command(sub: Any) -> None:
     p = sub.add_parser(
         "train",
         help="train a model from a run config",
@@ -195,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
+
+def _add_scoring_commands(sub: Any) -> None:
     p = sub.add_parser(
         "evaluate",
         help="evaluate a finished run",
@@ -238,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
+
+def _add_demo_command(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
         help="train TF4CTR and DualMLP on built-in synthetic data",
@@ -252,9 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
-    add_experiment_commands(sub)
-    add_data_commands(sub)
 
+def _add_export_command(sub: Any) -> None:
     p = sub.add_parser(
         "export",
         help="export a finished run for serving (ONNX or torch.export)",
@@ -273,12 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["onnx", "torch-export"], help="graph format")
     p.add_argument("--output", required=True, metavar="FILE", help="the exported model file")
     p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("models", help="list registered models and their defaults")
-    p.set_defaults(func=cmd_models)
-
-    add_runs_commands(sub)
-    return parser
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -349,3 +350,65 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
     overrides = overrides or []
     keys = {item.partition("=")[0]: item for item in overrides}
     return parse_run_config(apply_overrides(raw, overrides), source=path, overrides=keys)
+
+
+# -- the history of defaults ------------------------------------------------------
+# A stored record or an older run directory leaves out settings that did not exist, or had
+# another default, when it was written; these read such a config as it ran.
+
+#: Every train and loss setting that changes a result, with the value keys leave out. Frozen:
+#: when a default in tf4ctr.config changes, this table keeps the old one (a test checks every
+#: setting is listed, so a new one is added here with the default it is born with).
+KEYED_AGAINST: dict[str, dict[str, Any]] = {
+    "train": {
+        "batch_size": 10_000,
+        "epochs": 100,
+        "lr": 1e-3,
+        "patience": 2,
+        "monitor": "auc+gauc",
+        "reduce_lr_factor": 0.1,
+        "min_lr": 1e-6,
+        "clip_grad_norm": 10.0,
+        "seed": 2023,
+        "sparse_embedding": False,
+        "fast_dropout": False,  # the default until 2026-12-02; True since
+        "fold_embeddings": False,  # born 2026-12-02 with default True; False is what ran before
+        "record_difficulty": False,
+        "record_logit_grads": False,
+    },
+    "loss": {
+        "name": "bce",
+        "alpha": 0.25,
+        "c": 0.7,
+        "gamma": 1.0,
+        "focal_alpha": 0.25,
+        "focal_gamma": 2.0,
+        "rce_beta": 0.25,
+        "embedding_l2": 0.0,
+    },
+}
+
+
+
+def with_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A copy of ``config`` and, by section name, its train and loss mappings within the copy
+    (an absent or null one made empty; one that is not a mapping left out) to fill in."""
+    out = json.loads(json.dumps(config, default=str))
+    sections: dict[str, dict[str, Any]] = {}
+    for section in KEYED_AGAINST:
+        if out.get(section) is None:
+            out[section] = {}
+        if isinstance(out[section], dict):
+            sections[section] = out[section]
+    return out, sections
+
+
+def settings_of_its_day(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a config written earlier (a stored record's, a run directory's) with every
+    train and loss setting it leaves out filled with ``KEYED_AGAINST``'s value: what such a
+    config ran with before the setting existed or its default changed, not today's default."""
+    filled, sections = with_settings(config)
+    for section, given in sections.items():
+        for name, then in KEYED_AGAINST[section].items():
+            given.setdefault(name, then)
+    return filled

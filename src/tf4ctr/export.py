@@ -22,6 +22,7 @@ from tf4ctr.errors import UserError, first_message_line
 from tf4ctr.fileio import write_atomic
 from tf4ctr.nn import FeatureInput
 from tf4ctr.nn.fold import layer_by_layer
+from tf4ctr.rundir import PREPROCESSOR_FILE
 
 __all__ = ["FORMATS", "Scorer", "export_model", "export_run"]
 
@@ -98,5 +99,5 @@ def export_run(run_dir: str | Path, fmt: str, output: str | Path) -> tuple[Path,
         loaded.model.eval(), sum(schema.widths), len(schema.numeric), fmt, output
     )
     sidecar = output.with_name(output.name + ".preprocessor.json")
-    write_atomic(sidecar, lambda tmp: shutil.copyfile(Path(run_dir) / run.PREPROCESSOR_FILE, tmp))
+    write_atomic(sidecar, lambda tmp: shutil.copyfile(Path(run_dir) / PREPROCESSOR_FILE, tmp))
     return model_file, sidecar

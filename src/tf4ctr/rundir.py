@@ -47,6 +47,13 @@ MARKER = ".tf4ctr-run"
 PARTIAL_SUFFIX = ".partial"
 LOCK_SUFFIX = ".lock"
 CHECKPOINT_STEM = "checkpoint-epoch"
+#: The files of a run directory, named here once (run/, api.py and the legacy check read them).
+CONFIG_FILE = "config.yaml"
+PREPROCESSOR_FILE = "preprocessor.json"
+MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+LOG_FILE = "train.log"
+RUN_FILES = (CONFIG_FILE, PREPROCESSOR_FILE, MODEL_FILE, METRICS_FILE, LOG_FILE)
 # One folder name that does not start with a dot (so never "." or ".."): it cannot climb out
 # of output_dir or hide as a dot-file. Config parsing checks run names with it too.
 _NAME_CHARS = r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*"
@@ -54,9 +61,7 @@ _NAME = re.compile(_NAME_CHARS)
 # What a run of tf4ctr before the marker (0.1) could hold; such a directory is recognised
 # as a run by its contents alone.
 _LEGACY_PARTIAL = re.compile(rf"\.({_NAME_CHARS})\.partial-(\d+)")
-_LEGACY_FILES = frozenset(
-    {"config.yaml", "preprocessor.json", "model.pt", "metrics.json", "train.log"}
-)
+_LEGACY_FILES = frozenset(RUN_FILES)
 
 
 class RunLockedError(UserError):
@@ -124,6 +129,10 @@ class RunPaths:
     def latest_checkpoint(self) -> tuple[int, Path] | None:
         """(epoch, path) of the newest complete checkpoint (written by rename: never torn)."""
         return _latest_checkpoint(self.partial)
+
+    def checkpoints(self, directory: Path | None = None) -> list[Path]:
+        """Every checkpoint file in ``directory`` (the partial run by default)."""
+        return sorted((directory or self.partial).glob(f"{CHECKPOINT_STEM}*.pt"))
 
     def remove_older_checkpoints(self, epoch: int) -> None:
         for p in self.partial.glob(f"{CHECKPOINT_STEM}*.pt"):

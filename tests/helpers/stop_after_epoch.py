@@ -13,19 +13,17 @@ import os
 import signal
 import sys
 
-import tf4ctr.run as run
 from tf4ctr.cli import main
+from tf4ctr.run.record import add_after_checkpoint
 
 _EPOCH = int(os.environ["STOP_AFTER_EPOCH"])
 _SIGNAL = getattr(signal, "SIG" + os.environ.get("STOP_SIGNAL", "KILL"))
-_save = run.atomic_torch_save
 
 
-def _save_then_signal(obj, path):
-    _save(obj, path)
-    if isinstance(obj, dict) and obj.get("fit", {}).get("epoch") == _EPOCH:
+def _signal_after(epoch, path):
+    if epoch == _EPOCH:
         os.kill(os.getpid(), _SIGNAL)
 
 
-run.atomic_torch_save = _save_then_signal
+add_after_checkpoint(_signal_after)
 sys.exit(main(sys.argv[1:]))

@@ -20,7 +20,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tf4ctr.config import parse_run_config
+from tf4ctr.config import (  # the history of defaults lives with the config
+    KEYED_AGAINST,
+    parse_run_config,
+    settings_of_its_day,
+    with_settings,
+)
 from tf4ctr.models import model_defaults
 from tf4ctr.models.registry import canonical_name
 
@@ -43,39 +48,6 @@ _NOT_RESULTS = (
 )  # train keys that change no result (eval_batch_size: bit for bit at multiples of 4 in our
 # probes, as the default is; other sizes can move a logit's last digit — Trainer.cpu_forward_rows)
 _MISSING = object()
-
-#: Every train and loss setting that changes a result, with the value keys leave out. Frozen:
-#: when a default in tf4ctr.config changes, this table keeps the old one (a test checks every
-#: setting is listed, so a new one is added here with the default it is born with).
-KEYED_AGAINST: dict[str, dict[str, Any]] = {
-    "train": {
-        "batch_size": 10_000,
-        "epochs": 100,
-        "lr": 1e-3,
-        "patience": 2,
-        "monitor": "auc+gauc",
-        "reduce_lr_factor": 0.1,
-        "min_lr": 1e-6,
-        "clip_grad_norm": 10.0,
-        "seed": 2023,
-        "sparse_embedding": False,
-        "fast_dropout": False,  # the default until 2026-12-02; True since
-        "fold_embeddings": False,  # born 2026-12-02 with default True; False is what ran before
-        "record_difficulty": False,
-        "record_logit_grads": False,
-    },
-    "loss": {
-        "name": "bce",
-        "alpha": 0.25,
-        "c": 0.7,
-        "gamma": 1.0,
-        "focal_alpha": 0.25,
-        "focal_gamma": 2.0,
-        "rce_beta": 0.25,
-        "embedding_l2": 0.0,
-    },
-}
-
 
 def _plain(value: Any) -> Any:
     """JSON-normal form, so (400, 400) from a signature equals [400, 400] from YAML."""
@@ -133,19 +105,6 @@ def config_key(raw: dict[str, Any], source: Path | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _with_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """A copy of ``config`` and, by section name, its train and loss mappings within the copy
-    (an absent or null one made empty; one that is not a mapping left out) to fill in."""
-    out = json.loads(json.dumps(config, default=str))
-    sections: dict[str, dict[str, Any]] = {}
-    for section in KEYED_AGAINST:
-        if out.get(section) is None:
-            out[section] = {}
-        if isinstance(out[section], dict):
-            sections[section] = out[section]
-    return out, sections
-
-
 def portable_dataset(dataset: str | Path | dict[str, Any], base: Path) -> dict[str, Any]:
     """A dataset as a result store keeps it: the mapping its key is made of (its config with
     each split's location cut to the file name), not the path of a config file, which
@@ -162,7 +121,7 @@ def record_config(raw: dict[str, Any], source: Path | None = None) -> dict[str, 
     came from, for a relative dataset path)."""
     parsed = parse_run_config(raw, source=source)
     used = {"train": dataclasses.asdict(parsed.train), "loss": dataclasses.asdict(parsed.loss)}
-    out, sections = _with_settings(raw)
+    out, sections = with_settings(raw)
     base = source.parent if source is not None else Path.cwd()
     out["dataset"] = portable_dataset(parsed.dataset, base)
     for section, given in sections.items():
@@ -170,17 +129,6 @@ def record_config(raw: dict[str, Any], source: Path | None = None) -> dict[str, 
             if name not in given and used[section][name] != then:
                 given[name] = used[section][name]
     return out
-
-
-def settings_of_its_day(config: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a config written earlier (a stored record's, a run directory's) with every
-    train and loss setting it leaves out filled with ``KEYED_AGAINST``'s value: what such a
-    config ran with before the setting existed or its default changed, not today's default."""
-    filled, sections = _with_settings(config)
-    for section, given in sections.items():
-        for name, then in KEYED_AGAINST[section].items():
-            given.setdefault(name, then)
-    return filled
 
 
 def stored_config_key(config: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -246,7 +247,10 @@ def copy_reused(experiment: Experiment, store: ResultStore, *, dry_run: bool) ->
         for key in [k for k in wanted if k in other]:
             cell = wanted.pop(key)
             record = dict(other.records[key], label=cell.label, experiment=experiment.name)
-            record["reused_from"] = str(path)
+            # relative to this store's folder: no path of the checkout that ran it
+            record["reused_from"] = Path(
+                os.path.relpath(path, experiment.store_path.parent)
+            ).as_posix()
             if dry_run:
                 store.records[key] = record
             else:
@@ -357,7 +361,8 @@ def run_experiment(
             "model": config.model_name,
             "loss": config.loss.name,
             "config": record_config(cell.raw_config, experiment.source),
-            "run_dir": str(result.run_dir),
+            # relative to the runs folder: a record names no path of the checkout that ran it
+            "run_dir": result.run_dir.relative_to(experiment.runs_dir.parent).as_posix(),
             "wall_seconds": time.perf_counter() - start,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "software": software(),
