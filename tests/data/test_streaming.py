@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tf4ctr.data import preprocess
+from tf4ctr.data import vocabulary
 from tf4ctr.data.preprocess import Preprocessor, distinct_values
 from tf4ctr.data.readers import iter_chunks
 from tf4ctr.data.schema import load_dataset_config
@@ -61,7 +61,7 @@ def test_chunks_cover_the_file_with_the_right_line_numbers(tmp_path):
 
 
 def test_fit_in_pieces_equals_fit_on_the_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(preprocess._ValueCounter, "merge_rows", 50)  # force many merges
+    monkeypatch.setattr(vocabulary.ValueCounter, "merge_rows", 50)  # force many merges
     config = _config(tmp_path)
     whole = Preprocessor(config).fit(
         pa.concat_tables(t for t, _ in iter_chunks(config.paths["train"], config))

@@ -39,16 +39,9 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
+from tf4ctr.data.encoded import EncodedColumns, EncodedSplit, FeatureSchema, LocalCodes
 from tf4ctr.data.mapped import MappedSplit
-from tf4ctr.data.preprocess import (
-    EncodedColumns,
-    EncodedSplit,
-    FeatureSchema,
-    LocalCodes,
-    Preprocessor,
-    distinct_values,
-    field_threads,
-)
+from tf4ctr.data.preprocess import Preprocessor, distinct_values, field_threads
 from tf4ctr.data.readers import byte_total, iter_chunks, reports_bytes, sha256_file
 from tf4ctr.data.schema import SPLITS, DatasetConfig
 from tf4ctr.errors import UserError
