@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from tf4ctr.data import BatchLoader
-from tf4ctr.data.preprocess import EncodedSplit
+from tf4ctr.data.encoded import EncodedSplit
 
 REPO = Path(__file__).resolve().parents[1]
 STOPPER = REPO / "tests" / "helpers" / "stop_after_epoch.py"

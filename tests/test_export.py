@@ -56,7 +56,7 @@ def _schema(tiny_project: Path):
 def test_every_model_exports_to_onnx_with_eager_parity(name, tiny_project, tmp_path):
     """Every registered model, on 10,000 rows: ONNX Runtime within 1e-5 of eager PyTorch, or
     a one-line error that names the model."""
-    from tf4ctr.data.preprocess import FeatureSchema, FieldInfo
+    from tf4ctr.data.encoded import FeatureSchema, FieldInfo
 
     base = _schema(tiny_project)
     schema = FeatureSchema(tuple(

@@ -520,12 +520,12 @@ def test_killed_prepare_leaves_a_folder_the_next_prepare_removes(tiny_project):
     cmd = [sys.executable, "-m", "tf4ctr", "data", "prepare", "dataset.yaml", "--cache-dir", "c"]
     code = (
         "import os, signal, sys\n"
-        "import tf4ctr.data.store as store\n"
-        "real = store._SplitWriter.append\n"
+        "import tf4ctr.data.cache_files as cache_files\n"
+        "real = cache_files.SplitWriter.append\n"
         "def append(self, split):\n"
         "    real(self, split)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "store._SplitWriter.append = append\n"
+        "cache_files.SplitWriter.append = append\n"
         "from tf4ctr.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

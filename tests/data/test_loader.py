@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from tf4ctr.data.encoded import EncodedSplit
 from tf4ctr.data.loader import Batch, BatchLoader
-from tf4ctr.data.preprocess import EncodedSplit
 from tf4ctr.errors import ConfigError
 
 N = 103

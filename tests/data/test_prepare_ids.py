@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 import tf4ctr.data.readers as readers
+import tf4ctr.data.split_encoding as split_encoding
 import tf4ctr.data.store as store
 from tf4ctr.data.formats import CRITEO_CATEGORICAL, CRITEO_NUMERIC
 from tf4ctr.data.preprocess import Preprocessor
@@ -191,12 +192,12 @@ def test_one_read_of_train_gives_the_reference_ids(tmp_path, monkeypatch):
     config = _config(tmp_path)
     vocabs, expected = _reference(config)
     calls = []
-    real = store._count_and_code_train
+    real = split_encoding._count_and_code_train
     monkeypatch.setattr(
-        store, "_count_and_code_train", lambda *a, **k: calls.append(1) or real(*a, **k)
+        split_encoding, "_count_and_code_train", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     # many blocks, recoded some alone and some several at a time
-    monkeypatch.setattr(store, "_RECODE_ROWS", 700)
+    monkeypatch.setattr(split_encoding, "_RECODE_ROWS", 700)
     prepared = prepare_dataset(config, tmp_path / "cache", progress=False, block_bytes=16384)
     assert calls == [1]
     _assert_matches(prepared, vocabs, expected)
@@ -208,7 +209,7 @@ def test_two_reads_of_train_and_transform_give_the_reference_ids(tmp_path, monke
     vocabs, expected = _reference(config)
     monkeypatch.setattr(Preprocessor, "codes_locally", property(lambda self: False))
     monkeypatch.setattr(
-        store, "_count_and_code_train", lambda *a, **k: pytest.fail("one-read path taken")
+        split_encoding, "_count_and_code_train", lambda *a, **k: pytest.fail("one-read path taken")
     )
     prepared = prepare_dataset(config, tmp_path / "cache", progress=False, block_bytes=16384)
     _assert_matches(prepared, vocabs, expected)
@@ -313,7 +314,7 @@ def test_a_row_longer_than_the_parse_block_is_still_read(tmp_path, monkeypatch, 
 
 
 def test_read_ahead_hands_over_items_errors_and_stops_early():
-    assert list(store._read_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+    assert list(split_encoding._read_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
 
     def failing():
         yield 1
@@ -321,7 +322,7 @@ def test_read_ahead_hands_over_items_errors_and_stops_early():
 
     got = []
     with pytest.raises(DataError, match="bad line 2"):
-        for item in store._read_ahead(failing()):
+        for item in split_encoding._read_ahead(failing()):
             got.append(item)
     assert got == [1]
 
@@ -336,7 +337,7 @@ def test_read_ahead_hands_over_items_errors_and_stops_early():
         finally:
             closed.append(True)
 
-    ahead = store._read_ahead(endless())
+    ahead = split_encoding._read_ahead(endless())
     assert next(ahead) == 0
     ahead.close()
     assert closed == [True]

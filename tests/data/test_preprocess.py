@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 
 from tf4ctr.data.buckets import criteo_log_bucket, criteo_log_bucket_fuxictr
-from tf4ctr.data.preprocess import NUMERIC_BUCKETERS, FeatureSchema, FieldInfo, Preprocessor
+from tf4ctr.data.encoded import FeatureSchema, FieldInfo
+from tf4ctr.data.preprocess import NUMERIC_BUCKETERS, Preprocessor
 from tf4ctr.data.schema import DatasetConfig, load_dataset_config
 from tf4ctr.errors import DataError
 

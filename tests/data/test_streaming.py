@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tf4ctr.data import preprocess
+from tf4ctr.data import vocabulary
 from tf4ctr.data.preprocess import Preprocessor, distinct_values
 from tf4ctr.data.readers import iter_chunks
 from tf4ctr.data.schema import load_dataset_config
@@ -61,7 +61,7 @@ def test_chunks_cover_the_file_with_the_right_line_numbers(tmp_path):
 
 
 def test_fit_in_pieces_equals_fit_on_the_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(preprocess._ValueCounter, "merge_rows", 50)  # force many merges
+    monkeypatch.setattr(vocabulary.ValueCounter, "merge_rows", 50)  # force many merges
     config = _config(tmp_path)
     whole = Preprocessor(config).fit(
         pa.concat_tables(t for t, _ in iter_chunks(config.paths["train"], config))
@@ -181,7 +181,7 @@ def test_prepare_and_predict_bars_have_totals(tmp_path, monkeypatch):
     """On a terminal, the first read of a split shows bytes out of the file's size."""
     import tqdm as tqdm_module
 
-    from tf4ctr.data import store
+    from tf4ctr.data import split_encoding
 
     totals: list[tuple[str, object, object]] = []
 
@@ -190,8 +190,8 @@ def test_prepare_and_predict_bars_have_totals(tmp_path, monkeypatch):
             totals.append((str(self.desc), self.total, self.n))
             super().close()
 
-    monkeypatch.setattr(store, "tqdm", Recording)
-    monkeypatch.setattr(store, "show_bars", lambda requested: True)
+    monkeypatch.setattr(split_encoding, "tqdm", Recording)
+    monkeypatch.setattr(split_encoding, "show_bars", lambda requested: True)
     config = _config(tmp_path)
     prepare_dataset(config, tmp_path / "d", progress=True, load=False)
     size = (tmp_path / "train.csv").stat().st_size

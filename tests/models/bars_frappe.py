@@ -1,7 +1,7 @@
 """BARS's Frappe_x1 vocabularies (the feature specs in its FuxiCTR logs: padding and OOV
 included), so a model at BARS's setting can be held to the parameter count BARS logged."""
 
-from tf4ctr.data.preprocess import FeatureSchema, FieldInfo
+from tf4ctr.data.encoded import FeatureSchema, FieldInfo
 
 FRAPPE_BARS_VOCAB = dict(
     user=956, item=4084, daytime=9, weekday=9, isweekend=4,

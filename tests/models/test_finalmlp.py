@@ -8,7 +8,7 @@ import torch
 from tests.models.bars_frappe import FRAPPE_BARS_VOCAB, named_schema
 from tests.models.conftest import check_shapes_and_gradients, count_params
 from tests.models.xor import xor_auc, xor_data
-from tf4ctr.data.preprocess import FeatureSchema, FieldInfo
+from tf4ctr.data.encoded import FeatureSchema, FieldInfo
 from tf4ctr.errors import ConfigError
 from tf4ctr.framework import Objective, TwinFocusLoss, TwinModel
 from tf4ctr.models import build_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tf4ctr.data.preprocess import FeatureSchema, FieldInfo
+from tf4ctr.data.encoded import FeatureSchema, FieldInfo
 from tf4ctr.models import build_model
 from tf4ctr.models.registry import MODELS as _REGISTRY
 from tf4ctr.nn import FeatureEmbedding, FeatureInput

@@ -10,9 +10,9 @@ from tf4ctr._lazy import lazy_exports
 _LAZY = {
     "Batch": "tf4ctr.data.loader",
     "BatchLoader": "tf4ctr.data.loader",
-    "EncodedSplit": "tf4ctr.data.preprocess",
-    "FeatureSchema": "tf4ctr.data.preprocess",
-    "FieldInfo": "tf4ctr.data.preprocess",
+    "EncodedSplit": "tf4ctr.data.encoded",
+    "FeatureSchema": "tf4ctr.data.encoded",
+    "FieldInfo": "tf4ctr.data.encoded",
     "Preprocessor": "tf4ctr.data.preprocess",
     "read_table": "tf4ctr.data.readers",
     "DatasetConfig": "tf4ctr.data.schema",

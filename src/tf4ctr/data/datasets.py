@@ -23,8 +23,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from tf4ctr.data.csv_errors import first_line_bytes
 from tf4ctr.data.formats import CRITEO_CATEGORICAL, CRITEO_NUMERIC, FRAPPE_FIELDS, ML1M_FIELDS
-from tf4ctr.data.readers import first_line_bytes
 from tf4ctr.data.schema import DatasetConfig, load_dataset_config
 from tf4ctr.errors import ConfigError
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from tf4ctr.data.readers import (
+from tf4ctr.data.csv_errors import (
     NUMBER_PATTERN,
     first_line_bytes,
     first_non_number,

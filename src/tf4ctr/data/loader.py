@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tf4ctr.data.encoded import EncodedSplit
 from tf4ctr.data.mapped import MappedSplit
-from tf4ctr.data.preprocess import EncodedSplit
 from tf4ctr.errors import ConfigError
 
 __all__ = ["Batch", "BatchLoader"]

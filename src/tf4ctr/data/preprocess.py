@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +35,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tf4ctr.data.buckets import NUMERIC_BUCKETERS, TEXT_PREPROCESSORS
+from tf4ctr.data.encoded import EncodedColumns, EncodedSplit, FeatureSchema, FieldInfo, LocalCodes
 from tf4ctr.data.readers import validate_labels
 from tf4ctr.data.schema import DatasetConfig, FeatureSpec, load_dataset_config
+from tf4ctr.data.vocabulary import (
+    FIRST_VOCAB_INDEX,
+    KEY_BUCKET,
+    KEY_TEXT,
+    OOV_INDEX,
+    PADDING_INDEX,
+    Lookup,
+    ValueCounter,
+    key_kind,
+    to_numpy,
+)
 from tf4ctr.errors import ConfigError, DataError
 
+# NUMERIC_BUCKETERS, the index constants and the encoded types are defined in buckets.py,
+# vocabulary.py and encoded.py; they stay importable from here, where the preprocessor
+# hands them out.
 __all__ = [
     "NUMERIC_BUCKETERS",
     "OOV_INDEX",
@@ -54,152 +68,9 @@ __all__ = [
     "field_threads",
 ]
 
-PADDING_INDEX = 0
-OOV_INDEX = 1
-_FIRST_VOCAB_INDEX = 2
 _STATE_FORMAT = "tf4ctr.preprocessor/1"
 # Below this many rows a transform runs its fields one after another: threads cost more.
 _THREADED_ROWS = 1 << 16
-
-# How a field's values are keyed, which decides the path its counting and lookup take.
-_TEXT = "text"  # raw text: counted as read, the empty string and missing dropped at the end
-_BUCKET = "bucket"  # a number bucketer: counted and looked up by the integer bucket id
-_TOKENS = "tokens"  # the rest (text fill_na, text preprocessors, sequences): _tokens()
-
-
-@dataclass(frozen=True)
-class FieldInfo:
-    """What a model needs to know about one field."""
-
-    name: str
-    kind: str
-    vocab_size: int
-    #: columns the field takes in ``EncodedSplit.categorical`` (a sequence's max_len, else 1)
-    width: int = 1
-    #: how a sequence's token vectors become one: "sum" or "mean"
-    pooling: str = "sum"
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "vocab_size": self.vocab_size}
-        if self.kind == "sequence":
-            d.update(width=self.width, pooling=self.pooling)
-        return d
-
-
-@dataclass(frozen=True)
-class FeatureSchema:
-    """The fields in the column order of :class:`EncodedSplit`: categorical first, then numeric."""
-
-    fields: tuple[FieldInfo, ...]
-
-    @property
-    def categorical(self) -> tuple[FieldInfo, ...]:
-        """Fields with a vocabulary: categorical and sequence, in column order."""
-        return tuple(f for f in self.fields if f.kind in ("categorical", "sequence"))
-
-    @property
-    def widths(self) -> list[int]:
-        """Columns per vocabulary field in ``EncodedSplit.categorical`` (1, or a sequence's max_len)."""
-        return [f.width for f in self.categorical]
-
-    @property
-    def has_sequences(self) -> bool:
-        return any(f.kind == "sequence" for f in self.fields)
-
-    @property
-    def table_layout(self) -> dict[str, Any]:
-        """Keyword arguments that tell a FeatureEmbedding how columns map to fields."""
-        return {"widths": self.widths, "pooling": [f.pooling for f in self.categorical]}
-
-    @property
-    def numeric(self) -> tuple[FieldInfo, ...]:
-        return tuple(f for f in self.fields if f.kind == "numeric")
-
-    @property
-    def vocab_sizes(self) -> list[int]:
-        """Rows per categorical field, padding and OOV included."""
-        return [f.vocab_size for f in self.categorical]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"fields": [f.to_dict() for f in self.fields]}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FeatureSchema:
-        return cls(
-            fields=tuple(
-                FieldInfo(
-                    name=str(f["name"]),
-                    kind=str(f["kind"]),
-                    vocab_size=int(f["vocab_size"]),
-                    width=int(f.get("width", 1)),
-                    pooling=str(f.get("pooling", "sum")),
-                )
-                for f in d["fields"]
-            )
-        )
-
-
-@dataclass
-class EncodedSplit:
-    """One split, encoded: row i of every array is the same sample."""
-
-    categorical: np.ndarray
-    numeric: np.ndarray
-    label: np.ndarray
-    group: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self.label)
-        shapes_ok = (
-            self.categorical.ndim == 2
-            and self.numeric.ndim == 2
-            and self.label.ndim == 1
-            and self.categorical.shape[0] == n
-            and self.numeric.shape[0] == n
-            and (self.group is None or self.group.shape == (n,))
-        )
-        if not shapes_ok:
-            raise ValueError(
-                "EncodedSplit arrays disagree: categorical "
-                f"{self.categorical.shape}, numeric {self.numeric.shape}, label {self.label.shape}, "
-                f"group {None if self.group is None else self.group.shape}"
-            )
-
-    def __len__(self) -> int:
-        return int(self.label.shape[0])
-
-
-@dataclass
-class EncodedColumns:
-    """One split (or one block of it), encoded, as one array per field.
-
-    What :class:`EncodedSplit` holds, before the fields are stacked into
-    matrices: the cache writes each field to its own file, so it never needs
-    the stacked copy.
-    """
-
-    #: per vocabulary field, in schema order: int32, (n,) or (n, max_len) for a sequence
-    categorical: list[np.ndarray]
-    #: per numeric field, in schema order: float32, (n,)
-    numeric: list[np.ndarray]
-    label: np.ndarray
-    group: np.ndarray | None = None
-
-
-@dataclass
-class LocalCodes:
-    """One vocabulary field of one piece of a split, coded against the piece's own distinct keys.
-
-    :meth:`Preprocessor.fit_chunks` can give these before any vocabulary
-    exists; once it does, ``preprocessor.recode(field, distinct)[rows]`` are
-    the indices :meth:`Preprocessor.transform` gives the same rows, so a split
-    coded this way while it is counted never has to be read again.
-    """
-
-    #: the piece's distinct keys, then one null, which stands for the missing values
-    distinct: pa.Array
-    #: int32: each row's position in ``distinct``
-    rows: np.ndarray
 
 
 class Preprocessor:
@@ -215,7 +86,7 @@ class Preprocessor:
         self._categorical = tuple(f for f in config.feature_cols if f.is_categorical)
         self._numeric = tuple(f for f in config.feature_cols if not f.is_categorical)
         self._vocabs: dict[str, pa.Array] | None = None
-        self._lookups: dict[str, _Lookup] | None = None
+        self._lookups: dict[str, Lookup] | None = None
 
     def fit(self, table: pa.Table, *, source: Path | None = None) -> Preprocessor:
         """Build each categorical field's vocabulary from ``table`` (the train split)."""
@@ -247,7 +118,7 @@ class Preprocessor:
         """
         if local_codes is not None and not self.codes_locally:
             raise ValueError("local codes need a preprocessor without sequence fields")
-        counters = {f.name: _ValueCounter() for f in self._categorical}
+        counters = {f.name: ValueCounter() for f in self._categorical}
         positions = {f.name: i for i, f in enumerate(self._categorical)}
 
         def count(table: pa.Table) -> Callable[[FeatureSpec], None]:
@@ -258,7 +129,7 @@ class Preprocessor:
                     return
                 local = self._local_codes(table, feature, source)
                 counts = pa.array(np.bincount(local.rows, minlength=len(local.distinct)))
-                if _key_kind(feature) == _BUCKET:
+                if key_kind(feature) == KEY_BUCKET:
                     counter.add_counts(self._bucket_keys(local.distinct, feature), counts)
                 else:
                     counter.add_distinct(local.distinct, counts)
@@ -270,12 +141,12 @@ class Preprocessor:
             freq = counters[feature.name].result()
             min_count = feature.min_categr_count or self.config.min_categr_count
             keep = pc.and_(pc.is_valid(freq["value"]), pc.greater_equal(freq["count"], min_count))
-            kind = _key_kind(feature)
-            if kind == _TEXT:
+            kind = key_kind(feature)
+            if kind == KEY_TEXT:
                 # counted as read: an empty cell is a missing value, never a token
                 keep = pc.and_(keep, pc.fill_null(pc.not_equal(freq["value"], ""), False))
             freq = freq.filter(keep)
-            if kind == _BUCKET:
+            if kind == KEY_BUCKET:
                 # the vocabulary is keyed, and so sorted, by the bucket id's text
                 freq = pa.table({"value": freq["value"].cast(pa.string()), "count": freq["count"]})
             freq = freq.sort_by([("count", "descending"), ("value", "ascending")])
@@ -289,14 +160,14 @@ class Preprocessor:
         return self
 
     def _count(
-        self, table: pa.Table, feature: FeatureSpec, counter: _ValueCounter, source: Path | None
+        self, table: pa.Table, feature: FeatureSpec, counter: ValueCounter, source: Path | None
     ) -> None:
-        kind = _key_kind(feature)
-        if kind == _BUCKET:
+        kind = key_kind(feature)
+        if kind == KEY_BUCKET:
             counts = pc.value_counts(self._float_column(table, feature.name, source))
             keys = self._bucket_keys(counts.field("values"), feature)
             counter.add_counts(keys, counts.field("counts"))
-        elif kind == _TEXT:
+        elif kind == KEY_TEXT:
             counter.add(self._text_column(table, feature.name, source))
         else:
             counter.add(self._tokens(table, feature, source))
@@ -370,7 +241,7 @@ class Preprocessor:
             categorical = _map(pool, encode, self._categorical)
 
         def numbers(feature: FeatureSpec) -> np.ndarray:
-            values = _to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
+            values = to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
             fill = 0.0 if feature.fill_na is None else float(feature.fill_na)
             return np.where(np.isnan(values), fill, values).astype(np.float32)
 
@@ -379,7 +250,7 @@ class Preprocessor:
         if label_name in table.column_names:
             labels = self._float_column(table, label_name, source)
             validate_labels(labels, source, label_name, first_line=first_row, unit="row")
-            label = _to_numpy(labels).astype(np.float32)
+            label = to_numpy(labels).astype(np.float32)
         elif require_label:
             raise _missing_column(table, label_name, source)
         else:
@@ -395,20 +266,20 @@ class Preprocessor:
         ``position`` in ``schema.categorical``."""
         feature = self._categorical[position]
         lookup = self._fitted_lookups()[feature.name]
-        kind = _key_kind(feature)
-        if kind == _BUCKET:
+        kind = key_kind(feature)
+        if kind == KEY_BUCKET:
             return lookup.indices(self._bucket_keys(distinct, feature))
-        if kind == _TEXT and lookup.has_empty:
+        if kind == KEY_TEXT and lookup.has_empty:
             distinct = pc.if_else(pc.equal(distinct, ""), pa.scalar(None, pa.string()), distinct)
         return lookup.indices(distinct)
 
     def _local_codes(
         self, table: pa.Table, feature: FeatureSpec, source: Path | None
     ) -> LocalCodes:
-        kind = _key_kind(feature)
-        if kind == _BUCKET:
+        kind = key_kind(feature)
+        if kind == KEY_BUCKET:
             col = self._float_column(table, feature.name, source)
-        elif kind == _TEXT:
+        elif kind == KEY_TEXT:
             col = self._text_column(table, feature.name, source)
         else:
             col = self._tokens(table, feature, source)
@@ -421,11 +292,11 @@ class Preprocessor:
         else:
             dictionary, indices = encoded.dictionary, encoded.indices
         distinct = pa.concat_arrays([dictionary, pa.nulls(1, dictionary.type)])
-        rows = _to_numpy(pc.fill_null(indices, len(dictionary))).astype(np.int32, copy=False)
+        rows = to_numpy(pc.fill_null(indices, len(dictionary))).astype(np.int32, copy=False)
         return LocalCodes(distinct=distinct, rows=rows)
 
     def _encode_field(
-        self, table: pa.Table, feature: FeatureSpec, lookup: _Lookup, source: Path | None
+        self, table: pa.Table, feature: FeatureSpec, lookup: Lookup, source: Path | None
     ) -> np.ndarray:
         """One vocabulary field's indices: int32, (n,), or (n, max_len) for a sequence."""
         if feature.is_sequence:
@@ -434,16 +305,16 @@ class Preprocessor:
             out = np.zeros((table.num_rows, feature.max_len), dtype=np.int32)
             _scatter_sequences(out, lookup.indices(pc.list_flatten(lists)), _list_lengths(lists))
             return out
-        kind = _key_kind(feature)
-        if kind == _BUCKET:
+        kind = key_kind(feature)
+        if kind == KEY_BUCKET:
             return self._encode_buckets(table, feature, lookup, source)
-        if kind == _TEXT and not lookup.has_empty:
+        if kind == KEY_TEXT and not lookup.has_empty:
             # "" is not in the vocabulary, so it gives OOV as a missing value does
             return lookup.indices(self._text_column(table, feature.name, source))
         return lookup.indices(self._tokens(table, feature, source))
 
     def _encode_buckets(
-        self, table: pa.Table, feature: FeatureSpec, lookup: _Lookup, source: Path | None
+        self, table: pa.Table, feature: FeatureSpec, lookup: Lookup, source: Path | None
     ) -> np.ndarray:
         """Bucket and look up each distinct number once, then spread the indices to the rows."""
         col = self._float_column(table, feature.name, source).combine_chunks()
@@ -451,12 +322,12 @@ class Preprocessor:
         # one slot more, for the missing values (null indices)
         distinct = pa.concat_arrays([encoded.dictionary, pa.nulls(1, col.type)])
         codes = lookup.indices(self._bucket_keys(distinct, feature))
-        return codes[_to_numpy(pc.fill_null(encoded.indices, len(encoded.dictionary)))]
+        return codes[to_numpy(pc.fill_null(encoded.indices, len(encoded.dictionary)))]
 
     def _bucket_keys(self, values: pa.Array, feature: FeatureSpec) -> pa.Array:
         """The integer bucket id of each number (null = missing), as one row would get it."""
         assert feature.preprocess is not None
-        numbers = _to_numpy(values).astype(np.float64)
+        numbers = to_numpy(values).astype(np.float64)
         if feature.fill_na is not None:
             numbers = np.where(np.isnan(numbers), float(feature.fill_na), numbers)
         buckets = NUMERIC_BUCKETERS[feature.preprocess](numbers)
@@ -472,7 +343,7 @@ class Preprocessor:
             FieldInfo(
                 f.name,
                 "sequence" if f.is_sequence else "categorical",
-                len(vocabs[f.name]) + _FIRST_VOCAB_INDEX,
+                len(vocabs[f.name]) + FIRST_VOCAB_INDEX,
                 f.max_len if f.is_sequence and f.max_len else 1,
                 f.pooling or "sum",
             )
@@ -526,12 +397,12 @@ class Preprocessor:
     def _set_vocabs(self, vocabs: dict[str, pa.Array]) -> None:
         # built here, not on first use, as fields are looked up from several threads
         self._lookups = {
-            f.name: _Lookup(vocabs[f.name], by_integer=_key_kind(f) == _BUCKET)
+            f.name: Lookup(vocabs[f.name], by_integer=key_kind(f) == KEY_BUCKET)
             for f in self._categorical
         }
         self._vocabs = vocabs
 
-    def _fitted_lookups(self) -> dict[str, _Lookup]:
+    def _fitted_lookups(self) -> dict[str, Lookup]:
         self._fitted_vocabs()
         assert self._lookups is not None
         return self._lookups
@@ -569,7 +440,7 @@ class Preprocessor:
         flat = pc.list_flatten(lists)
         if pc.any(pc.equal(flat, "")).as_py():
             # "a||b", a trailing separator or an empty cell: drop the empty tokens
-            keep = _to_numpy(pc.not_equal(flat, "")).astype(bool)
+            keep = to_numpy(pc.not_equal(flat, "")).astype(bool)
             rows = np.repeat(np.arange(len(lists)), _list_lengths(lists))
             lengths = np.bincount(rows[keep], minlength=len(lists))
             offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
@@ -610,7 +481,7 @@ class Preprocessor:
         else:
             ids, n_values = pc.index_in(col, value_set=group_values), len(group_values)
         # Missing group values share one extra id after the real ones.
-        return _to_numpy(pc.fill_null(ids, n_values)).astype(np.int64)
+        return to_numpy(pc.fill_null(ids, n_values)).astype(np.int64)
 
 
 def distinct_values(chunks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.Array:
@@ -627,51 +498,6 @@ def distinct_values(chunks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.Array:
         return pa.array([], type=pa.string())
     merged = pc.unique(pa.concat_arrays(seen))
     return merged.filter(pc.is_valid(merged))
-
-
-def _key_kind(feature: FeatureSpec) -> str:
-    if feature.is_sequence or feature.preprocess in TEXT_PREPROCESSORS:
-        return _TOKENS
-    if feature.preprocess is not None:
-        return _BUCKET
-    return _TEXT if feature.fill_na is None else _TOKENS
-
-
-class _Lookup:
-    """A field's vocabulary as a value set to look values up in."""
-
-    def __init__(self, vocab: pa.Array, *, by_integer: bool) -> None:
-        self.vocab = vocab
-        #: whether "" is a token (only a fill_na of "" makes it one); else "" means missing
-        self.has_empty = bool(pc.any(pc.equal(vocab, "")).as_py()) if len(vocab) else False
-        self._integers = _integer_keys(vocab) if by_integer else None
-
-    def indices(self, keys: pa.ChunkedArray | pa.Array) -> np.ndarray:
-        """Index of each key (2.. in vocabulary order; OOV for unknown and null), int32.
-
-        ``keys`` are strings, or for a bucketed field integer bucket ids.
-        """
-        if pa.types.is_integer(keys.type):
-            if self._integers is None:  # a vocabulary that is not all canonical integer text
-                keys = keys.cast(pa.string())
-            else:
-                return _index_in(keys, self._integers)
-        return _index_in(keys, self.vocab)
-
-
-def _integer_keys(vocab: pa.Array) -> pa.Array | None:
-    """The vocabulary as int64, when each entry is exactly the text int64 casts to."""
-    try:
-        ints = vocab.cast(pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return ints if ints.cast(pa.string()).equals(vocab) else None
-
-
-def _index_in(keys: pa.ChunkedArray | pa.Array, value_set: pa.Array) -> np.ndarray:
-    idx = pc.index_in(keys, value_set=value_set)
-    idx = pc.fill_null(pc.add(idx, pa.scalar(_FIRST_VOCAB_INDEX, idx.type)), OOV_INDEX)
-    return _to_numpy(idx).astype(np.int32, copy=False)
 
 
 @contextmanager
@@ -692,65 +518,8 @@ def _map(pool: Executor | None, fn: Callable[[Any], Any], items: Sequence[Any]) 
     return list(pool.map(fn, items))
 
 
-class _ValueCounter:
-    """Running value counts of one column seen in pieces, merged with Arrow's hash aggregation.
-
-    Per-piece counts are kept until they outnumber the merged table, then
-    folded in, so the work per row stays constant and memory stays within a
-    small multiple of the number of distinct values.
-    """
-
-    #: pending rows below which pieces are not merged yet (tests lower it)
-    merge_rows = 1 << 20
-
-    def __init__(self) -> None:
-        self._merged: pa.Table | None = None
-        self._pending: list[pa.Table] = []
-        self._pending_rows = 0
-
-    def add(self, tokens: pa.ChunkedArray | pa.Array) -> None:
-        counts = pc.value_counts(tokens)
-        self._add(pa.table({"value": counts.field("values"), "count": counts.field("counts")}))
-
-    def add_distinct(self, values: pa.Array, counts: pa.Array) -> None:
-        """Add counts already taken of distinct ``values``."""
-        self._add(pa.table({"value": values, "count": counts}))
-
-    def add_counts(self, values: pa.Array, counts: pa.Array) -> None:
-        """Add counts already taken; ``values`` may repeat (they are summed)."""
-        self._add(_sum_by_value(pa.table({"value": values, "count": counts})))
-
-    def _add(self, part: pa.Table) -> None:
-        self._pending.append(part)
-        self._pending_rows += part.num_rows
-        merged_rows = 0 if self._merged is None else self._merged.num_rows
-        if self._pending_rows > max(self.merge_rows, merged_rows):
-            self._merge()
-
-    def _merge(self) -> None:
-        parts = ([self._merged] if self._merged is not None else []) + self._pending
-        if len(parts) == 1:
-            self._merged = parts[0]
-        else:
-            self._merged = _sum_by_value(pa.concat_tables(parts))
-        self._pending, self._pending_rows = [], 0
-
-    def result(self) -> pa.Table:
-        self._merge()
-        if self._merged is None:
-            return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
-        return self._merged
-
-
-def _sum_by_value(counts: pa.Table) -> pa.Table:
-    # One thread: the caller runs several fields at once, and Arrow's threaded
-    # aggregation costs 1.3-2.5x the CPU of a single thread's here.
-    summed = counts.group_by("value", use_threads=False).aggregate([("count", "sum")])
-    return pa.table({"value": summed["value"], "count": summed["count_sum"]})
-
-
 def _list_offsets(lists: pa.ListArray) -> np.ndarray:
-    return _to_numpy(lists.offsets).astype(np.int64)
+    return to_numpy(lists.offsets).astype(np.int64)
 
 
 def _list_lengths(lists: pa.ListArray) -> np.ndarray:
@@ -764,10 +533,6 @@ def _scatter_sequences(out: np.ndarray, flat_index: np.ndarray, lengths: np.ndar
     rows = np.repeat(np.arange(len(lengths)), lengths)
     keep = position < out.shape[1]
     out[rows[keep], position[keep]] = flat_index[keep]
-
-
-def _to_numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(values.to_numpy(zero_copy_only=False))
 
 
 def _missing_column(table: pa.Table, name: str, source: Path | None) -> DataError:

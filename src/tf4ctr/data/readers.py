@@ -15,7 +15,6 @@ line break in it, or a blank line, shifts the numbers after it.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import logging
@@ -30,6 +29,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from tf4ctr.config import FLOAT32_MAX
+from tf4ctr.data.csv_errors import (
+    first_line_bytes,
+    first_non_number,
+    first_ragged_row,
+    ragged_row_error,
+)
+from tf4ctr.data.formats import CRITEO_COLUMNS
 from tf4ctr.data.schema import DatasetConfig
 from tf4ctr.errors import ConfigError, DataError, first_message_line
 
@@ -37,7 +43,6 @@ log = logging.getLogger("tf4ctr")
 
 __all__ = [
     "column_types",
-    "first_line_bytes",
     "iter_chunks",
     "read_table",
     "rows_table",
@@ -55,9 +60,6 @@ _PARQUET_SUFFIXES = (".parquet", ".pq")
 # (3.5x at 64 MiB against 1 MiB on Criteo rows), so files are parsed in blocks of this size
 # and the blocks regrouped into tables of about block_bytes.
 _PARSE_BLOCK_BYTES = 1 << 20
-# What pyarrow's float parser accepts, near enough to point at the bad cell; every
-# reader of numbers (CSV, parquet strings, the raw Criteo/libsvm formats) uses this one.
-NUMBER_PATTERN = r"^\s*[+-]?(((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*$"
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -188,8 +190,6 @@ def _csv_chunks(
     on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[pa.Table, int]]:
     if fmt == "criteo_tsv":
-        from tf4ctr.data.formats import CRITEO_COLUMNS
-
         if path.stat().st_size == 0:
             raise DataError(f"{path}: file is empty (expected Criteo rows)")
         header = list(CRITEO_COLUMNS)
@@ -434,18 +434,6 @@ def _check_header(path: Path, header: list[str], needed: dict[str, pa.DataType])
             )
 
 
-def first_line_bytes(path: Path) -> bytes:
-    """The first line of a (possibly compressed) file, without its line ending."""
-    buf = b""
-    with pa.input_stream(str(path), compression="detect") as stream:
-        while b"\n" not in buf:
-            chunk = stream.read(1 << 16)
-            if not chunk:
-                break
-            buf += chunk
-    return buf.split(b"\n", 1)[0].rstrip(b"\r")
-
-
 def _read_header(path: Path) -> list[str]:
     """First line of the (possibly compressed) file, split as CSV."""
     line = first_line_bytes(path)
@@ -477,58 +465,6 @@ def _csv_convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )
-
-
-def first_ragged_row(
-    path: Path,
-    parse_options: pacsv.ParseOptions,
-    convert_options: pacsv.ConvertOptions | None = None,
-    column_names: list[str] | None = None,
-) -> pacsv.InvalidRow | None:
-    """The first row whose field count is wrong, with its line number.
-
-    A threaded read reports a bad row without its number (and maybe not the
-    first bad row); a single-threaded re-read with a handler knows both.
-    """
-    found: list[pacsv.InvalidRow] = []
-
-    def handler(row: pacsv.InvalidRow) -> str:
-        found.append(row)
-        return "error"
-
-    options = pacsv.ParseOptions(
-        delimiter=parse_options.delimiter,
-        quote_char=parse_options.quote_char,
-        invalid_row_handler=handler,
-    )
-    with contextlib.suppress(pa.ArrowInvalid):
-        pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=column_names or None, use_threads=False),
-            parse_options=options,
-            convert_options=convert_options,
-        )
-    return found[0] if found and found[0].number is not None else None
-
-
-def ragged_row_error(path: Path, row: pacsv.InvalidRow) -> DataError:
-    return DataError(
-        f"{path}: line {row.number}: expected {row.expected_columns} fields, found {row.actual_columns}"
-    )
-
-
-def first_non_number(table: pa.Table, names: list[str]) -> tuple[int, str, str] | None:
-    """(row index, column, text) of the earliest non-empty cell that is not a number."""
-    best: tuple[int, str, str] | None = None
-    for name in names:
-        col = table[name]
-        ok = pc.or_kleene(pc.is_null(col), pc.match_substring_regex(col, NUMBER_PATTERN))
-        bad = ~ok.to_numpy(zero_copy_only=False)
-        if bad.any():
-            idx = int(np.argmax(bad))
-            if best is None or idx < best[0]:
-                best = (idx, name, str(col[idx].as_py()))
-    return best
 
 
 def _locate_bad_number(

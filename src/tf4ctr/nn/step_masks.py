@@ -20,13 +20,14 @@ random augmentation) keeps drawing in line. ``TF4CTR_NO_MASK_PREFETCH=1`` turns 
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+from tf4ctr._env import env_flag
 
 __all__ = ["StepMasks", "current_step_masks", "step_masks_active"]
 
@@ -64,7 +65,7 @@ class StepMasks:
 
     def __init__(self) -> None:
         self.plan: list[tuple[tuple[int, ...], float, torch.dtype]] | None = None
-        self.disabled = os.environ.get("TF4CTR_NO_MASK_PREFETCH", "") not in ("", "0")
+        self.disabled = env_flag("TF4CTR_NO_MASK_PREFETCH")
         self._rows = 0
         self._recording: list[tuple[tuple[int, ...], float, torch.dtype]] | None = None
         self._start_state: torch.Tensor | None = None

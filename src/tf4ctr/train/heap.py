@@ -20,8 +20,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
 import sys
+
+from tf4ctr._env import env_flag
 
 __all__ = ["keep_freed_memory"]
 
@@ -49,7 +50,7 @@ def keep_freed_memory() -> bool:
     if _applied is not None:
         return _applied
     _applied = False
-    if os.environ.get("TF4CTR_SYSTEM_MALLOC", "") not in ("", "0"):
+    if env_flag("TF4CTR_SYSTEM_MALLOC"):
         return False
     if not sys.platform.startswith("linux"):
         return False
