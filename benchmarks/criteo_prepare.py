@@ -44,8 +44,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from fuxictr_worker import _pss_kb, proc_kb, process_tree  # noqa: E402
 from owned import make_owned, remove_owned  # noqa: E402
+from peer_harness import _pss_kb, proc_kb, process_tree  # noqa: E402
 
 from tf4ctr.fileio import write_text_atomic  # noqa: E402
 

@@ -65,27 +65,15 @@ and ``.bench-venv/work/logs/``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "Frappe_x1_rebuilt"
-DEFAULT_WORK = REPO_ROOT / ".bench-venv" / "work"
-FEATURES = [
-    "user",
-    "item",
-    "daytime",
-    "weekday",
-    "isweekend",
-    "homework",
-    "cost",
-    "weather",
-    "country",
-    "city",
-]
+# benchmarks/ is this script's folder, so first on sys.path; peer_harness is stdlib only
+import peer_harness as ph
+
+DEFAULT_WORK = ph.REPO_ROOT / ".bench-venv" / "work"
 LABEL = "label"
 MIN_CATEGR_COUNT = 2
 # where each model's package sits in a FuxiCTR source checkout's model_zoo/ folder
@@ -98,8 +86,8 @@ ZOO_LAYOUT = {
 EXIT_MODEL_MISSING = 2
 
 
-class ModelUnavailable(Exception):
-    pass
+class ModelUnavailable(ph.ReportedError):
+    status = EXIT_MODEL_MISSING
 
 
 def parse_args(argv=None):
@@ -109,26 +97,15 @@ def parse_args(argv=None):
         default=None,
         help="DNN, DualMLP, DeepFM, DCNv2, or a class name found in --model-src",
     )
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument(
-        "--max-batches", type=int, default=None, help="stop each epoch after this many batches"
-    )
-    p.add_argument(
-        "--threads", type=int, default=1, help="torch.set_num_threads (and OMP/MKL/polars threads)"
-    )
-    p.add_argument("--batch-size", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=2023)
-    p.add_argument(
-        "--num-workers",
-        type=int,
-        default=1,
-        help="ParquetDataLoader's prefetch_batches (its default is 1; FuxiCTR's sample configs use 3)",
-    )
-    p.add_argument(
-        "--data-dir", default=str(DEFAULT_DATA), help="folder with train.csv, valid.csv, test.csv"
-    )
-    p.add_argument(
-        "--work-dir", default=str(DEFAULT_WORK), help="preprocessed data, checkpoints, logs"
+    ph.add_common_args(
+        p,
+        threads=1,
+        threads_help="torch.set_num_threads (and OMP/MKL/polars threads)",
+        num_workers=1,
+        num_workers_help="ParquetDataLoader's prefetch_batches (its default is 1; FuxiCTR's sample configs use 3)",
+        work=DEFAULT_WORK,
+        work_help="preprocessed data, checkpoints, logs",
+        prepare_help="only preprocess the data (cached), then exit",
     )
     p.add_argument(
         "--model-src", default=None, help="python package folder exporting the model class"
@@ -138,123 +115,13 @@ def parse_args(argv=None):
         default=os.environ.get("FUXICTR_MODEL_ZOO"),
         help="a FuxiCTR source checkout's model_zoo folder (default $FUXICTR_MODEL_ZOO)",
     )
-    p.add_argument("--no-eval", action="store_true", help="skip the timed evaluation")
-    p.add_argument(
-        "--prepare-only", action="store_true", help="only preprocess the data (cached), then exit"
-    )
     args = p.parse_args(argv)
     if not args.prepare_only and not args.model:
         p.error("--model is required unless --prepare-only")
     return args
 
 
-# --------------------------------------------------------------------------- memory / CPU of the process tree
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/children") as f:
-                    out += [int(x) for x in f.read().split()]
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return out
-
-
-def process_tree(root: int | None = None) -> list[int]:
-    root = os.getpid() if root is None else root
-    seen, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        if pid in seen:
-            continue
-        seen.append(pid)
-        stack += _children(pid)
-    return seen
-
-
-def proc_kb(pid: int, file: str, field: str) -> int:
-    """A ``field: N kB`` line of /proc/PID/FILE (0 when the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/{file}") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _pss_kb(pid: int) -> int:
-    return proc_kb(pid, "smaps_rollup", "Pss")
-
-
-def tree_cpu_seconds() -> float:
-    """utime + stime of this process and its live descendants (Ray's raylet, workers...)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in process_tree():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / tick
-
-
-class TreeMemorySampler:
-    """Peak summed PSS of this process tree, per phase, sampled in a daemon thread."""
-
-    def __init__(self, interval: float = 0.25):
-        import threading
-
-        self.interval = interval
-        self.phase = "startup"
-        self.peaks: dict[str, float] = {}
-        self.max_procs = 1
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def sample(self):
-        pids = process_tree()
-        mb = sum(_pss_kb(p) for p in pids) / 1024
-        self.max_procs = max(self.max_procs, len(pids))
-        self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), mb)
-
-    def _run(self):
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sample()
-
-
 # --------------------------------------------------------------------------- data
-
-
-def _source_stamp(data_dir: Path, fuxictr_version: str) -> dict:
-    files = {}
-    for split in ("train", "valid", "test"):
-        st = (data_dir / f"{split}.csv").stat()
-        files[split] = [st.st_size, st.st_mtime_ns]
-    return {
-        "files": files,
-        "data_dir": str(data_dir.resolve()),
-        "fuxictr": fuxictr_version,
-        "min_categr_count": MIN_CATEGR_COUNT,
-        "features": FEATURES,
-    }
 
 
 def dataset_paths(work_dir: Path) -> tuple[Path, str]:
@@ -263,32 +130,29 @@ def dataset_paths(work_dir: Path) -> tuple[Path, str]:
 
 def prepare_data(data_dir: Path, work_dir: Path) -> dict:
     """Build FuxiCTR's feature map + parquet splits once (their build_dataset), reuse after."""
-    import fcntl
-    import shutil
-
     import fuxictr
     from fuxictr.preprocess import FeatureProcessor, build_dataset
 
     data_root, dataset_id = dataset_paths(work_dir)
-    ds_dir = data_root / dataset_id
-    data_root.mkdir(parents=True, exist_ok=True)
-    stamp = _source_stamp(data_dir, fuxictr.__version__)
-    stamp_file = ds_dir / "source_stamp.json"
-    with open(data_root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        cached = stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp
-        if not cached and ds_dir.exists():
-            shutil.rmtree(ds_dir)  # stale or half-built
-        feature_encoder = FeatureProcessor(
+    stamp = {
+        **ph.csv_stamp(data_dir),
+        "fuxictr": fuxictr.__version__,
+        "min_categr_count": MIN_CATEGR_COUNT,
+        "features": ph.FEATURES,
+    }
+
+    def encoder():
+        return FeatureProcessor(
             feature_cols=[
-                {"name": FEATURES, "active": True, "dtype": "str", "type": "categorical"}
+                {"name": ph.FEATURES, "active": True, "dtype": "str", "type": "categorical"}
             ],
             label_col={"name": LABEL, "dtype": "float"},
             dataset_id=dataset_id,
             data_root=str(data_root),
         )
-        start = time.perf_counter()
-        train, valid, test = build_dataset(
+
+    def build(feature_encoder):  # timed: build_dataset alone
+        return build_dataset(
             feature_encoder,
             train_data=str(data_dir / "train.csv"),
             valid_data=str(data_dir / "valid.csv"),
@@ -296,39 +160,8 @@ def prepare_data(data_dir: Path, work_dir: Path) -> dict:
             data_format="csv",
             min_categr_count=MIN_CATEGR_COUNT,
         )
-        seconds = time.perf_counter() - start
-        if not cached:
-            stamp_file.write_text(json.dumps(stamp, indent=1) + "\n")
-    return {
-        "train_data": train,
-        "valid_data": valid,
-        "test_data": test,
-        "preprocess_s": None if cached else seconds,
-        "cached": cached,
-    }
 
-
-def prepare_in_child(args) -> float | None:
-    """Run --prepare-only in a child process; return its preprocessing seconds (None if cached)."""
-    import subprocess
-
-    cmd = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--prepare-only",
-        "--data-dir",
-        args.data_dir,
-        "--work-dir",
-        args.work_dir,
-        "--threads",
-        str(args.threads),
-    ]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    info = json.loads(lines[-1]) if lines else {}
-    if proc.returncode != 0 or "error" in info:
-        raise RuntimeError(f"preprocessing failed: {info.get('error', f'exit {proc.returncode}')}")
-    return info.get("preprocess_s")
+    return ph.cached_build(data_root, dataset_id, stamp, build, encoder)
 
 
 # --------------------------------------------------------------------------- model lookup
@@ -445,49 +278,7 @@ def model_params(model: str, work_dir: Path, batch_size: int, seed: int) -> dict
 # --------------------------------------------------------------------------- timed run
 
 
-class LimitedLoader:
-    """Wraps a FuxiCTR loader: stops after max_batches, counts samples, notes the first batch's time."""
-
-    def __init__(self, loader, max_batches: int | None):
-        self.loader = loader
-        self.max_batches = max_batches
-        self.samples = 0
-        self.batches = 0
-        self.first_batch_s = None
-        self.handed_out = []  # (perf_counter when batch i reached the train loop, rows of batch i)
-        self.end = None
-
-    def steady(self) -> tuple[int, float]:
-        """Rows of batches 1..n-1 and the time from batch 1 to batch n reaching the loop.
-
-        That window holds the training of batches 1..n-1 and the loading of 2..n, so it
-        leaves out the iterator's start-up (Ray's per-epoch shuffle) and the first fetch.
-        """
-        if len(self.handed_out) < 2:
-            return 0, 0.0
-        rows = sum(n for _, n in self.handed_out[:-1])
-        return rows, self.handed_out[-1][0] - self.handed_out[0][0]
-
-    def __len__(self):
-        n = len(self.loader)
-        return n if self.max_batches is None else min(n, self.max_batches)
-
-    def __iter__(self):
-        start = time.perf_counter()
-        for batch in self.loader:
-            now = time.perf_counter()
-            if self.first_batch_s is None:
-                self.first_batch_s = now - start
-            rows = int(batch[LABEL].shape[0])
-            self.handed_out.append((now, rows))
-            self.samples += rows
-            self.batches += 1
-            yield batch
-            if self.max_batches is not None and self.batches >= self.max_batches:
-                break
-
-
-def run_benchmark(args, result: dict, sampler: TreeMemorySampler) -> None:
+def run_benchmark(args, result: dict, sampler) -> None:
     work_dir = Path(args.work_dir).resolve()
     data_dir = Path(args.data_dir).resolve()
 
@@ -503,19 +294,16 @@ def run_benchmark(args, result: dict, sampler: TreeMemorySampler) -> None:
     result["import_s"] = time.perf_counter() - start
     torch.set_num_threads(args.threads)
     result["threads"] = torch.get_num_threads()
-    result["versions"] = {
-        "fuxictr": fuxictr.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        **{name: _version(name) for name in ("pandas", "polars", "pyarrow", "ray", "scikit-learn")},
-        "python": sys.version.split()[0],
-    }
+    result["versions"] = ph.versions(
+        {"fuxictr": fuxictr.__version__, "torch": torch.__version__, "numpy": np.__version__},
+        *("pandas", "polars", "pyarrow", "ray", "scikit-learn"),
+    )
 
     model_class, source = find_model_class(args.model, args.model_src, args.model_zoo)
     result["model_source"] = source
 
     sampler.phase = "preprocess"  # a child process; not in peak_tree_pss_mb
-    result["preprocess_s"] = prepare_in_child(args)
+    result["preprocess_s"] = ph.prepare_in_child(__file__, args)
     sampler.phase = "data_paths"
 
     # the same calls as FuxiCTR's run_expid.py; build_dataset finds the cache and only returns paths
@@ -549,41 +337,22 @@ def run_benchmark(args, result: dict, sampler: TreeMemorySampler) -> None:
     model = model_class(feature_map, **params)
     result["model_build_s"] = time.perf_counter() - start
     result["parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-    # what BaseModel.fit sets up before its epochs, minus the in-epoch evaluation
-    model._max_gradient_norm = 10.0
-    model._best_metric = -np.inf
-    model._stopping_steps = 0
-    model._stop_training = False
-    model._steps_per_epoch = len(train_gen)
-    model._total_steps = 0
-    model._eval_steps = sys.maxsize  # never reached: no evaluate/checkpoint inside the timed loop
+    ph.prepare_fit(model, train_gen)
 
     sampler.phase = "train"
-    epoch_seconds, first_batch, samples, batches, steady_rows, steady_s = [], [], 0, 0, 0, 0.0
-    cpu0, tree_cpu0 = time.process_time(), tree_cpu_seconds()
-    for epoch in range(args.epochs):
-        model._epoch_index = epoch
-        loader = LimitedLoader(train_gen, args.max_batches)
-        start = time.perf_counter()
-        model.train_epoch(loader)
-        epoch_seconds.append(time.perf_counter() - start)
-        first_batch.append(loader.first_batch_s)
-        samples += loader.samples
-        batches += loader.batches
-        rows, seconds = loader.steady()
-        steady_rows += rows
-        steady_s += seconds
+    cpu0, tree_cpu0 = time.process_time(), ph.tree_cpu_seconds()
+    epoch_seconds, loaders = ph.train_epochs(model, train_gen, args, lambda b: b[LABEL].shape[0])
     result["train_cpu_s_self"] = time.process_time() - cpu0
-    result["train_cpu_s_tree"] = tree_cpu_seconds() - tree_cpu0
+    result["train_cpu_s_tree"] = ph.tree_cpu_seconds() - tree_cpu0
+    samples = sum(loader.samples for loader in loaders)
     train_seconds = sum(epoch_seconds)
     full_epochs = args.max_batches is None or args.max_batches >= len(train_gen)
     result["train_samples"] = samples
-    result["train_batches"] = batches
+    result["train_batches"] = sum(loader.batches for loader in loaders)
     result["train_seconds"] = train_seconds
-    result["train_first_batch_s"] = first_batch
+    result["train_first_batch_s"] = [loader.first_batch_s for loader in loaders]
     result["train_samples_per_s"] = samples / train_seconds if train_seconds > 0 else None
-    result["train_samples_per_s_steady"] = steady_rows / steady_s if steady_s > 0 else None
+    result["train_samples_per_s_steady"] = ph.steady_rate(loaders)
     result["train_set_size"] = train_gen.num_samples
     if full_epochs:
         result["seconds_per_epoch"] = train_seconds / len(epoch_seconds)
@@ -595,56 +364,15 @@ def run_benchmark(args, result: dict, sampler: TreeMemorySampler) -> None:
 
     if not args.no_eval:
         sampler.phase = "eval"
-        start = time.perf_counter()
-        logs = model.evaluate(valid_gen)  # validation_metrics = ['logloss', 'AUC']
-        eval_seconds = time.perf_counter() - start
-        result["eval_samples"] = valid_gen.num_samples
-        result["eval_seconds"] = eval_seconds
-        result["eval_samples_per_s"] = valid_gen.num_samples / eval_seconds
+        logs = ph.timed_eval(model, valid_gen, result)  # validation_metrics = ['logloss', 'AUC']
         result["valid_auc"] = float(logs["AUC"]) if full_epochs else None
         result["valid_logloss"] = float(logs["logloss"]) if full_epochs else None
 
 
-def _version(dist: str):
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def setup_logging(work_dir: Path, name: str) -> Path:
-    import logging
-
-    log_dir = work_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"{name}.log"
-    for handler in logging.root.handlers[:]:
-        logging.root.removeHandler(handler)
-    to_file = logging.FileHandler(log_file, mode="w")
-    to_file.setLevel(logging.INFO)
-    to_err = logging.StreamHandler(sys.stderr)
-    to_err.setLevel(logging.WARNING)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s P%(process)d %(levelname)s %(message)s",
-        handlers=[to_file, to_err],
-    )
-    return log_file
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # Thread caps before numpy/torch/polars load; the harness may set them itself.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS"):
-        os.environ.setdefault(var, str(args.threads))
-    # Keep stdout for the single JSON line: everything else, including what Ray's processes
-    # (which inherit fd 1) print, goes to stderr.
-    json_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
+    # Ray's processes inherit fd 1, so what they print goes to stderr too
+    json_out = ph.cap_threads(args.threads, "POLARS_MAX_THREADS")
     work_dir = Path(args.work_dir).resolve()
     result: dict = {
         "library": "fuxictr",
@@ -652,41 +380,21 @@ def main(argv=None) -> int:
         "model": "prepare" if args.prepare_only else args.model,
         "threads": args.threads,
     }
-    status = 0
-    sampler = TreeMemorySampler().start()
-    try:
+
+    def body(sampler):
         if installed_version() == "not installed":
             raise RuntimeError(
                 f"fuxictr is not importable from {sys.executable}; run me with the FuxiCTR venv's python"
             )
         result["log_file"] = str(
-            setup_logging(work_dir, "prepare" if args.prepare_only else args.model)
+            ph.setup_logging(work_dir, "prepare" if args.prepare_only else args.model)
         )
         if args.prepare_only:
             result.update(prepare_data(Path(args.data_dir).resolve(), work_dir))
         else:
             run_benchmark(args, result, sampler)
-    except ModelUnavailable as err:
-        result["error"] = str(err)
-        status = EXIT_MODEL_MISSING
-    except Exception as err:  # the harness gets a JSON line whatever happens
-        import traceback
 
-        traceback.print_exc()
-        result["error"] = f"{type(err).__name__}: {err}"
-        status = 1
-    finally:
-        sampler.stop()
-    import resource
-
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    run_peaks = [v for k, v in sampler.peaks.items() if k != "preprocess"]
-    result["peak_tree_pss_mb"] = round(max(run_peaks), 1) if run_peaks else None
-    result["peak_tree_pss_mb_by_phase"] = {k: round(v, 1) for k, v in sampler.peaks.items()}
-    result["max_tree_processes"] = sampler.max_procs
-    json_out.write(json.dumps(result) + "\n")
-    json_out.flush()
-    return status
+    return ph.worker_main(json_out, result, body, by_phase=True)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ environment without it is (re)installed, so an interrupted install is simply rer
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -55,6 +54,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from peer_harness import default_torch_version, ensure_venv, env_main, env_parser, make_log
 
 ENV_VAR = "OFFICIAL_TF4CTR_SRC"
 REQUIREMENTS = ("numpy<2", "scikit-learn<1.5", "pandas<3", "h5py", "PyYAML", "tqdm")
@@ -66,6 +67,7 @@ MISSING_MODULE = MODEL_DIR / "src" / "TF4CTR_emb_grad.py"
 PATCH_OLD = "from .TF4CTR_emb_grad import *"
 PATCH_NEW = "# from .TF4CTR_emb_grad import *  # tf4ctr benchmark: module not in the repository"
 DEVELOPED_AT = "a52d10a5d5d7b1cef3eced04388f6dded2e62a67"
+VERSIONS = ["torch", "numpy", "pandas", "scikit-learn", "h5py", "PyYAML", "tqdm"]
 
 
 def default_checkout_dir(root: Path) -> Path:
@@ -76,17 +78,7 @@ def default_venv_dir(root: Path) -> Path:
     return Path(root) / ".bench-venv" / "official-tf4ctr-env"
 
 
-def _log(message: str) -> None:
-    print(f"[official-env] {message}", file=sys.stderr, flush=True)
-
-
-def _default_torch_version() -> str:
-    try:
-        import torch
-
-        return torch.__version__.split("+")[0]
-    except ImportError:
-        return "2.13.0"
+_log = make_log("official-env")
 
 
 def _git(git_dir: Path, *args: str) -> str:
@@ -214,36 +206,6 @@ def ensure_checkout(root: Path, src: str | os.PathLike | None = None) -> Path:
     return dest
 
 
-def _run(cmd: list[str], log_file: Path, what: str) -> None:
-    _log(f"{what}: {' '.join(cmd)}")
-    with open(log_file, "a", encoding="utf-8") as log:
-        log.write(f"\n$ {' '.join(cmd)}\n")
-        log.flush()
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"official env: {what} failed (exit {proc.returncode}); pip's output is in {log_file}"
-        )
-
-
-def _installed_versions(python: Path) -> dict:
-    code = (
-        "import json, importlib.metadata as m\n"
-        "names = ['torch', 'numpy', 'pandas', 'scikit-learn', 'h5py', 'PyYAML', 'tqdm']\n"
-        "out = {}\n"
-        "for n in names:\n"
-        "    try: out[n] = m.version(n)\n"
-        "    except m.PackageNotFoundError: out[n] = None\n"
-        "print(json.dumps(out))\n"
-    )
-    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"official env: cannot read versions with {python}: {proc.stderr[-300:]}"
-        )
-    return json.loads(proc.stdout)
-
-
 def check_import(python: Path, checkout: Path) -> None:
     """Import the bundled fuxictr and the model package as run_expid.py does."""
     code = (
@@ -276,49 +238,23 @@ def ensure_official_env(
     """
     root = Path(root).resolve()
     checkout = ensure_checkout(root, src)
-    venv_dir = Path(venv_dir).resolve() if venv_dir else default_venv_dir(root)
-    torch_version = torch_version or _default_torch_version()
-    python = venv_dir / "bin" / "python"
-    marker = venv_dir / VENV_MARKER
-    if python.exists() and marker.exists():
-        try:
-            info = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            info = {}
-        installed = str(info.get("versions", {}).get("torch") or "").split("+")[0]
-        if installed == torch_version and info.get("requirements") == list(REQUIREMENTS):
-            check_import(python, checkout)
-            _log(f"reusing {venv_dir} (torch {info['versions']['torch']})")
-            return python, checkout
-        _log(f"{venv_dir} was made for other versions; reinstalling")
-        marker.unlink()
-
-    venv_dir.parent.mkdir(parents=True, exist_ok=True)
-    log_file = venv_dir.parent / f"{venv_dir.name}-install.log"
-    if not python.exists():
-        _run([sys.executable, "-m", "venv", str(venv_dir)], log_file, "create venv")
-    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
-    _run([*pip, f"torch=={torch_version}"], log_file, f"install torch {torch_version} first")
-    constraints = venv_dir / "constraints.txt"
-    constraints.write_text(f"torch=={torch_version}\n")
-    _run([*pip, "-c", str(constraints), *REQUIREMENTS], log_file, "install the requirements")
-    versions = _installed_versions(python)
-    if (versions.get("torch") or "").split("+")[0] != torch_version:
-        raise RuntimeError(
-            f"official env: torch is {versions.get('torch')}, wanted {torch_version}"
-        )
-    check_import(python, checkout)
-    marker.write_text(
-        json.dumps({"requirements": list(REQUIREMENTS), "versions": versions}, indent=2) + "\n"
+    python = ensure_venv(
+        Path(venv_dir).resolve() if venv_dir else default_venv_dir(root),
+        torch_version or default_torch_version(),
+        label="official-env",
+        marker=VENV_MARKER,
+        want={"requirements": list(REQUIREMENTS)},
+        install=list(REQUIREMENTS),
+        install_what="install the requirements",
+        version_names=VERSIONS,
+        check=lambda python: check_import(python, checkout),
     )
-    _log(f"ready: {python} ({', '.join(f'{k} {v}' for k, v in versions.items())})")
     return python, checkout
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--root", default=str(Path(__file__).resolve().parents[1]), help="repository root"
+    parser, finish = env_parser(
+        __doc__, venv_help="venv folder", torch_help="torch version (default: this python's)"
     )
     parser.add_argument(
         "--src",
@@ -326,19 +262,12 @@ def main() -> int:
         help=f"the official repository: a work tree or a bare git dir (default ${ENV_VAR}, "
         "else the copy made before)",
     )
-    parser.add_argument("--venv", default=None, help="venv folder")
-    parser.add_argument("--torch", default=None, help="torch version (default: this python's)")
-    args = parser.parse_args()
-    try:
-        python, checkout = ensure_official_env(
+    args = finish()
+    return env_main(
+        lambda: ensure_official_env(
             Path(args.root), args.src, Path(args.venv) if args.venv else None, args.torch
         )
-    except RuntimeError as err:
-        print(err, file=sys.stderr)
-        return 1
-    print(python)
-    print(checkout)
-    return 0
+    )
 
 
 if __name__ == "__main__":

@@ -68,52 +68,33 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "Frappe_x1_rebuilt"
-DEFAULT_WORK = REPO_ROOT / ".bench-venv" / "official-work"
-DEFAULT_CHECKOUT = REPO_ROOT / ".bench-venv" / "official-tf4ctr"
+# benchmarks/ is this script's folder, so first on sys.path; peer_harness is stdlib only
+import peer_harness as ph
+
+DEFAULT_WORK = ph.REPO_ROOT / ".bench-venv" / "official-work"
+DEFAULT_CHECKOUT = ph.REPO_ROOT / ".bench-venv" / "official-tf4ctr"
 MODEL_DIR = Path("TF4CTR") / "TF4CTR_torch"
 DATASET_ID = "Frappe_x1_rebuilt_csv"
-FEATURES = [
-    "user",
-    "item",
-    "daytime",
-    "weekday",
-    "isweekend",
-    "homework",
-    "cost",
-    "weather",
-    "country",
-    "city",
-]
 PAPER_PARAMETERS = 711_996  # "Total number of parameters" in the best Frappe log
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fuxictr_worker import TreeMemorySampler  # noqa: E402  (stdlib only)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--max-batches", type=int, default=None, help="stop each epoch after N batches")
-    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (and OMP/MKL)")
-    p.add_argument("--batch-size", type=int, default=10_000)
-    p.add_argument("--seed", type=int, default=2023)
-    p.add_argument(
-        "--num-workers",
-        type=int,
-        default=4,
-        help="the torch DataLoader's worker processes (4 in the best logged Frappe run)",
+    ph.add_common_args(
+        p,
+        threads=2,
+        threads_help="torch.set_num_threads (and OMP/MKL)",
+        num_workers=4,
+        num_workers_help="the torch DataLoader's worker processes (4 in the best logged Frappe run)",
+        work=DEFAULT_WORK,
+        work_help="h5 data, checkpoints, logs",
+        prepare_help="only build the h5 data, then exit",
     )
     p.add_argument(
         "--checkout",
         default=str(DEFAULT_CHECKOUT),
         help="the patched copy of the official repository (made by official_env.py)",
     )
-    p.add_argument("--data-dir", default=str(DEFAULT_DATA), help="train.csv, valid.csv, test.csv")
-    p.add_argument("--work-dir", default=str(DEFAULT_WORK), help="h5 data, checkpoints, logs")
-    p.add_argument("--no-eval", action="store_true", help="skip the timed evaluation")
-    p.add_argument("--prepare-only", action="store_true", help="only build the h5 data, then exit")
     return p.parse_args(argv)
 
 
@@ -141,7 +122,7 @@ def dataset_params(data_dir: Path, work_dir: Path) -> dict:
                 "preprocess": "copy_from(user)",
                 "remap": False,
             },
-            {"name": list(FEATURES), "active": True, "dtype": "float", "type": "categorical"},
+            {"name": list(ph.FEATURES), "active": True, "dtype": "float", "type": "categorical"},
         ],
         "label_col": {"name": "label", "dtype": "float"},
         "min_categr_count": 2,
@@ -198,100 +179,19 @@ def run_params(work_dir: Path, batch_size: int, seed: int, num_workers: int) -> 
     }
 
 
-def _source_stamp(data_dir: Path, checkout: Path) -> dict:
-    files = {}
-    for split in ("train", "valid", "test"):
-        st = (data_dir / f"{split}.csv").stat()
-        files[split] = [st.st_size, st.st_mtime_ns]
-    marker = checkout / ".official-checkout.json"
-    source = json.loads(marker.read_text()).get("source") if marker.is_file() else None
-    return {"files": files, "data_dir": str(data_dir.resolve()), "official_source": source}
-
-
 def prepare_data(data_dir: Path, work_dir: Path, checkout: Path) -> dict:
     """run_expid.py's csv branch: FeatureProcessor + build_dataset (skips a finished build)."""
-    import fcntl
-    import shutil
-
     from fuxictr.preprocess import FeatureProcessor, build_dataset
 
     params = dataset_params(data_dir, work_dir)
-    data_root = Path(params["data_root"])
-    ds_dir = data_root / DATASET_ID
-    data_root.mkdir(parents=True, exist_ok=True)
-    stamp = _source_stamp(data_dir, checkout)
-    stamp_file = ds_dir / "source_stamp.json"
-    with open(data_root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        cached = stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp
-        if not cached and ds_dir.exists():
-            shutil.rmtree(ds_dir)  # stale or half-built
-        start = time.perf_counter()
-        feature_encoder = FeatureProcessor(**params)
-        train, valid, test = build_dataset(feature_encoder, **params)
-        seconds = time.perf_counter() - start
-        if not cached:
-            stamp_file.write_text(json.dumps(stamp, indent=1) + "\n")
-    return {
-        "train_data": train,
-        "valid_data": valid,
-        "test_data": test,
-        "preprocess_s": None if cached else seconds,
-        "cached": cached,
-    }
+    marker = checkout / ".official-checkout.json"
+    source = json.loads(marker.read_text()).get("source") if marker.is_file() else None
+    stamp = {**ph.csv_stamp(data_dir), "official_source": source}
 
+    def build(_):  # timed: the encoder's constructor and build_dataset
+        return build_dataset(FeatureProcessor(**params), **params)
 
-def prepare_in_child(args) -> float | None:
-    import subprocess
-
-    cmd = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--prepare-only",
-        "--data-dir",
-        args.data_dir,
-        "--work-dir",
-        args.work_dir,
-        "--checkout",
-        args.checkout,
-        "--threads",
-        str(args.threads),
-    ]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    info = json.loads(lines[-1]) if lines else {}
-    if proc.returncode != 0 or "error" in info:
-        raise RuntimeError(f"preprocessing failed: {info.get('error', f'exit {proc.returncode}')}")
-    return info.get("preprocess_s")
-
-
-class LimitedLoader:
-    """Wraps the training DataLoader: stops after max_batches, notes when each batch arrives."""
-
-    def __init__(self, loader, max_batches: int | None):
-        self.loader = loader
-        self.max_batches = max_batches
-        self.samples = 0
-        self.arrivals: list[tuple[float, int]] = []  # (perf_counter at the loop, rows)
-
-    def __len__(self):
-        n = len(self.loader)
-        return n if self.max_batches is None else min(n, self.max_batches)
-
-    def steady(self) -> tuple[int, float]:
-        """Rows of batches 1..n-1 over the time from batch 1 to batch n reaching the loop."""
-        if len(self.arrivals) < 2:
-            return 0, 0.0
-        return sum(n for _, n in self.arrivals[:-1]), self.arrivals[-1][0] - self.arrivals[0][0]
-
-    def __iter__(self):
-        for batch in self.loader:
-            rows = int(batch.shape[0])
-            self.arrivals.append((time.perf_counter(), rows))
-            self.samples += rows
-            yield batch
-            if self.max_batches is not None and len(self.arrivals) >= self.max_batches:
-                break
+    return ph.cached_build(Path(params["data_root"]), DATASET_ID, stamp, build)
 
 
 def run_benchmark(args, result: dict, sampler) -> None:
@@ -313,13 +213,14 @@ def run_benchmark(args, result: dict, sampler) -> None:
     result["import_s"] = time.perf_counter() - start
     torch.set_num_threads(args.threads)
     result["threads"] = torch.get_num_threads()
-    result["versions"] = {
-        "bundled_fuxictr": fuxictr.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        **{name: _version(name) for name in ("pandas", "scikit-learn", "h5py")},
-        "python": sys.version.split()[0],
-    }
+    result["versions"] = ph.versions(
+        {
+            "bundled_fuxictr": fuxictr.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+        *("pandas", "scikit-learn", "h5py"),
+    )
     marker = checkout / ".official-checkout.json"
     if marker.is_file():
         info = json.loads(marker.read_text())
@@ -327,7 +228,7 @@ def run_benchmark(args, result: dict, sampler) -> None:
         result["official_patch"] = info.get("patch")
 
     sampler.phase = "preprocess"  # a child process; not in peak_tree_pss_mb
-    result["preprocess_s"] = prepare_in_child(args)
+    result["preprocess_s"] = ph.prepare_in_child(__file__, args, "--checkout", args.checkout)
 
     sampler.phase = "model_build"
     params = run_params(work_dir, args.batch_size, args.seed, args.num_workers)
@@ -357,107 +258,41 @@ def run_benchmark(args, result: dict, sampler) -> None:
     start = time.perf_counter()
     train_gen, valid_gen = H5DataLoader(feature_map, stage="train", **params).make_iterator()
     result["loader_build_s"] = time.perf_counter() - start
-
-    # what BaseModel.fit sets up before its epochs, minus the in-epoch evaluation
-    model.valid_gen = valid_gen
-    model._max_gradient_norm = 10.0
-    model._best_metric = -np.inf
-    model._stopping_steps = 0
-    model._steps_per_epoch = len(train_gen)
-    model._stop_training = False
-    model._total_steps = 0
-    model._batch_index = 0
-    model._eval_steps = sys.maxsize  # never reached: no evaluation inside the timed loop
+    ph.prepare_fit(model, train_gen, valid_gen=valid_gen, _batch_index=0)
 
     sampler.phase = "train"
-    epoch_seconds, epoch_samples, steady_rows, steady_s = [], [], 0, 0.0
-    cpu0, children0 = time.process_time(), _children_cpu_s()
-    for epoch in range(args.epochs):
-        model._epoch_index = epoch
-        loader = LimitedLoader(train_gen, args.max_batches)
-        start = time.perf_counter()
-        model.train_epoch(loader)
-        epoch_seconds.append(time.perf_counter() - start)
-        epoch_samples.append(loader.samples)
-        rows, seconds = loader.steady()
-        steady_rows += rows
-        steady_s += seconds
+    cpu0, children0 = time.process_time(), ph.children_cpu_s()
+    epoch_seconds, loaders = ph.train_epochs(model, train_gen, args, lambda b: b.shape[0])
     result["train_cpu_s_self"] = time.process_time() - cpu0
     # the loader's workers are reaped when each epoch's iterator ends
-    result["train_cpu_s_loader_workers"] = _children_cpu_s() - children0
+    result["train_cpu_s_loader_workers"] = ph.children_cpu_s() - children0
+    epoch_samples = [loader.samples for loader in loaders]
     full_epochs = args.max_batches is None or args.max_batches >= len(train_gen)
     per_epoch = sorted(epoch_seconds)[len(epoch_seconds) // 2]
     samples_per_epoch = epoch_samples[0]
     result["epoch_seconds"] = epoch_seconds
-    result["train_batches_per_epoch"] = len(LimitedLoader(train_gen, args.max_batches))
+    result["train_batches_per_epoch"] = len(loaders[0])
     result["train_samples_per_epoch"] = samples_per_epoch
     result["train_set_size"] = train_gen.num_samples
     result["full_epochs"] = full_epochs
     result["seconds_per_epoch"] = per_epoch
     result["train_samples_per_s"] = samples_per_epoch / per_epoch
     result["train_samples_per_s_mean"] = sum(epoch_samples) / sum(epoch_seconds)
-    result["train_samples_per_s_steady"] = steady_rows / steady_s if steady_s > 0 else None
+    result["train_samples_per_s_steady"] = ph.steady_rate(loaders)
 
     if not args.no_eval:
         sampler.phase = "eval"
-        start = time.perf_counter()
-        logs = model.evaluate(valid_gen)  # validation_metrics = ['logloss', 'AUC', 'gAUC']
-        eval_seconds = time.perf_counter() - start
-        result["eval_samples"] = valid_gen.num_samples
-        result["eval_seconds"] = eval_seconds
-        result["eval_samples_per_s"] = valid_gen.num_samples / eval_seconds
+        logs = ph.timed_eval(model, valid_gen, result)  # validation_metrics = logloss, AUC, gAUC
         result["valid_auc"] = float(logs["AUC"])
         result["valid_gauc"] = float(logs["gAUC"])
         result["valid_logloss"] = float(logs["logloss"])
 
 
-def _children_cpu_s() -> float:
-    """User + system CPU seconds of this process's reaped children (the loader's workers)."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _version(dist: str):
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def setup_logging(work_dir: Path, name: str) -> Path:
-    import logging
-
-    log_dir = work_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"{name}.log"
-    for handler in logging.root.handlers[:]:
-        logging.root.removeHandler(handler)
-    to_file = logging.FileHandler(log_file, mode="w")
-    to_file.setLevel(logging.INFO)
-    to_err = logging.StreamHandler(sys.stderr)
-    to_err.setLevel(logging.WARNING)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s P%(process)d %(levelname)s %(message)s",
-        handlers=[to_file, to_err],
-    )
-    return log_file
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, str(args.threads))
-    # stdout is kept for the one JSON line; the code's tqdm bars (verbose: 1) go to stderr
-    json_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
+    json_out = ph.cap_threads(args.threads)  # the code's tqdm bars (verbose: 1) go to stderr
     work_dir = Path(args.work_dir).resolve()
+    checkout = Path(args.checkout).resolve()
     result: dict = {
         "library": "official-tf4ctr",
         "model": "prepare" if args.prepare_only else "TF4CTRv2",
@@ -467,36 +302,16 @@ def main(argv=None) -> int:
         "epochs": args.epochs,
         "max_batches": args.max_batches,
     }
-    status = 0
-    sampler = TreeMemorySampler().start()
-    try:
-        use_official_code(Path(args.checkout).resolve())
-        result["log_file"] = str(
-            setup_logging(work_dir, "prepare" if args.prepare_only else "TF4CTRv2")
-        )
+
+    def body(sampler):
+        use_official_code(checkout)
+        result["log_file"] = str(ph.setup_logging(work_dir, result["model"]))
         if args.prepare_only:
-            result.update(
-                prepare_data(Path(args.data_dir).resolve(), work_dir, Path(args.checkout).resolve())
-            )
+            result.update(prepare_data(Path(args.data_dir).resolve(), work_dir, checkout))
         else:
             run_benchmark(args, result, sampler)
-    except Exception as err:  # the harness gets a JSON line whatever happens
-        import traceback
 
-        traceback.print_exc()
-        result["error"] = f"{type(err).__name__}: {err}"
-        status = 1
-    finally:
-        sampler.stop()
-    import resource
-
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    run_peaks = [v for k, v in sampler.peaks.items() if k != "preprocess"]
-    result["peak_tree_pss_mb"] = round(max(run_peaks), 1) if run_peaks else None
-    result["max_tree_processes"] = sampler.max_procs
-    json_out.write(json.dumps(result) + "\n")
-    json_out.flush()
-    return status
+    return ph.worker_main(json_out, result, body, by_phase=False)
 
 
 if __name__ == "__main__":

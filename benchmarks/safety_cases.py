@@ -155,6 +155,13 @@ def put_in_column(value: str, *, split: str = "train", column: str = "price"):
     return prep
 
 
+def bad_value(value: str, label: str, *, split: str = "train"):
+    """A case: ``tf4ctr train`` with ``value`` put in the split's numeric column ``price``."""
+    return lambda r: simple(
+        r, ["train", "--config", "run.yaml"], prep=put_in_column(value, split=split), label=label
+    )
+
+
 def two_writers(root: Path):
     d = project(root, rows=100000, epochs=8)
     before = listing(root)
@@ -301,36 +308,11 @@ CASES = {
     "sigint": lambda r: signal_case(r, signal.SIGINT),
     "sigterm": lambda r: signal_case(r, signal.SIGTERM),
     "sigkill": lambda r: signal_case(r, signal.SIGKILL),
-    "inf_train": lambda r: simple(
-        r,
-        ["train", "--config", "run.yaml"],
-        prep=put_in_column("inf"),
-        label="`inf` in train's numeric column `price`",
-    ),
-    "minus_inf_train": lambda r: simple(
-        r,
-        ["train", "--config", "run.yaml"],
-        prep=put_in_column("-inf"),
-        label="`-inf` in train's `price`",
-    ),
-    "1e308_train": lambda r: simple(
-        r,
-        ["train", "--config", "run.yaml"],
-        prep=put_in_column("1e308"),
-        label="`1e308` in train's `price`",
-    ),
-    "1e38_train": lambda r: simple(
-        r,
-        ["train", "--config", "run.yaml"],
-        prep=put_in_column("1e38"),
-        label="`1e38` in train's `price`",
-    ),
-    "inf_valid": lambda r: simple(
-        r,
-        ["train", "--config", "run.yaml"],
-        prep=put_in_column("inf", split="valid"),
-        label="`inf` in valid's `price`",
-    ),
+    "inf_train": bad_value("inf", "`inf` in train's numeric column `price`"),
+    "minus_inf_train": bad_value("-inf", "`-inf` in train's `price`"),
+    "1e308_train": bad_value("1e308", "`1e308` in train's `price`"),
+    "1e38_train": bad_value("1e38", "`1e38` in train's `price`"),
+    "inf_valid": bad_value("inf", "`inf` in valid's `price`", split="valid"),
     "lr_100": lambda r: simple(r, ["train", "--config", "run.yaml", "train.lr=100"]),
     "hidden_0": lambda r: simple(
         r, ["train", "--config", "run.yaml", "model.simple_hidden_units=[0]"]
