@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(the config must be the same)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, trains=True)
 
     p = sub.add_parser(
         "evaluate",
@@ -381,8 +381,16 @@ def main(argv: list[str] | None = None) -> int:
         log.setLevel(logging.WARNING)  # under torchrun the other ranks keep quiet
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        # A command that trains says what SIGINT means, as Ctrl-C always does: stop, keep the
+        # complete epochs, exit 130. A job started with `&` or nohup from a non-interactive
+        # shell inherits SIGINT ignored, and would otherwise train on through it.
+        previous_int = (
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if getattr(args, "trains", False)
+            else None
+        )
     except ValueError:  # not the main thread: leave signals alone
-        previous = None
+        previous = previous_int = None
     try:
         return args.func(args)
     except UserError as exc:
@@ -405,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         _end_process_group()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
         log.removeHandler(handler)
 
 
