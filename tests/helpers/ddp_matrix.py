@@ -85,6 +85,8 @@ def main() -> int:
             print(f"ok {case}", flush=True)
     if w.is_writer:
         print(f"{len(CASES)} cases trained")
+    w.barrier()
+    torch.distributed.destroy_process_group()  # an undestroyed gloo group can abort at exit
     return 0
 
 
