@@ -309,3 +309,38 @@ def test_every_command_has_help_text_and_the_main_ones_examples():
     assert not missing, missing
     wanted = {"train", "evaluate", "predict", "grid", "reproduce", "report", "runs list"}
     assert {f"tf4ctr {c}" for c in wanted} <= with_examples
+
+
+def test_a_duplicate_key_is_refused_with_its_file_and_line(tiny_project, capsys):
+    """Last-wins would train with one of two values silently: run, dataset and experiment
+    files all refuse it, naming the second occurrence."""
+    run = tiny_project / "run.yaml"
+    good = run.read_text()
+    run.write_text(good.replace("output_dir: runs", "output_dir: runs\nname: again"))
+    line = run.read_text().splitlines().index("name: again") + 1
+    code, err = _error(capsys, "train", "--config", str(run))
+    assert code == 2 and "Traceback" not in err
+    assert f"run.yaml: line {line}: duplicate key 'name'" in err and len(err.splitlines()) == 1
+
+    nested = tiny_project / "nested.yaml"
+    nested.write_text("dataset: dataset.yaml\nmodel: dnn\ntrain:\n  lr: 0.01\n  lr: 0.1\n")
+    code, err = _error(capsys, "train", "--config", str(nested))
+    assert code == 2 and "nested.yaml: line 5: duplicate key 'lr'" in err
+
+    run.write_text(good)
+    dataset = tiny_project / "dataset.yaml"
+    text = dataset.read_text().replace("  group_col: user", "  group_col: user\n  min_categr_count: 2")
+    dataset.write_text(text)
+    line = dataset.read_text().splitlines().index("  min_categr_count: 2") + 1
+    code, err = _error(capsys, "train", "--config", str(tiny_project / "run.yaml"), "name=ok")
+    assert code == 2 and f"dataset.yaml: line {line}: duplicate key 'min_categr_count'" in err
+
+
+def test_a_duplicate_key_in_an_experiment_file_is_refused(tiny_project):
+    from tf4ctr.errors import ConfigError
+    from tf4ctr.experiments import load_experiment
+
+    exp = tiny_project / "exp.yaml"
+    exp.write_text("name: x\nbase: run.yaml\ncells:\n  - {label: A, label: B}\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml: line 4: duplicate key 'label'"):
+        load_experiment(exp)

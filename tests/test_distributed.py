@@ -88,3 +88,16 @@ def test_two_ranks_train_resume_and_evaluate_exactly(tiny_project):
     for split in ("valid", "test"):
         for k in ("auc", "gauc", "logloss"):
             assert again[split][k] == metrics[split][k]
+
+
+def test_ddp_trains_every_kind_of_model_and_loss(tmp_path):
+    """Models whose parameters once got no gradient under some loss (the default TF4CTR
+    config without numeric fields: the empty numeric tables; a cf-fused twin model under
+    log loss: the encoders' heads), and the others, for a few DDP steps each
+    (tests/helpers/ddp_matrix.py, one torchrun for all; test_ddp_parameters.py checks every
+    registered model in-process)."""
+    matrix = REPO / "tests" / "helpers" / "ddp_matrix.py"
+    proc = _torchrun(tmp_path, str(matrix))
+    assert proc.returncode == 0, _why(proc)
+    cases = int(proc.stdout.split(" cases trained")[0].split()[-1])
+    assert cases >= 10 and proc.stdout.count("ok ") == cases, proc.stdout

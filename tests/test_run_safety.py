@@ -31,14 +31,35 @@ def _tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-def _subprocess(cwd: Path, *args: str, stop_after: int | None = None, sig: str = "KILL"):
+def _sigint(disposition):
+    """For the child before exec: SIGINT at ``disposition``, whatever this process inherited.
+    A suite started with `&` or nohup from a non-interactive shell inherits SIGINT ignored,
+    and exec keeps an ignored signal ignored."""
+    return lambda: signal.signal(signal.SIGINT, disposition)
+
+
+def _subprocess(
+    cwd: Path,
+    *args: str,
+    stop_after: int | None = None,
+    sig: str = "KILL",
+    sigint=signal.SIG_DFL,
+):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if stop_after is None:
         cmd = [sys.executable, "-m", "tf4ctr", *args]
     else:
         cmd = [sys.executable, str(STOPPER), *args]
         env.update(STOP_AFTER_EPOCH=str(stop_after), STOP_SIGNAL=sig)
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_sigint(sigint),
+    )
 
 
 def _test_metrics(run_dir: Path) -> dict:
@@ -156,6 +177,20 @@ def uninterrupted(tiny_project) -> dict:
     proc = _subprocess(tiny_project, "train", "--config", "run.yaml", "name=whole", *LONGER)
     assert proc.returncode == 0, proc.stderr
     return _test_metrics(tiny_project / "runs" / "whole")
+
+
+def test_train_stops_on_sigint_even_when_it_inherits_sigint_ignored(tiny_project):
+    """`tf4ctr train` says what SIGINT means (stop, keep the checkpoints, exit 130) instead of
+    inheriting "ignored" from a background job's shell."""
+    proc = _subprocess(
+        tiny_project,
+        *("train", "--config", "run.yaml", *LONGER),
+        stop_after=1,
+        sig="INT",
+        sigint=signal.SIG_IGN,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert "stopped during epoch 2" in proc.stderr and "--resume" in proc.stderr
 
 
 @pytest.mark.parametrize(("sig", "code"), [("KILL", -signal.SIGKILL), ("INT", 130), ("TERM", 143)])

@@ -206,7 +206,7 @@ def _add_train_command(sub: Any) -> None:
         "(the config must be the same)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, trains=True)
 
 
 def _add_scoring_commands(sub: Any) -> None:
@@ -391,8 +391,16 @@ def main(argv: list[str] | None = None) -> int:
         log.setLevel(logging.WARNING)  # under torchrun the other ranks keep quiet
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        # A command that trains says what SIGINT means, as Ctrl-C always does: stop, keep the
+        # complete epochs, exit 130. A job started with `&` or nohup from a non-interactive
+        # shell inherits SIGINT ignored, and would otherwise train on through it.
+        previous_int = (
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if getattr(args, "trains", False)
+            else None
+        )
     except ValueError:  # not the main thread: leave signals alone
-        previous = None
+        previous = previous_int = None
     try:
         return args.func(args)
     except UserError as exc:
@@ -415,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
         _end_process_group()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
         log.removeHandler(handler)
 
 

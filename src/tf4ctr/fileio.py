@@ -80,6 +80,33 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with the same key twice (YAML itself leaves
+    it to the loader, and PyYAML keeps the last: a config saying ``lr`` twice would train
+    with one of them, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)  # merge keys (<<) may be overridden, as YAML says
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: construct_mapping below refuses it
+                    continue
+                if duplicate and key_node.tag != "tag:yaml.org,2002:merge":
+                    raise _DuplicateKey(
+                        problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path, *, expected: str | None = None) -> Any:
     """Load a YAML file; I/O, encoding and syntax problems are one-line ConfigErrors.
 
@@ -95,7 +122,11 @@ def read_yaml(path: str | Path, *, expected: str | None = None) -> Any:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{path}: line {exc.problem_mark.line + 1}: {exc.problem} (each key once per mapping)"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""

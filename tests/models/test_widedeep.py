@@ -26,7 +26,7 @@ def test_first_order_matches_a_hand_sum():
 
 def test_first_order_without_bias_has_no_bias_parameter():
     layer = FirstOrder([3, 4], 0, bias=False)
-    assert [n for n, _ in layer.named_parameters()] == ["weights.weight", "weights.numeric_weight"]
+    assert [n for n, _ in layer.named_parameters()] == ["weights.weight"]  # no numeric table
 
 
 def test_lr_encoder_reads_raw_ids_and_returns_its_logit_as_hidden(tiny_schema, tiny_batch):

@@ -251,7 +251,7 @@ def add_experiment_commands(sub: Any) -> None:
     p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these cell labels")
     p.add_argument("--dry-run", action="store_true", help="list cells as done/todo and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_grid)
+    p.set_defaults(func=cmd_grid, trains=True)
 
     listing = "; ".join(f"{k}: {v}" for k, v in PAPER_EXPERIMENTS.items())
     p = sub.add_parser(
@@ -276,7 +276,7 @@ def add_experiment_commands(sub: Any) -> None:
     p.add_argument("--output-dir", help="report and figure folder (default: reports/DATASET)")
     p.add_argument("--dry-run", action="store_true", help="list cells as done/todo and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_reproduce)
+    p.set_defaults(func=cmd_reproduce, trains=True)
 
     p = sub.add_parser(
         "report",

@@ -17,6 +17,9 @@ from tf4ctr.registry import Registry
 class Fusion(nn.Module):
     """Base class: ``forward(h_s, h_c, z_s, z_c) -> logit [B]``."""
 
+    #: whether the fused logit reads the encoders' logits z_s, z_c (False: only h_s, h_c)
+    reads_logits: bool = True
+
     def forward(
         self, h_s: torch.Tensor, h_c: torch.Tensor, z_s: torch.Tensor, z_c: torch.Tensor
     ) -> torch.Tensor:  # pragma: no cover
@@ -77,6 +80,8 @@ class VotingFusion(Fusion):
 class ConcatFusion(Fusion):
     """``cf``: one linear layer over [h_s ‖ h_c], Eq. 10."""
 
+    reads_logits = False
+
     def __init__(self, simple_dim: int, complex_dim: int) -> None:
         super().__init__()
         self.linear = nn.Linear(simple_dim + complex_dim, 1)
@@ -87,6 +92,8 @@ class ConcatFusion(Fusion):
 
 class MoEFusion(Fusion):
     """``moef``: softmax gate over two linear experts of [h_s ‖ h_c], Eq. 11."""
+
+    reads_logits = False
 
     def __init__(self, simple_dim: int, complex_dim: int, *, num_experts: int = 2) -> None:
         super().__init__()

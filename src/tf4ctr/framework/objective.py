@@ -46,6 +46,25 @@ class Objective(nn.Module):
         self.twin_focus = twin_focus
         self.embedding_l2 = float(embedding_l2)
 
+    def freeze_unreached(self, model: nn.Module) -> None:
+        """Make the parameters no term of this objective can reach not require a gradient.
+
+        They are those only z_s / z_c read (a model's ``logit_only_parameters``, e.g. the
+        encoders' heads under a ``cf`` fusion) when no Twin Focus term reads z_s / z_c, and
+        those only the embedding penalty reads (``penalty_only_parameters``, a table no
+        encoder looks up) when it is off. They got no gradient before either, so one
+        process trains as it did; DDP, which refuses a parameter that gets none, leaves one
+        that requires none alone. Under an objective that reads them they require
+        gradients again.
+        """
+        for method, reached in (
+            ("logit_only_parameters", self.twin_focus is not None),
+            ("penalty_only_parameters", self.embedding_l2 > 0),
+        ):
+            listed = getattr(model, method, None)
+            for p in listed() if callable(listed) else []:
+                p.requires_grad_(reached)
+
     def forward(self, model: nn.Module, out: ModelOutput, label: torch.Tensor) -> LossParts:
         ctr = self.ctr_loss(out.logit, label)
         total = ctr

@@ -27,6 +27,29 @@ class TwinModel(nn.Module):
         self.complex_encoder = complex_encoder
         self.fusion = fusion
 
+    def logit_only_parameters(self) -> list[nn.Parameter]:
+        """The parameters only z_s and z_c read (the TF loss, the analyses), not the fused
+        logit: the encoders' logit heads when the fusion reads h_s and h_c alone."""
+        if self.fusion.reads_logits:
+            return []
+        return self.simple_encoder.logit_only_parameters() + (
+            self.complex_encoder.logit_only_parameters()
+        )
+
+    def penalty_only_parameters(self) -> list[nn.Parameter]:
+        """The SSEM table of an encoder that does not read its lookup (``lr`` on raw ids
+        beside SER's separate tables): only the embedding L2 penalty reads it."""
+        tables = self.ssem.tables()
+        if tables is None or tables[0] is tables[1]:
+            return []
+        encoders = (self.simple_encoder, self.complex_encoder)
+        return [
+            p
+            for table, encoder in zip(tables, encoders, strict=True)
+            if not encoder.reads_embedding
+            for p in table.parameters()
+        ]
+
     def forward(self, x: FeatureInput) -> ModelOutput:
         tables = None if self.training else self.ssem.tables()
         if tables is not None:

@@ -82,6 +82,10 @@ class EDCN(nn.Module):
         self.simple_head = nn.Linear(width, 1)
         self.complex_head = nn.Linear(width, 1)
 
+    def logit_only_parameters(self) -> list[nn.Parameter]:
+        """The two heads that only z_s and z_c read (see the class docstring)."""
+        return [*self.simple_head.parameters(), *self.complex_head.parameters()]
+
     def forward(self, x: FeatureInput) -> ModelOutput:
         fused = self.embedding(x).flatten(1)
         x0: torch.Tensor | None = None

@@ -134,9 +134,15 @@ class FeatureEmbedding(nn.Module):
         self.register_buffer("mean_pooled", torch.tensor(means, dtype=torch.bool), persistent=False)
         self.has_mean_pooling = any(means)
         self.weight = nn.Parameter(torch.empty(int(sum(vocab_sizes)), dim))
-        self.numeric_weight = nn.Parameter(torch.empty(num_numeric, dim))
         nn.init.normal_(self.weight, std=init_std)
-        nn.init.normal_(self.numeric_weight, std=init_std)
+        if num_numeric:
+            self.numeric_weight = nn.Parameter(torch.empty(num_numeric, dim))
+            nn.init.normal_(self.numeric_weight, std=init_std)
+        else:
+            # No numeric field, so no numeric table to learn: an empty tensor, not a
+            # parameter. As a parameter it would be one no loss ever reaches (DDP refuses
+            # those); the readers of ``numeric_weight`` (fold, CL4CTR) still get [0, dim].
+            self.register_buffer("numeric_weight", torch.empty(0, dim), persistent=False)
         #: sparse gradients for ``weight`` (set by the trainer's sparse option)
         self.sparse = False
         self._touched: torch.Tensor | None = None
@@ -181,6 +187,14 @@ class FeatureEmbedding(nn.Module):
             scale = torch.where(self.mean_pooled, 1.0 / counts.clamp(min=1.0), 1.0)
             pooled = pooled * scale.unsqueeze(-1)
         return pooled
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # Runs written before the empty numeric table stopped being a parameter stored it
+        # ([0, dim]): there is nothing in it to load, so its key is dropped, not refused.
+        key = prefix + "numeric_weight"
+        if self.num_numeric == 0 and key in state_dict and state_dict[key].numel() == 0:
+            del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def squared_norm(self) -> torch.Tensor:
         """‖W‖² over the whole table: the paper's code penalises every row, every step.

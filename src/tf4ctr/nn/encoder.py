@@ -53,6 +53,20 @@ class Encoder(nn.Module):
 
     output_dim: int
 
+    #: whether ``forward`` reads ``emb`` (the lookup of the table the model gives it)
+    reads_embedding: bool = True
+
+    def logit_only_parameters(self) -> list[nn.Parameter]:
+        """The parameters that only the logit ``z`` reads, not the hidden output ``h``.
+
+        A fusion of ``h_s`` and ``h_c`` (``cf``, ``moef``) never reaches them, so under a loss
+        that does not read ``z_s`` / ``z_c`` they get no gradient. By default those of the
+        ``head`` layer that turns ``h`` into ``z`` and of a ``first_order`` (LR) term added to
+        ``z`` alone (FM, CIN), where the encoder has them.
+        """
+        parts = (getattr(self, "head", None), getattr(self, "first_order", None))
+        return [p for part in parts if isinstance(part, nn.Module) for p in part.parameters()]
+
     def folds(self, table: FeatureEmbedding) -> bool:
         """Whether :meth:`forward_folded` should serve this forward, given the embedding
         ``table`` whose plain lookup is this encoder's input."""

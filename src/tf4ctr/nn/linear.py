@@ -84,6 +84,13 @@ class LREncoder(Encoder):
         else:
             self.first_order = FirstOrder(ctx.vocab_sizes, ctx.num_numeric, **ctx.table_layout)
 
+    def logit_only_parameters(self) -> list[nn.Parameter]:
+        return []  # the hidden output is the logit itself
+
+    @property
+    def reads_embedding(self) -> bool:  # type: ignore[override]
+        return self.from_embedding
+
     def forward(self, emb: torch.Tensor, x: FeatureInput) -> tuple[torch.Tensor, torch.Tensor]:
         if self.from_embedding:
             logit = self.proj(emb.flatten(1)).squeeze(-1)

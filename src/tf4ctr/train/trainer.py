@@ -216,6 +216,7 @@ class Trainer:
     ) -> None:
         keep_freed_memory()  # each step's activations reuse the last step's memory
         self.model = model.to(device)
+        objective.freeze_unreached(self.model)  # before DDP lists what it reduces
         self.world = world or World()
         # the module the training step runs: DDP's wrapper averages gradients across ranks
         self.train_model: nn.Module = self.model
