@@ -20,7 +20,7 @@ PAPER = {"frappe_x1", "movielenslatest_x1", "ml_1m", "kkbox_x1", "criteo_x4"}
 
 
 def test_registry_facts_are_consistent() -> None:
-    assert set(DATASETS) == PAPER | {"avazu_x1", "criteo_x1"}
+    assert set(DATASETS) == PAPER | {"avazu_x1", "criteo_x1", "ml_100k"}
     for name, info in DATASETS.items():
         assert info.name == name
         assert set(info.splits) == {"train", "valid", "test"}
@@ -45,6 +45,7 @@ def test_registry_matches_paper_table() -> None:
         "frappe_x1": "user",
         "movielenslatest_x1": "user_id",
         "ml_1m": "UserID",
+        "ml_100k": "user_id",
         "kkbox_x1": "msno",
         "criteo_x4": None,
         "avazu_x1": None,

@@ -82,6 +82,8 @@ def cmd_data_download(args: argparse.Namespace) -> int:
     from tf4ctr.data.download import fetch_dataset
 
     info = get_dataset(args.name)
+    if info.name == "ml_100k":
+        return _download_ml100k(args)
     url = args.url or info.sources["download"]
     target = Path(args.dir) / download_folder_name(info)
     result = fetch_dataset(
@@ -98,6 +100,31 @@ def cmd_data_download(args: argparse.Namespace) -> int:
         print(f"  {name:<12}md5 {digest}  matches the published sum")
     for name in result.unverified:
         print(f"  {name:<12}no published md5: not verified")
+    return 0
+
+
+def _download_ml100k(args: argparse.Namespace) -> int:
+    """MovieLens-100K is built, not just unpacked: fetch, check, write the table and splits."""
+    import sys
+
+    from tf4ctr.data.ml100k import FOLDER, fetch_ml100k
+
+    result = fetch_ml100k(Path(args.dir) / FOLDER, url=args.url, progress=not args.no_progress)
+    for note in result.notes:
+        print(f"tf4ctr: note: {note}", file=sys.stderr)
+    if result.already_present:
+        print(
+            f"MovieLens-100K: already present in {result.directory} (every file matches its sha256)"
+        )
+    else:
+        print(f"MovieLens-100K: built in {result.directory} from {result.source}")
+    for split, parts in result.rows.items():
+        cells = ", ".join(
+            f"{part} {n:,} (click rate {result.clicks[split][part]:.4f})"
+            for part, n in parts.items()
+        )
+        print(f"  {split:<9}{cells}")
+    print(f"  licence: MovieLens may not be redistributed; see {result.directory}/PROVENANCE.md")
     return 0
 
 
