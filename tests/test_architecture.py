@@ -16,7 +16,7 @@ PACKAGE = SRC / "tf4ctr"
 #: Each top-level module or subpackage of tf4ctr, by layer from the ground up; a module may
 #: import from its own layer's other members only where listed in ALLOWED_SIDEWAYS.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_lazy", "registry"),
+    ("errors", "_lazy", "_env", "registry"),
     ("fileio", "progress"),
     ("rundir",),
     ("config",),
