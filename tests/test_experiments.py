@@ -207,7 +207,7 @@ def test_store_keeps_metrics_json_epoch_records(tiny_project, monkeypatch):
     exp = load_experiment(tiny_project / "exp.yaml")
     store = run_experiment(exp, progress=False, only=["DNN"])
     rec = next(iter(store.records.values()))
-    metrics = json.loads((tiny_project / rec["run_dir"] / "metrics.json").read_text())
+    metrics = json.loads((tiny_project / "runs" / rec["run_dir"] / "metrics.json").read_text())
     assert rec["history"] == metrics["epochs"]
     assert "train_total_loss" in rec["history"][0]
 
