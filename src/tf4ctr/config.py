@@ -389,7 +389,6 @@ KEYED_AGAINST: dict[str, dict[str, Any]] = {
 }
 
 
-
 def with_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """A copy of ``config`` and, by section name, its train and loss mappings within the copy
     (an absent or null one made empty; one that is not a mapping left out) to fill in."""

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from torch import nn
 
-from tf4ctr.fileio import atomic_torch_save, write_json_atomic
+from tf4ctr.fileio import atomic_torch_save, write_json_atomic, write_text_atomic
 from tf4ctr.rundir import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -46,9 +46,9 @@ def open_partial(paths: RunPaths, resolved: dict[str, Any], preprocessor_state: 
     partial = paths.partial
     partial.mkdir(parents=True)
     mark_run_dir(partial, paths.name)
-    (partial / CONFIG_FILE).write_text(
+    write_text_atomic(
+        partial / CONFIG_FILE,
         yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), sort_keys=False),
-        encoding="utf-8",
     )
     write_json_atomic(preprocessor_state, partial / PREPROCESSOR_FILE)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,8 +61,6 @@ def build_objective(loss: LossConfig) -> Objective:
 
 
 def resolve_dataset(config: RunConfig) -> DatasetConfig:
-    from pathlib import Path
-
     if isinstance(config.dataset, Path):
         return load_dataset_config(config.dataset)
     base = config.source.parent if config.source is not None else Path.cwd()

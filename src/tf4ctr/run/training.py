@@ -142,7 +142,7 @@ def _train_locked(
             on_checkpoint=record.save_checkpoint,
             state=state,
         )
-        _finish_metrics(config, dataset, data, trainer, metrics, fit, loaders, start)
+        _finish_metrics(dataset, data, trainer, metrics, fit, loaders, start)
         record.finish(parts.model)
     except BaseException:
         if not w.is_writer:
@@ -235,7 +235,6 @@ def _loaders(config: RunConfig, data: Any, w: World) -> dict[str, Any]:
 
 
 def _finish_metrics(
-    config: RunConfig,
     dataset: DatasetConfig,
     data: Any,
     trainer: Any,
