@@ -35,12 +35,11 @@ from pathlib import Path
 import torch
 
 from tf4ctr import run
-from tf4ctr.config import LossConfig, TrainConfig, load_run_config
+from tf4ctr.config import LossConfig, RunConfig, TrainConfig, load_run_config
 from tf4ctr.data import FeatureSchema, FieldInfo
 from tf4ctr.data.synth_criteo import CRITEO_CARDINALITIES
 from tf4ctr.fileio import write_text_atomic
-from tf4ctr.models import build_model
-from tf4ctr.train.trainer import FitState, Trainer, atomic_torch_save
+from tf4ctr.train.trainer import FitState, atomic_torch_save
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITEO_TRAIN_ROWS, CRITEO_VALID_ROWS = 36_672_493, 4_584_062
@@ -84,20 +83,24 @@ def criteo_schema() -> FeatureSchema:
 
 
 def criteo(steps: int, workdir: Path) -> dict:
-    torch.manual_seed(0)
     schema = criteo_schema()
-    model = build_model(
-        "tf4ctr",
-        schema,
-        embedding_dim=16,
-        ssem="ser",
-        fusion="wsf",
-        simple_hidden_units=[400, 400],
-        complex_hidden_units=[400, 400, 400],
-        dropout=0.2,
+    config = RunConfig(
+        name="checkpoint-cost",
+        dataset=None,  # batches are made up below: build_parts reads no data
+        model={
+            "name": "tf4ctr",
+            "embedding_dim": 16,
+            "ssem": "ser",
+            "fusion": "wsf",
+            "simple_hidden_units": [400, 400],
+            "complex_hidden_units": [400, 400, 400],
+            "dropout": 0.2,
+        },
+        loss=LossConfig(name="tf", embedding_l2=1e-5),
+        train=TrainConfig(batch_size=4096, progress=False, seed=0),
     )
-    cfg = TrainConfig(batch_size=4096, progress=False)
-    trainer = Trainer(model, run.build_objective(LossConfig(name="tf", embedding_l2=1e-5)), cfg)
+    parts = run.build_parts(config, schema)
+    model, trainer, cfg = parts.model, parts.trainer, config.train
     vocab = torch.tensor(schema.vocab_sizes)
 
     class Batch:

@@ -33,30 +33,46 @@ def frappe_data(cache: Path = ROOT / ".tf4ctr-cache") -> Any:
     return prepare_dataset(config, cache, progress=False)
 
 
-def speed_model(model_name: str, schema: Any) -> torch.nn.Module:
+def speed_config(model_name: str, **train: Any) -> Any:
+    """The run config of one of MODELS on Frappe_x1: TF loss (α 0.25, c 0.7, γ 1) for TF4CTR,
+    log loss for the others, embedding L2 0.1 for all; seed 2023; ``train`` overrides the
+    rest of the train section (the library's defaults otherwise)."""
+    from tf4ctr.config import LossConfig, RunConfig, TrainConfig
+
+    loss = "tf" if model_name == "tf4ctr" else "bce"
+    return RunConfig(
+        name=f"speed-{model_name}",
+        dataset=ROOT / "configs/datasets/frappe_x1.yaml",
+        model={"name": model_name, **MODELS[model_name]},
+        loss=LossConfig(name=loss, alpha=0.25, c=0.7, gamma=1.0, embedding_l2=0.1),
+        train=TrainConfig(**{"progress": False, **train}),
+    )
+
+
+def speed_model(model_name: str, schema: Any, train: Any = None) -> torch.nn.Module:
+    """One of MODELS, its layers built for ``train`` (a TrainConfig; the defaults if None)."""
+    from tf4ctr import run
+    from tf4ctr.config import TrainConfig
     from tf4ctr.models import build_model
 
-    return build_model(model_name, schema, **MODELS[model_name])
+    options = run.layer_options(train or TrainConfig())
+    return build_model(model_name, schema, layer_options=options, **MODELS[model_name])
 
 
 def speed_objective(model_name: str) -> Any:
-    """TF loss for TF4CTR, log loss for the others; embedding L2 0.1 for all."""
-    from tf4ctr.framework import Objective, TwinFocusLoss
+    """The objective of :func:`speed_config`."""
+    from tf4ctr import run
 
-    twin = model_name == "tf4ctr"
-    return Objective(TwinFocusLoss(0.25, 0.7, 1.0) if twin else None, embedding_l2=0.1)
+    return run.build_objective(speed_config(model_name).loss)
 
 
 def frappe_trainer(model_name: str, threads: int) -> tuple[Any, Any]:
-    """(Trainer, prepared Frappe_x1) for one of MODELS, seeded with 2023."""
-    from tf4ctr.config import TrainConfig
-    from tf4ctr.train import Trainer
+    """(Trainer, prepared Frappe_x1) for one of MODELS, built as ``tf4ctr train`` builds it."""
+    from tf4ctr import run
 
-    torch.manual_seed(2023)
     data = frappe_data()
-    model = speed_model(model_name, data.schema)
-    config = TrainConfig(progress=False, num_threads=threads)
-    return Trainer(model, speed_objective(model_name), config), data
+    parts = run.build_parts(speed_config(model_name, num_threads=threads), data.schema)
+    return parts.trainer, data
 
 
 def frappe_trained(model_name: str, threads: int) -> tuple[Any, Any, Any]:

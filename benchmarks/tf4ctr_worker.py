@@ -64,12 +64,6 @@ def main() -> int:
     torch.manual_seed(2023)
 
     data = frappe_data(Path(args.cache))
-    model = speed_model(args.model, data.schema)
-    flops = training_flops_per_sample(model, data.schema)
-    plain = model
-    if args.compile:
-        model = torch.compile(model)
-    objective = speed_objective(args.model)
     train_cfg = TrainConfig(
         batch_size=args.batch_size,
         epochs=args.epochs,
@@ -78,6 +72,12 @@ def main() -> int:
         # neither flag: the library's default, whatever it is
         **({} if args.fast_dropout is None else {"fast_dropout": args.fast_dropout}),
     )
+    model = speed_model(args.model, data.schema, train_cfg)
+    flops = training_flops_per_sample(model, data.schema)
+    plain = model
+    if args.compile:
+        model = torch.compile(model)
+    objective = speed_objective(args.model)
     trainer = Trainer(model, objective, train_cfg)
     loader = BatchLoader(data.train, args.batch_size, shuffle=True, seed=2023)
     seconds = [

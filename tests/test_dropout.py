@@ -32,20 +32,30 @@ def test_default_is_torch_dropout():
     torch.testing.assert_close(a, torch.nn.functional.dropout(x, 0.4, training=True))
 
 
-def test_trainer_switches_fast_masks_on():
+def test_layers_take_the_fast_mask_switch_when_built():
     from tests.models.conftest import TINY
+    from tf4ctr import run
     from tf4ctr.config import TrainConfig
     from tf4ctr.framework import Objective
     from tf4ctr.models import build_model
+    from tf4ctr.nn import LayerOptions
     from tf4ctr.train import Trainer
 
-    model = build_model("dnn", TINY, embedding_dim=4, hidden_units=[8])
-    drops = [m for m in model.modules() if isinstance(m, FastDropout)]
-    assert drops and not any(d.fast for d in drops)  # built as torch's dropout
+    def drops(**options):
+        model = build_model("dnn", TINY, embedding_dim=4, hidden_units=[8], **options)
+        found = [m for m in model.modules() if isinstance(m, FastDropout)]
+        assert found
+        return model, found
+
+    model, by_hand = drops()
+    assert not any(d.fast for d in by_hand)  # built as torch's dropout
     Trainer(model, Objective(), TrainConfig())
-    assert all(d.fast for d in drops)  # the trainer's default: the fast mask
-    Trainer(model, Objective(), TrainConfig(fast_dropout=False))
-    assert not any(d.fast for d in drops)
+    assert not any(d.fast for d in by_hand)  # the trainer leaves the layers as they were built
+    _, fast = drops(layer_options=run.layer_options(TrainConfig()))
+    assert all(d.fast for d in fast)  # the run engine's default: the fast mask
+    _, plain = drops(layer_options=LayerOptions(fast_dropout=False, fold_embeddings=True))
+    assert not any(d.fast for d in plain)
+    assert FastDropout(0.1).fast is False  # the builder's options end with the build
 
 
 def test_identity_in_eval_and_for_zero_p():

@@ -11,7 +11,7 @@ from tf4ctr.config import TrainConfig
 from tf4ctr.data.loader import Batch
 from tf4ctr.framework import Objective
 from tf4ctr.models import available_models, build_model
-from tf4ctr.nn import MLP, FeatureEmbedding, FeatureInput, fold
+from tf4ctr.nn import MLP, FeatureEmbedding, FeatureInput, LayerOptions, fold
 from tf4ctr.train.trainer import Trainer
 
 
@@ -78,9 +78,9 @@ def test_tables_past_the_size_limit_do_not_fold(monkeypatch):
     assert not mlp.folds(emb)
 
 
-def _trained_a_little(name: str) -> torch.nn.Module:
+def _trained_a_little(name: str, fold: bool = False) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = build_model(name, TINY)
+    model = build_model(name, TINY, layer_options=LayerOptions(fold_embeddings=fold))
     model.train()
     with torch.no_grad():  # move batch-norm running statistics off their initial values
         model(_inputs(200, seed=3))
@@ -90,12 +90,12 @@ def _trained_a_little(name: str) -> torch.nn.Module:
 @pytest.mark.parametrize("name", available_models())
 def test_every_model_scores_alike_folded_and_layer_by_layer(name):
     """train.fold_embeddings changes only the order of a sum: logits within float rounding."""
-    model = _trained_a_little(name)
     x, y = _inputs(300, seed=1), torch.zeros(300)
     batches = [Batch(x.categorical, x.numeric, y)]
     scored = {}
-    for on in (False, True):
-        trainer = Trainer(model, Objective(None), TrainConfig(progress=False, fold_embeddings=on))
+    for on in (False, True):  # the same weights, built with folding off and on
+        model = _trained_a_little(name, fold=on)
+        trainer = Trainer(model, Objective(None), TrainConfig(progress=False))
         assert all(m.fold_embedding is on for m in _mlps(model))
         scored[on] = trainer.predict(batches, encoder_logits=True)
     for field in ("logit", "z_s", "z_c"):

@@ -264,7 +264,8 @@ def test_resume_in_process_equals_one_fit(tiny_project, monkeypatch):
 
     def trainer() -> Trainer:
         run.seed_everything(cfg.train.seed)
-        model = build_model(cfg.model_name, data.schema, **cfg.model_hparams)
+        options = run.layer_options(cfg.train)
+        model = build_model(cfg.model_name, data.schema, layer_options=options, **cfg.model_hparams)
         return Trainer(model, run.build_objective(cfg.loss), cfg.train)
 
     def loaders():
@@ -471,6 +472,11 @@ def test_trainer_names_epoch_and_step_of_a_non_finite_loss():
         ),
         ("train.lr=1e300", "train.lr: expected a finite number"),
         ("train.lr=.inf", "train.lr: expected a finite number"),
+        ("train.lr=1e38", "train.lr: 1e+38 is too large: adam's first step"),
+        (
+            "model.complex_hidden_units=[1000000,1000000]",
+            "model (tf4ctr): 1,000,039,000,480 parameters need about 14,901.7 gb to train",
+        ),
         ("model.embedding_dim=0", "model.embedding_dim: expected an integer >= 1"),
         ("model.dropout=1.5", "model.dropout: must be in [0, 1)"),
         ("model.ssem=nope", "model (tf4ctr): unknown ssem"),
@@ -491,6 +497,34 @@ def test_config_errors_name_key_and_origin_before_data(
     assert err.count("\n") == 1 and message.lower() in err.lower(), err
     assert f"command line ({override})" in err
     assert not (tiny_project / "cache").exists() and not (tiny_project / "runs").exists()
+
+
+@pytest.mark.parametrize("key", ["output_dir", "cache_dir"])
+def test_a_file_where_a_folder_must_be_is_one_line(tiny_project, monkeypatch, capsys, key):
+    monkeypatch.chdir(tiny_project)
+    (tiny_project / "taken").write_text("a file of the user's\n")
+    for value in ("taken", "taken/below"):
+        assert run_cli("train", "--config", "run.yaml", f"{key}={value}", "--no-progress") == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"tf4ctr: error: {key}: "), err
+        assert "taken is a file, expected a folder" in err, err
+    assert (tiny_project / "taken").read_text() == "a file of the user's\n"
+
+
+def test_a_model_is_refused_by_its_size_before_a_byte_is_allocated():
+    from tests.models.conftest import TINY
+    from tf4ctr.errors import ConfigError
+    from tf4ctr.models import build_model
+    from tf4ctr.run.capacity import BYTES_PER_PARAMETER, require_fits
+
+    def build():
+        return build_model("dnn", TINY, embedding_dim=4, hidden_units=[8])
+
+    real = sum(p.numel() for p in build().parameters())
+    needed = real * BYTES_PER_PARAMETER
+    assert require_fits(build, what="model (dnn)", free=needed) == real  # just fits
+    with pytest.raises(ConfigError, match=rf"model \(dnn\): {real:,} parameters need"):
+        require_fits(build, what="model (dnn)", free=needed - 1)
 
 
 def test_config_error_in_the_file_names_the_file(tiny_project, monkeypatch, capsys):

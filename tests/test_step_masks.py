@@ -8,6 +8,7 @@ from tests.models.conftest import TINY
 from tf4ctr.config import TrainConfig
 from tf4ctr.framework import Objective, TwinFocusLoss
 from tf4ctr.models import build_model
+from tf4ctr.nn import LayerOptions
 from tf4ctr.nn.step_masks import StepMasks
 from tf4ctr.train.trainer import Trainer
 
@@ -47,7 +48,16 @@ def _train(
             if model_name == "tf4ctr"
             else {"hidden_units": [16, 16]}
         )
-        model = build_model(model_name, TINY, embedding_dim=4, dropout=0.3, batch_norm=True, **kw)
+        options = LayerOptions(fast_dropout=fast)
+        model = build_model(
+            model_name,
+            TINY,
+            embedding_dim=4,
+            dropout=0.3,
+            batch_norm=True,
+            layer_options=options,
+            **kw,
+        )
         if draw_extra:  # a model that draws from the default generator besides its masks
             forward = model.forward
             model.forward = lambda x: (torch.rand(1), forward(x))[1]

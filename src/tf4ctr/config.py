@@ -34,6 +34,8 @@ from tf4ctr.rundir import is_run_name
 MONITORS = ("auc", "auc+gauc", "gauc", "logloss")
 # Parameters and their updates are float32: a setting beyond this range is infinite there.
 FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
+#: torch.optim.Adam's default first-moment decay, which the Trainer uses
+ADAM_BETA1 = 0.9
 LOSSES = ("bce", "focal", "rce", "tf")
 
 
@@ -301,6 +303,13 @@ def _check_train(train: TrainConfig, where: _Where) -> None:
         _positive(getattr(train, k), f"train.{k}", where)
     for k in ("patience", "clip_grad_norm", "min_lr", "seed"):
         _positive(getattr(train, k), f"train.{k}", where, allow_zero=True)
+    # Adam's first step moves a parameter by lr / (1 - beta1): beyond float32 it cannot
+    if train.lr / (1 - ADAM_BETA1) > FLOAT32_MAX:
+        raise ConfigError(
+            f"{where('train.lr')}train.lr: {train.lr:g} is too large: Adam's first step, "
+            f"lr / (1 - {ADAM_BETA1}), overflows a float32 parameter; expected at most "
+            f"{FLOAT32_MAX * (1 - ADAM_BETA1):.3g} (the paper uses 1e-3)"
+        )
     if train.num_threads is not None:
         _positive(train.num_threads, "train.num_threads", where)
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", train.device):

@@ -18,16 +18,33 @@ from typing import Any
 
 import yaml
 
-from tf4ctr.errors import ConfigError
+from tf4ctr.errors import ConfigError, UserError
 
 __all__ = [
     "atomic_torch_save",
+    "make_dir",
     "read_yaml",
     "try_lock",
     "write_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
+
+
+def make_dir(path: str | Path, what: str) -> Path:
+    """``path`` as a folder (made with its parents where missing); ``what`` names the setting
+    it came from in the one-line error when a file stands where a folder must be."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"{what}: {path} is a file, expected a folder") from None
+    except NotADirectoryError:
+        file = next((p for p in path.parents if p.exists() and not p.is_dir()), path)
+        raise UserError(f"{what}: {path}: {file} is a file, expected a folder") from None
+    except PermissionError:
+        raise UserError(f"{what}: {path}: permission denied, cannot make this folder") from None
+    return path
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], Any], *, suffix: str = "") -> Path:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tf4ctr.errors import UserError
-from tf4ctr.fileio import try_lock
+from tf4ctr.fileio import make_dir, try_lock
 
 __all__ = [
     "MARKER",
@@ -206,7 +206,7 @@ class RunLock:
         path = self.paths.lock
         while True:
             if not self.paths.output_dir.is_dir():
-                self.paths.output_dir.mkdir(parents=True, exist_ok=True)
+                make_dir(self.paths.output_dir, "output_dir")
                 self._made_output_dir = True
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

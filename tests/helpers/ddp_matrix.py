@@ -20,7 +20,7 @@ from tf4ctr.config import LossConfig, TrainConfig
 from tf4ctr.data import BatchLoader
 from tf4ctr.data.preprocess import EncodedSplit
 from tf4ctr.models import build_model
-from tf4ctr.run import build_objective
+from tf4ctr.run import build_objective, layer_options
 from tf4ctr.train import Trainer
 from tf4ctr.train.distributed import world
 
@@ -74,7 +74,7 @@ def main() -> int:
         case = f"{name} loss={loss} embedding_l2={l2} numeric={numeric}"
         torch.manual_seed(0)
         schema = Schema([7, 12, 5], ("n1",) if numeric else ())
-        model = build_model(name, schema)
+        model = build_model(name, schema, layer_options=layer_options(TrainConfig()))
         objective = build_objective(LossConfig(name=loss, embedding_l2=l2))
         trainer = Trainer(model, objective, TrainConfig(progress=False), world=w)
         loader = BatchLoader(_split(numeric), 64, shuffle=True, seed=1, shard=(w.rank, w.size))

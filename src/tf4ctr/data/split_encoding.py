@@ -23,7 +23,8 @@ from tqdm import tqdm
 from tf4ctr.data.cache_files import NPY_HEADER_BYTES, SplitWriter
 from tf4ctr.data.encoded import LocalCodes
 from tf4ctr.data.preprocess import Preprocessor, distinct_values, field_threads
-from tf4ctr.data.readers import byte_total, iter_chunks, reports_bytes
+from tf4ctr.data.read_progress import ReadBar
+from tf4ctr.data.readers import iter_chunks
 from tf4ctr.data.schema import DatasetConfig
 from tf4ctr.errors import UserError
 from tf4ctr.progress import show_bars
@@ -45,45 +46,33 @@ def encode_splits(
     preprocessor = Preprocessor(config)
     train_path = config.paths["train"]
 
-    def rows_of(path: Path, bar: tqdm, by_bytes: bool = False):
-        # A bar in bytes (the first read of a split, whose rows nobody knows yet) follows
-        # the reader's position; the others count rows.
-        by_bytes = by_bytes and reports_bytes(path, config)
-
-        def at(position: int) -> None:
-            bar.update(position - bar.n)
-
-        chunks = iter_chunks(
-            path, config, block_bytes=block_bytes, on_bytes=at if by_bytes else None
-        )
+    def rows_of(path: Path, bar: ReadBar) -> Iterator[tuple[pa.Table, int]]:
+        chunks = iter_chunks(path, config, block_bytes=block_bytes, on_bytes=bar.on_bytes)
         # the next block is parsed while this one is counted or encoded
         for table, first_line in _read_ahead(chunks):
-            if not by_bytes:
-                bar.update(table.num_rows)
+            bar.rows_read(table.num_rows)
             yield table, first_line
 
-    bar_options = {
-        "unit": " rows",
-        "unit_scale": True,
-        "disable": not show_bars(progress),
-        "leave": False,
-    }
+    def rows_bar(path: Path, what: str, rows: int | None) -> ReadBar:
+        desc = f"{config.name}: {what}"
+        return ReadBar(path, config, desc=desc, progress=progress, in_bytes=False, rows=rows)
+
     # Rows of a split are known once a pass has read it: later passes show a total.
     seen: dict[str, int] = {}
     rows: dict[str, int] = {}
     if config.group_col is None and preprocessor.codes_locally:
-        rows["train"] = _count_and_code_train(preprocessor, tmp / "train", rows_of, bar_options)
+        rows["train"] = _count_and_code_train(preprocessor, tmp / "train", rows_of, progress)
     else:
         counted = 0
 
-        def train_tables(bar: tqdm) -> Iterator[pa.Table]:
+        def train_tables(bar: ReadBar) -> Iterator[pa.Table]:
             nonlocal counted
-            for table, _ in rows_of(train_path, bar, by_bytes=True):
+            for table, _ in rows_of(train_path, bar):
                 counted += table.num_rows
                 yield table
 
-        with tqdm(
-            desc=f"{config.name}: count train", **_bytes_bar(train_path, config, bar_options)
+        with ReadBar(
+            train_path, config, desc=f"{config.name}: count train", progress=progress
         ) as bar:
             preprocessor.fit_chunks(train_tables(bar), source=train_path)
         seen["train"] = counted
@@ -92,16 +81,12 @@ def encode_splits(
             continue
         group_values = None
         if config.group_col is not None:
-            with tqdm(
-                desc=f"{config.name}: groups of {split}", total=seen.get(split), **bar_options
-            ) as bar:
+            with rows_bar(path, f"groups of {split}", seen.get(split)) as bar:
                 group_values = distinct_values(t[config.group_col] for t, _ in rows_of(path, bar))
-                seen[split] = bar.n
+                seen[split] = bar.rows
         writer = SplitWriter(tmp / split, config, has_group=config.group_col is not None)
         with (
-            tqdm(
-                desc=f"{config.name}: encode {split}", total=seen.get(split), **bar_options
-            ) as bar,
+            rows_bar(path, f"encode {split}", seen.get(split)) as bar,
             field_threads(len(config.feature_cols)) as pool,
         ):
             for table, first_line in rows_of(path, bar):
@@ -113,20 +98,11 @@ def encode_splits(
     return preprocessor, rows
 
 
-def _bytes_bar(path: Path, config: DatasetConfig, options: dict[str, Any]) -> dict[str, Any]:
-    """Bar options for the first read of a split: a total in bytes where the reader can say
-    how far it has come (a plain CSV or TSV), else a count of rows without a total."""
-    total = byte_total(path, config)
-    if total is None:
-        return options
-    return {**options, "unit": "B", "unit_divisor": 1024, "total": total}
-
-
 def _count_and_code_train(
     preprocessor: Preprocessor,
     directory: Path,
-    rows_of: Callable[..., Iterator[tuple[pa.Table, int]]],
-    bar_options: dict[str, Any],
+    rows_of: Callable[[Path, ReadBar], Iterator[tuple[pa.Table, int]]],
+    progress: bool,
 ) -> int:
     """Fit on the train split and encode it from one read of the file; its rows.
 
@@ -144,8 +120,8 @@ def _count_and_code_train(
     spill = _DistinctSpill(directory.parent / f".{directory.name}-distinct", fields)
     pieces: list[int] = []
 
-    def tables(bar: tqdm) -> Iterator[pa.Table]:
-        for table, first_line in rows_of(path, bar, by_bytes=True):
+    def tables(bar: ReadBar) -> Iterator[pa.Table]:
+        for table, first_line in rows_of(path, bar):
             writer.append(
                 preprocessor.transform_columns(
                     table, source=path, first_row=first_line, vocabulary_fields=False
@@ -159,15 +135,13 @@ def _count_and_code_train(
         spill.write(position, local.distinct)
 
     try:
-        with tqdm(
-            desc=f"{config.name}: count train", **_bytes_bar(path, config, bar_options)
-        ) as bar:
+        with ReadBar(path, config, desc=f"{config.name}: count train", progress=progress) as bar:
             preprocessor.fit_chunks(tables(bar), source=path, local_codes=keep)
     finally:
         spill.close()
     rows = writer.close()
     vocab_sizes = preprocessor.schema.vocab_sizes
-    options = {**bar_options, "unit": " fields", "unit_scale": False}
+    options = {"unit": " fields", "disable": not show_bars(progress), "leave": False}
     with (
         tqdm(desc=f"{config.name}: encode train", total=fields, **options) as bar,
         field_threads(fields) as pool,

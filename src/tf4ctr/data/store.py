@@ -39,7 +39,7 @@ from tf4ctr.data.readers import sha256_file
 from tf4ctr.data.schema import SPLITS, DatasetConfig
 from tf4ctr.data.split_encoding import encode_splits
 from tf4ctr.errors import UserError
-from tf4ctr.fileio import try_lock
+from tf4ctr.fileio import make_dir, try_lock
 
 __all__ = ["FORMAT_VERSION", "PreparedDataset", "cache_dir_for", "cache_key", "prepare_dataset"]
 
@@ -155,7 +155,7 @@ def prepare_dataset(
     if target.exists() or target.is_symlink():
         # No meta.json, or one that does not load: a damaged cache under our key's name.
         _remove_damaged_cache(target)
-    cache_root.mkdir(parents=True, exist_ok=True)
+    make_dir(cache_root, "cache_dir")
     _remove_abandoned_builds(cache_root)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{config.name}-", dir=cache_root))
     lock_fd = _lock_build(tmp)

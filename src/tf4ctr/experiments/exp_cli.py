@@ -95,9 +95,9 @@ def resolve_experiment(name: str, dataset: str) -> Path:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    from tf4ctr.fileio import write_text_atomic
+    from tf4ctr.fileio import make_dir, write_text_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent, "the report's folder")
     write_text_atomic(path, text)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from tf4ctr.errors import UserError
 from tf4ctr.experiments.keys import stored_config_key
+from tf4ctr.fileio import make_dir
 from tf4ctr.train.trainer import seconds_per_epoch
 
 __all__ = ["ResultStore", "summarize_run"]
@@ -67,7 +68,7 @@ class ResultStore:
         return key in self.records
 
     def add(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path.parent, "the experiment's store")
         line = json.dumps(record, default=str) + "\n"
         with self.path.open("a+b") as fh:
             # a torn last line must not swallow this record

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from tf4ctr.errors import ConfigError
+from tf4ctr.nn.building import LayerOptions, building_with
 from tf4ctr.nn.types import SchemaLike
 from tf4ctr.registry import Registry
 
@@ -115,10 +116,17 @@ def _hparam_problem(key: str, value: Any, default: Any) -> str | None:
     return None
 
 
-def build_model(name: str, schema: SchemaLike, **hparams: Any) -> nn.Module:
-    """Build a registered model; unknown or invalid hyperparameters are a ConfigError."""
+def build_model(
+    name: str, schema: SchemaLike, *, layer_options: LayerOptions | None = None, **hparams: Any
+) -> nn.Module:
+    """Build a registered model; unknown or invalid hyperparameters are a ConfigError.
+
+    ``layer_options`` (tf4ctr.nn.building) say how its dropout and MLP layers compute; left
+    out, they compute as torch's own layers do.
+    """
     key = check_model_config(name, hparams)
     try:
-        return MODELS[key](schema, **hparams)
+        with building_with(layer_options or LayerOptions()):
+            return MODELS[key](schema, **hparams)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model ({key}): {exc}") from None

@@ -14,6 +14,7 @@ from tf4ctr.nn import (  # noqa: F401  (encoder registration side effects)
     fm,
     linear,
 )
+from tf4ctr.nn.building import LayerOptions, building_with, current_layer_options
 from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.encoder import Encoder, EncoderContext, MLPEncoder, build_encoder, register_encoder
 from tf4ctr.nn.mlp import MLP, activation_layer
@@ -25,9 +26,12 @@ __all__ = [
     "EncoderContext",
     "FeatureEmbedding",
     "FeatureInput",
+    "LayerOptions",
     "MLPEncoder",
     "ModelOutput",
     "activation_layer",
     "build_encoder",
+    "building_with",
+    "current_layer_options",
     "register_encoder",
 ]

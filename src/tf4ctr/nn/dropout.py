@@ -30,6 +30,7 @@ import math
 import torch
 from torch import nn
 
+from tf4ctr.nn.building import current_layer_options
 from tf4ctr.nn.step_masks import current_step_masks
 
 _LEVELS = 1 << 15  # 15 random bits per draw
@@ -142,10 +143,11 @@ def relu_then_dropout_(x: torch.Tensor, dropout: FastDropout) -> torch.Tensor:
 class FastDropout(nn.Module):
     """Dropout whose mask can come from the cheap generator (inverted dropout).
 
-    Built with ``fast = False``: exactly ``nn.functional.dropout``, so a model trained by a
-    loop of one's own drops as torch does. The Trainer sets ``fast`` from
-    ``train.fast_dropout`` (true by default): the mask then comes from :func:`dropout_factors`
-    (see the module docstring). Identity in eval mode.
+    ``fast`` is taken at construction from the layer options (tf4ctr.nn.building): off for a
+    model built by hand, so it is exactly ``nn.functional.dropout`` and a model trained by a
+    loop of one's own drops as torch does; the run engine builds with ``train.fast_dropout``
+    (true by default), and the mask then comes from :func:`dropout_factors` (see the module
+    docstring). Identity in eval mode.
     """
 
     #: class-wide switch back to torch's dropout (benchmarks/dropout_equivalence.py)
@@ -156,7 +158,7 @@ class FastDropout(nn.Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p
-        self.fast = False
+        self.fast = current_layer_options().fast_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:

@@ -12,6 +12,7 @@ instead of the whole table (the remedy for Criteo-sized vocabularies).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -117,17 +118,22 @@ class FeatureEmbedding(nn.Module):
         self.dim = dim
         self.num_categorical = len(vocab_sizes)
         self.num_numeric = num_numeric
-        offsets = torch.zeros(len(vocab_sizes), dtype=torch.long)
-        if vocab_sizes:
-            offsets[1:] = torch.cumsum(torch.tensor(list(vocab_sizes), dtype=torch.long), 0)[:-1]
-        self.register_buffer("offsets", offsets, persistent=False)
-        counts = torch.tensor(widths, dtype=torch.long)
+        # built from Python ints, so a model can be built on the meta device (shapes only)
+        # to count its parameters before allocating them (tf4ctr.run.capacity)
+        starts = [0, *itertools.accumulate(vocab_sizes)][: len(vocab_sizes)]
+        self.register_buffer("offsets", torch.tensor(starts, dtype=torch.long), persistent=False)
         #: first table row of each input column's field
-        self.register_buffer("column_offsets", offsets.repeat_interleave(counts), persistent=False)
+        self.register_buffer(
+            "column_offsets",
+            torch.tensor(
+                [s for s, w in zip(starts, widths, strict=True) for _ in range(w)], dtype=torch.long
+            ),
+            persistent=False,
+        )
         self.has_sequences = any(w > 1 for w in widths)
         self.register_buffer(
             "column_field",
-            torch.arange(len(widths), dtype=torch.long).repeat_interleave(counts),
+            torch.tensor([f for f, w in enumerate(widths) for _ in range(w)], dtype=torch.long),
             persistent=False,
         )
         means = [p == "mean" for p in (pooling or ["sum"] * len(widths))]

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tf4ctr.nn import fold
+from tf4ctr.nn.building import current_layer_options
 from tf4ctr.nn.dropout import FastDropout, relu_then_dropout_
 from tf4ctr.nn.embedding import FeatureEmbedding
 from tf4ctr.nn.types import FeatureInput
@@ -67,6 +68,10 @@ class MLP(nn.Module):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        # Fold the first layer into the embedding table in forward_embedded when evaluating
+        # (tf4ctr.nn.fold)? Off for a model built by hand, so its evaluation is exactly
+        # self(embedding(x).flatten(1)); the run engine builds with train.fold_embeddings.
+        self.fold_embedding = current_layer_options().fold_embeddings
         layers: list[nn.Module] = []
         width = input_dim
         for units in hidden_units:
@@ -121,12 +126,6 @@ class MLP(nn.Module):
                 x = layer(x)
             i += 1
         return x
-
-    #: Fold the first layer into the embedding table in :meth:`forward_embedded` when
-    #: evaluating (tf4ctr.nn.fold). Off for a model built by hand, so its evaluation computes
-    #: exactly ``self(embedding(x).flatten(1))``; the Trainer sets it from
-    #: ``train.fold_embeddings`` (on by default).
-    fold_embedding = False
 
     def folds(self, embedding: FeatureEmbedding) -> bool:
         """Whether :meth:`forward_embedded` folds the first layer into ``embedding`` now."""

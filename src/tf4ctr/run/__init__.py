@@ -25,6 +25,7 @@ _HOMES = {
         "seed_everything",
         "configure_threads",
         "build_objective",
+        "layer_options",
         "resolve_dataset",
         "require_both_classes",
         "check_config",

@@ -23,7 +23,7 @@ from tf4ctr.errors import ConfigError, UserError, first_message_line
 from tf4ctr.fileio import write_atomic
 from tf4ctr.models import build_model
 from tf4ctr.run.resume import saved_config
-from tf4ctr.run.setup import require_both_classes, scoring_trainer
+from tf4ctr.run.setup import layer_options, require_both_classes, scoring_trainer
 from tf4ctr.rundir import CONFIG_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from tf4ctr.train.trainer import Predictions, prediction_metrics
 
@@ -52,7 +52,12 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         raise UserError(f"{run_dir / PREPROCESSOR_FILE}: line {exc.lineno}: invalid JSON") from None
     preprocessor = Preprocessor.from_state_dict(state)
     dataset = preprocessor.config
-    model = build_model(config.model_name, preprocessor.schema, **config.model_hparams)
+    model = build_model(
+        config.model_name,
+        preprocessor.schema,
+        layer_options=layer_options(config.train),
+        **config.model_hparams,
+    )
     try:
         weights = torch.load(run_dir / MODEL_FILE, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, overwritten or not written by torch.save
@@ -75,17 +80,6 @@ def encode_file(run: LoadedRun, path: Path, *, require_label: bool) -> EncodedSp
     return run.preprocessor.transform(table, require_label=require_label, source=Path(path))
 
 
-def _parquet_rows(path: Path) -> int | None:
-    """Rows of a parquet file from its footer (a bar's total); None for anything else."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.ParquetFile(path).metadata.num_rows
-    except (pa.ArrowInvalid, OSError):  # not parquet, unreadable: the reader reports it
-        return None
-
-
 def encode_blocks(
     run: LoadedRun,
     path: Path,
@@ -99,37 +93,18 @@ def encode_blocks(
 
     With ``progress`` (and a terminal), a bar in bytes of the file for a plain CSV, else in
     rows read."""
-    from tqdm.auto import tqdm
-
-    from tf4ctr.data.readers import byte_total
-    from tf4ctr.progress import show_bars
+    from tf4ctr.data.read_progress import ReadBar
 
     path = Path(path)
-    total_bytes = byte_total(path, run.dataset)
-    by_bytes = total_bytes is not None
-    bar = tqdm(
-        desc=f"scoring {path.name}",
-        unit="B" if by_bytes else " rows",
-        unit_scale=True,
-        unit_divisor=1024 if by_bytes else 1000,
-        total=total_bytes if by_bytes else _parquet_rows(path),
-        disable=not show_bars(progress),
-        leave=False,
-    )
-
-    def at(position: int) -> None:
-        bar.update(position - bar.n)
-
-    with bar:
+    with ReadBar(path, run.dataset, desc=f"scoring {path.name}", progress=progress) as bar:
         for table, first_line in iter_chunks(
             path,
             run.dataset,
             require_label=require_label,
             block_bytes=block_bytes,
-            on_bytes=at if by_bytes else None,
+            on_bytes=bar.on_bytes,
         ):
-            if not by_bytes:
-                bar.update(table.num_rows)
+            bar.rows_read(table.num_rows)
             yield run.preprocessor.transform(
                 table,
                 require_label=require_label,

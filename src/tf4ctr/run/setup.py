@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from tf4ctr.config import LossConfig, RunConfig
+from tf4ctr.config import LossConfig, RunConfig, TrainConfig
 from tf4ctr.data import DatasetConfig, FeatureSchema, FieldInfo, load_dataset_config
 from tf4ctr.errors import ConfigError, DataError, first_message_line
 from tf4ctr.framework import CTRLoss, Objective, TwinFocusLoss
 from tf4ctr.models import build_model, check_model_config
-from tf4ctr.nn import FeatureInput
+from tf4ctr.nn import FeatureInput, LayerOptions
+from tf4ctr.run.capacity import require_fits
 from tf4ctr.train.device import resolve_device
 from tf4ctr.train.distributed import World
 from tf4ctr.train.trainer import Trainer
@@ -46,6 +47,12 @@ def configure_threads(num_threads: int | None) -> None:
             else os.cpu_count() or 1
         )
     torch.set_num_threads(max(1, int(num_threads)))
+
+
+def layer_options(train: TrainConfig) -> LayerOptions:
+    """How the layers of a model built for ``train`` compute: its ``fast_dropout`` and
+    ``fold_embeddings`` switches, which the model builder hands to the layers it makes."""
+    return LayerOptions(fast_dropout=train.fast_dropout, fold_embeddings=train.fold_embeddings)
 
 
 def build_objective(loss: LossConfig) -> Objective:
@@ -82,6 +89,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _model(config: RunConfig, schema: FeatureSchema) -> nn.Module:
+    options = layer_options(config.train)
+    return build_model(config.model_name, schema, layer_options=options, **config.model_hparams)
+
+
 def check_config(config: RunConfig) -> DatasetConfig:
     """Check everything a run config says before any data is read; returns its dataset.
 
@@ -91,12 +103,15 @@ def check_config(config: RunConfig) -> DatasetConfig:
     fail now. Each message names the key and whether it came from the file or the command line.
     """
     check_model_config(config.model_name, config.model_hparams, origin=config.origin)
-    resolve_device(config.train.device, origin=config.origin("train.device"))
+    device = resolve_device(config.train.device, origin=config.origin("train.device"))
     dataset = resolve_dataset(config)
     schema = placeholder_schema(dataset)
     where = config.origin("model")
     try:
-        model = build_model(config.model_name, schema, **config.model_hparams)
+        # with the real vocabularies it only grows: build_parts asks again with them
+        what = f"model ({config.model_name})"
+        require_fits(lambda: _model(config, schema), what=what, device=device)
+        model = _model(config, schema)
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
     try:
@@ -156,7 +171,9 @@ def build_parts(
     w = world or World()
     seed_everything(config.train.seed)
     configure_threads(config.train.num_threads)
-    model = build_model(config.model_name, schema, **config.model_hparams)
+    what = f"{config.origin('model')}model ({config.model_name})"
+    require_fits(lambda: _model(config, schema), what=what, device=device)
+    model = _model(config, schema)
     if w.rank > 0:
         seed_everything(config.train.seed + 7919 * w.rank)
     objective = build_objective(config.loss)
@@ -173,5 +190,3 @@ def scoring_trainer(run: LoadedRun) -> Trainer:
         run.config.train,
         device=resolve_device(run.config.train.device),
     )
-
-

@@ -29,8 +29,6 @@ from tf4ctr.errors import UserError
 from tf4ctr.fileio import atomic_torch_save  # noqa: F401  (re-exported)
 from tf4ctr.framework.objective import Objective
 from tf4ctr.nn import FeatureEmbedding, FeatureInput
-from tf4ctr.nn.dropout import FastDropout
-from tf4ctr.nn.mlp import MLP
 from tf4ctr.nn.step_masks import StepMasks, step_masks_active
 from tf4ctr.progress import show_bars
 from tf4ctr.train.distributed import World
@@ -236,11 +234,6 @@ class Trainer:
         # the metrics (the difficulty counts of Figures 2 and 10) without predicting again.
         self.last_valid_predictions: Predictions | None = None
         self.optimizers = make_optimizers(self.model, config)
-        for module in self.model.modules():
-            if isinstance(module, FastDropout):
-                module.fast = config.fast_dropout
-            elif isinstance(module, MLP):
-                module.fold_embedding = config.fold_embeddings
         # torch's dropout masks drawn a step ahead on a second thread (CPU only: on a GPU the
         # mask is no serial bottleneck); the same masks, so the same run
         self._step_masks = StepMasks() if self.device.type == "cpu" else None
