@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tf4ctr.cli import main
@@ -427,6 +428,50 @@ def test_a_diverged_but_finite_model_is_flagged(tiny_project, monkeypatch, capsy
         metrics = json.loads((tiny_project / "runs" / "tiny-run" / "metrics.json").read_text())
         assert any("diverged" in w or "chance" in w for w in metrics["warnings"])
         assert "warning:" in err
+
+
+def _epochs(*losses: float) -> list[dict]:
+    return [
+        {"epoch": i, "train_ctr_loss": x, "train_total_loss": x + 0.01}
+        for i, x in enumerate(losses, 1)
+    ]
+
+
+def test_overfitting_is_not_called_divergence():
+    """Issue 30.6: a DNN on MovieLens-100K, training log loss falling to 0.53, valid 0.73."""
+    from tf4ctr.run.training import quality_warnings
+
+    labels = np.array([1] * 55 + [0] * 45)  # base rate 0.55: log loss 0.6881 (by hand)
+    metrics = {"valid": {"auc": 0.68, "logloss": 0.73}, "epochs": _epochs(0.66, 0.58, 0.53)}
+    (warning,) = quality_warnings(metrics, labels, 1e-3, train_labels=labels, steps_per_epoch=8)
+    assert "0.73 is worse than always predicting the click rate (0.6881)" in warning
+    assert "fell to 0.53, below the training click rate's 0.6881" in warning
+    assert "still ranks (valid AUC 0.6800)" in warning and "overfitting" in warning
+    assert "not divergence" in warning and "(8 steps an epoch now)" in warning
+    assert "lower train.lr" not in warning
+    metrics["valid"]["auc"] = 0.52  # memorised, ranks no better than a coin on valid
+    (warning,) = quality_warnings(metrics, labels, 1e-3, train_labels=labels)
+    assert "nothing that carries over: overfitting" in warning
+
+
+@pytest.mark.parametrize(
+    ("losses", "trend"),
+    [
+        ((0.69, 0.9, 3.2), "the training log loss rose from 0.69 to 3.2"),
+        ((0.70, 0.695), "never fell below the click rate's 0.6881"),
+    ],
+)
+def test_a_run_that_did_not_learn_is_called_diverged(losses, trend):
+    from tf4ctr.run.training import quality_warnings
+
+    labels = np.array([1] * 55 + [0] * 45)
+    metrics = {"valid": {"auc": 0.5, "logloss": 0.9}, "epochs": _epochs(*losses)}
+    warnings = quality_warnings(metrics, labels, 0.5, train_labels=labels)
+    assert (
+        trend in warnings[0]
+        and "training probably diverged; try a lower train.lr (now 0.5)" in warnings[0]
+    )
+    assert warnings[1] == "valid AUC 0.5000 is no better than chance"
 
 
 def test_trainer_names_epoch_and_step_of_a_non_finite_loss():

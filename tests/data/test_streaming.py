@@ -181,7 +181,7 @@ def test_prepare_and_predict_bars_have_totals(tmp_path, monkeypatch):
     """On a terminal, the first read of a split shows bytes out of the file's size."""
     import tqdm as tqdm_module
 
-    from tf4ctr.data import split_encoding
+    from tf4ctr.data import read_progress
 
     totals: list[tuple[str, object, object]] = []
 
@@ -190,8 +190,8 @@ def test_prepare_and_predict_bars_have_totals(tmp_path, monkeypatch):
             totals.append((str(self.desc), self.total, self.n))
             super().close()
 
-    monkeypatch.setattr(split_encoding, "tqdm", Recording)
-    monkeypatch.setattr(split_encoding, "show_bars", lambda requested: True)
+    monkeypatch.setattr(read_progress, "tqdm", Recording)  # every read's bar is made there
+    monkeypatch.setattr(read_progress, "show_bars", lambda requested: True)
     config = _config(tmp_path)
     prepare_dataset(config, tmp_path / "d", progress=True, load=False)
     size = (tmp_path / "train.csv").stat().st_size

@@ -124,7 +124,10 @@ def _train_locked(
             metrics["epochs"] = list(state.history)
             metrics.setdefault("resumed_after_epoch", []).append(state.epoch)
             log.info(
-                "run %s: resuming after epoch %d of %d", config.name, state.epoch, config.train.epochs
+                "run %s: resuming after epoch %d of %d",
+                config.name,
+                state.epoch,
+                config.train.epochs,
             )
         loaders = _loaders(config, data, w)
         record = run_record.RunRecord(
@@ -253,7 +256,13 @@ def _finish_metrics(
         raise TrainingDiverged(f"the best model's parameter {bad[0]} holds NaN or infinity")
     metrics["valid"] = trainer.evaluate(loaders["eval"]["valid"])
     metrics["test"] = trainer.evaluate(loaders["eval"]["test"])
-    warnings = quality_warnings(metrics, data.valid.label, trainer.lr) + [
+    warnings = quality_warnings(
+        metrics,
+        data.valid.label,
+        trainer.lr,
+        train_labels=data.train.label,
+        steps_per_epoch=len(loaders["train"]),
+    ) + [
         f"gauc is undefined on {split} (no {dataset.group_col} has both a click and a "
         "non-click); written as null"
         for split in ("valid", "test")
@@ -307,17 +316,66 @@ def _base_rate_logloss(labels: np.ndarray) -> float:
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
-def quality_warnings(metrics: dict[str, Any], valid_labels: np.ndarray, lr: float) -> list[str]:
-    """Plain words when the chosen model is no better than a constant: a diverged run."""
+def quality_warnings(
+    metrics: dict[str, Any],
+    valid_labels: np.ndarray,
+    lr: float,
+    *,
+    train_labels: np.ndarray | None = None,
+    steps_per_epoch: int | None = None,
+) -> list[str]:
+    """Plain words when the chosen model is no better than a constant, with the likely cause.
+
+    A valid logloss above the base rate's has two causes that want opposite fixes. A run whose
+    training log loss rose, or never fell below the base rate, did not learn: it diverged (a
+    lower learning rate). A run whose training log loss fell below the base rate learned the
+    training data and is overconfident on the validation data: overfitting or poor
+    calibration (regularisation, a smaller model, fewer epochs, or more steps an epoch so the
+    batch norms' running statistics settle). Valid AUC then says whether it still ranks.
+    """
     out = []
     constant = _base_rate_logloss(valid_labels)
     valid = metrics["valid"]
+    losses = [
+        e.get("train_ctr_loss", e.get("train_total_loss")) for e in metrics.get("epochs") or []
+    ]
+    losses = [x for x in losses if x is not None and math.isfinite(x)]
     if valid["logloss"] > constant:
-        out.append(
+        head = (
             f"valid logloss {valid['logloss']:.4g} is worse than always predicting the "
-            f"click rate ({constant:.4g}): training probably diverged; try a lower train.lr "
-            f"(now {lr:g})"
+            f"click rate ({constant:.4g})"
         )
+        train_constant = constant if train_labels is None else _base_rate_logloss(train_labels)
+        rose = len(losses) >= 2 and losses[-1] > losses[0]
+        if losses and not rose and min(losses) < train_constant:
+            ranks = valid["auc"] > 0.55
+            steps = f" ({steps_per_epoch} steps an epoch now)" if steps_per_epoch else ""
+            out.append(
+                f"{head}, while the training log loss fell to {min(losses):.4g}, below the "
+                f"training click rate's {train_constant:.4g}: "
+                + (
+                    f"the model still ranks (valid AUC {valid['auc']:.4f}) but is "
+                    "overconfident on data it has not seen: overfitting or poor calibration, "
+                    "not divergence"
+                    if ranks
+                    else "it learned the training data and nothing that carries over: "
+                    "overfitting, not divergence"
+                )
+                + "; try more regularisation (loss.embedding_l2, model.dropout), a smaller "
+                "model, fewer epochs (a lower train.patience), or a smaller train.batch_size"
+                f"{steps} so the batch norms' running statistics settle"
+            )
+        else:
+            trend = (
+                f"the training log loss rose from {losses[0]:.4g} to {losses[-1]:.4g}"
+                if rose
+                else f"the training log loss never fell below the click rate's {train_constant:.4g}"
+                if losses
+                else "no training loss was recorded"
+            )
+            out.append(
+                f"{head} and {trend}: training probably diverged; try a lower train.lr (now {lr:g})"
+            )
     if not valid["auc"] > 0.5:
         out.append(f"valid AUC {valid['auc']:.4f} is no better than chance")
     return out
