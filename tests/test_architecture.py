@@ -155,3 +155,19 @@ def test_the_checker_sees_an_upward_arrow_inside_a_function(tmp_path):
     (pkg / "cli.py").write_text("")
     edges = import_graph(tmp_path)
     assert upward_imports(edges) == ["tf4ctr.run.scoring -> tf4ctr.experiments.keys"]
+
+
+def test_no_file_over_600_lines_and_no_function_over_120():
+    """Issue 29's bounds, kept: a module that outgrows them has more than one job."""
+    too_long = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(SRC)
+        if text.count("\n") > 600:
+            too_long.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > 120:
+                    too_long.append(f"{name}:{node.lineno} {node.name}: {length} lines")
+    assert not too_long, too_long
