@@ -7,7 +7,8 @@ internals): what a scoring service needs beside an ONNX file from ``tf4ctr expor
 
 It follows tf4ctr's preprocessing for plain categorical fields (a value is keyed by its text;
 missing -> ``fill_na`` if set, else out-of-vocabulary like unseen values) and numeric fields
-(missing -> ``fill_na`` or 0). Fields with a ``preprocess`` bucketer or sequence fields are
+(missing -> ``fill_na`` or 0, then the field's ``normalizer``, with the train split's
+statistics stored beside the vocabularies). Fields with a ``preprocess`` bucketer or sequence fields are
 refused with a clear error: score such runs with ``tf4ctr predict`` or ``tf4ctr.load``.
 This file is self-contained on purpose, so it can be copied next to a service.
 """
@@ -36,6 +37,9 @@ class RowEncoder:
         features = state["config"]["feature_cols"]
         self.categorical: list[tuple[str, dict[str, int], str | None]] = []
         self.numeric: list[tuple[str, float]] = []
+        #: per numeric field, (shift, scale): the value fed is (x - shift) / scale
+        self.scalers: list[tuple[float, float]] = []
+        scalers = state.get("scalers") or {}
         for f in features:
             if f["type"] == "sequence" or f.get("preprocess"):
                 raise ValueError(
@@ -49,6 +53,10 @@ class RowEncoder:
             else:
                 fill = 0.0 if f.get("fill_na") is None else float(f["fill_na"])
                 self.numeric.append((f["name"], fill))
+                if f.get("normalizer") is not None and f["name"] not in scalers:
+                    raise ValueError(f"field {f['name']!r}: its {f['normalizer']} has no statistics")
+                entry = scalers.get(f["name"], {"shift": 0.0, "scale": 1.0})
+                self.scalers.append((float(entry["shift"]), float(entry["scale"])))
 
     @classmethod
     def from_file(cls, path: str | Path) -> RowEncoder:
@@ -62,7 +70,7 @@ class RowEncoder:
         """(categorical int64 [B, F], numeric float32 [B, N]) for an iterable of row dicts."""
         rows = list(rows)
         cat = np.empty((len(rows), len(self.categorical)), dtype=np.int64)
-        num = np.empty((len(rows), len(self.numeric)), dtype=np.float32)
+        num = np.empty((len(rows), len(self.numeric)), dtype=np.float64)
         for r, row in enumerate(rows):
             for j, (name, vocab, fill) in enumerate(self.categorical):
                 key = _text(row.get(name))
@@ -72,7 +80,10 @@ class RowEncoder:
             for j, (name, fill) in enumerate(self.numeric):
                 value = row.get(name)
                 num[r, j] = fill if _missing(value) else float(value)
-        return cat, num
+        if self.numeric:  # in float64 then rounded once, as the preprocessor computes it
+            shift, spread = (np.array(v, dtype=np.float64) for v in zip(*self.scalers, strict=True))
+            num = (num - shift) / spread
+        return cat, num.astype(np.float32)
 
 
 def _missing(value: Any) -> bool:

@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from tf4ctr.data.buckets import NUMERIC_BUCKETERS, TEXT_PREPROCESSORS
 from tf4ctr.data.encoded import EncodedColumns, EncodedSplit, FeatureSchema, FieldInfo, LocalCodes
+from tf4ctr.data.normalize import ColumnStats, scale, warn_raw_scale
 from tf4ctr.data.readers import validate_labels
 from tf4ctr.data.schema import DatasetConfig, FeatureSpec, load_dataset_config
 from tf4ctr.data.vocabulary import (
@@ -87,6 +88,8 @@ class Preprocessor:
         self._numeric = tuple(f for f in config.feature_cols if not f.is_categorical)
         self._vocabs: dict[str, pa.Array] | None = None
         self._lookups: dict[str, Lookup] | None = None
+        #: (shift, scale) of each numeric field with a normalizer, fitted with the vocabularies
+        self._scalers: dict[str, tuple[float, float]] = {}
 
     def fit(self, table: pa.Table, *, source: Path | None = None) -> Preprocessor:
         """Build each categorical field's vocabulary from ``table`` (the train split)."""
@@ -120,6 +123,7 @@ class Preprocessor:
             raise ValueError("local codes need a preprocessor without sequence fields")
         counters = {f.name: ValueCounter() for f in self._categorical}
         positions = {f.name: i for i, f in enumerate(self._categorical)}
+        stats = {f.name: ColumnStats() for f in self._numeric}
 
         def count(table: pa.Table) -> Callable[[FeatureSpec], None]:
             def one(feature: FeatureSpec) -> None:
@@ -155,8 +159,17 @@ class Preprocessor:
         with field_threads(len(self._categorical)) as pool:
             for table in chunks:
                 _map(pool, count(table), self._categorical)
+                for feature in self._numeric:
+                    stats[feature.name].add(self._filled_numbers(table, feature, source))
             vocabs = _map(pool, vocabulary, self._categorical)
         self._set_vocabs({f.name: v for f, v in zip(self._categorical, vocabs, strict=True)})
+        self._scalers = {
+            f.name: stats[f.name].scaler(f.normalizer) for f in self._numeric if f.normalizer
+        }
+        where = f"{source}: " if source is not None else ""
+        for feature in self._numeric:
+            if feature.normalizer is None:
+                warn_raw_scale(feature.name, stats[feature.name], where)
         return self
 
     def _count(
@@ -241,9 +254,8 @@ class Preprocessor:
             categorical = _map(pool, encode, self._categorical)
 
         def numbers(feature: FeatureSpec) -> np.ndarray:
-            values = to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
-            fill = 0.0 if feature.fill_na is None else float(feature.fill_na)
-            return np.where(np.isnan(values), fill, values).astype(np.float32)
+            values = self._filled_numbers(table, feature, source)
+            return scale(values, self._scalers.get(feature.name))
 
         numeric = _map(pool, numbers, self._numeric)
         label_name = self.config.label_col.name
@@ -359,6 +371,11 @@ class Preprocessor:
             "format": _STATE_FORMAT,
             "config": self.config.to_dict(),
             "vocabularies": {name: vocab.to_pylist() for name, vocab in vocabs.items()},
+            **(
+                {"scalers": {k: {"shift": a, "scale": b} for k, (a, b) in self._scalers.items()}}
+                if self._scalers
+                else {}
+            ),
             "schema": self.schema.to_dict(),
         }
 
@@ -385,6 +402,7 @@ class Preprocessor:
                 )
             vocabs[feature.name] = pa.array(words, type=pa.string())
         prep._set_vocabs(vocabs)
+        prep._scalers = _read_scalers(d.get("scalers") or {}, prep._numeric)
         if "schema" in d and FeatureSchema.from_dict(d["schema"]) != prep.schema:
             raise ConfigError("preprocessor state: key 'schema' does not match the vocabularies")
         return prep
@@ -415,6 +433,14 @@ class Preprocessor:
         if name not in table.column_names:
             raise _missing_column(table, name, source)
         return table[name]
+
+    def _filled_numbers(
+        self, table: pa.Table, feature: FeatureSpec, source: Path | None
+    ) -> np.ndarray:
+        """A numeric field as float64 with its missing values filled (``fill_na``, else 0)."""
+        values = to_numpy(self._float_column(table, feature.name, source)).astype(np.float64)
+        fill = 0.0 if feature.fill_na is None else float(feature.fill_na)
+        return np.where(np.isnan(values), fill, values)
 
     def _float_column(self, table: pa.Table, name: str, source: Path | None) -> pa.ChunkedArray:
         col = self._column(table, name, source)
@@ -482,6 +508,28 @@ class Preprocessor:
             ids, n_values = pc.index_in(col, value_set=group_values), len(group_values)
         # Missing group values share one extra id after the real ones.
         return to_numpy(pc.fill_null(ids, n_values)).astype(np.int64)
+
+
+def _read_scalers(raw: Any, numeric: Sequence[FeatureSpec]) -> dict[str, tuple[float, float]]:
+    """The stored (shift, scale) of every numeric field that has a normalizer."""
+    scalers = {}
+    for feature in numeric:
+        if feature.normalizer is None:
+            continue
+        entry = raw.get(feature.name) if isinstance(raw, dict) else None
+        try:
+            shift, spread = float(entry["shift"]), float(entry["scale"])  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            raise ConfigError(
+                f"preprocessor state: key 'scalers.{feature.name}': expected {{shift, scale}} "
+                f"numbers for its {feature.normalizer}"
+            ) from None
+        if not (np.isfinite(shift) and np.isfinite(spread) and spread > 0):
+            raise ConfigError(
+                f"preprocessor state: key 'scalers.{feature.name}': scale must be finite and > 0"
+            )
+        scalers[feature.name] = (shift, spread)
+    return scalers
 
 
 def distinct_values(chunks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.Array:

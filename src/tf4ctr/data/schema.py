@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tf4ctr.data.buckets import NUMERIC_BUCKETERS, TEXT_PREPROCESSORS
+from tf4ctr.data.normalize import NORMALIZERS
 from tf4ctr.errors import ConfigError
 from tf4ctr.fileio import read_yaml
 
@@ -66,7 +67,7 @@ _TOP_KEYS = (
 )
 _FEATURE_KEYS = (
     "name", "type", "dtype", "active", "preprocess", "min_categr_count", "fill_na",
-    "splitter", "max_len", "encoder",
+    "splitter", "max_len", "encoder", "normalizer",
 )  # fmt: skip
 _LABEL_KEYS = ("name", "dtype")
 # Dataset names become cache directory names.
@@ -94,6 +95,8 @@ class FeatureSpec:
     splitter: str | None = None
     max_len: int | None = None
     pooling: str | None = None
+    #: numeric fields only: FuxiCTR's scaler fitted on train (tf4ctr.data.normalize)
+    normalizer: str | None = None
 
     @property
     def is_categorical(self) -> bool:
@@ -122,6 +125,8 @@ class FeatureSpec:
         }
         if self.is_sequence:  # keep old configs' hashes (and caches) unchanged
             d.update(splitter=self.splitter, max_len=self.max_len, encoder=self.pooling)
+        if self.normalizer is not None:  # the same, for fields without one
+            d["normalizer"] = self.normalizer
         return d
 
 
@@ -440,7 +445,17 @@ def _parse_feature_settings(entry: Mapping[str, Any], path: str, where: _Where) 
         preprocess is not None and preprocess not in TEXT_PREPROCESSORS
     )
     fill_na = _parse_fill_na(entry.get("fill_na"), reads_numbers, f"{path}.fill_na", where)
+    normalizer = entry.get("normalizer")
+    if normalizer is not None:
+        if ftype != "numeric":
+            raise where.error(
+                f"key '{where.key(path + '.normalizer')}': only numeric features are scaled "
+                f"(found type: {ftype})"
+            )
+        if normalizer not in NORMALIZERS:
+            raise where.bad_value(f"{path}.normalizer", f"one of {', '.join(NORMALIZERS)}", normalizer)
     return {
+        "normalizer": normalizer,
         "type": ftype,
         "dtype": dtype,
         "preprocess": preprocess,
