@@ -100,11 +100,14 @@ def fit(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool | None = None,
+    init_from: str | Path | Run | None = None,
 ) -> Run:
     """Train a run config on the given splits and return the finished :class:`Run`.
 
     ``config`` is a run config file or mapping (``train.lr``-style ``overrides`` apply on
     top); each split is a table (pandas, pyarrow, dict of columns) or a file path.
+    ``init_from``: a finished run (or its folder) to warm-start from, its vocabularies
+    extended by these splits' new values (``train.init_from``; tf4ctr.run.warm_start).
     """
     from tf4ctr import run
 
@@ -117,6 +120,12 @@ def fit(
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: expected a mapping at the top level")
     raw = apply_overrides(raw, overrides or [])
+    if init_from is not None:
+        parent = getattr(init_from, "run_dir", init_from)
+        raw.setdefault("train", {})
+        if not isinstance(raw["train"], dict):
+            raise ConfigError("train: expected a mapping")
+        raw["train"]["init_from"] = str(Path(parent).resolve())
     base = source.parent if source is not None else Path.cwd()
     dataset = _dataset_mapping(raw.get("dataset"), base)
     settings, dataset_id = settings_of(dataset)

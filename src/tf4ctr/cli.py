@@ -43,7 +43,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
-    config = load_run_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.init_from:
+        overrides.append(f"train.init_from={args.init_from}")
+    config = load_run_config(args.config, overrides)
     args.resume_hint = _resume_command(args)
     result = run.train(
         config,
@@ -194,6 +197,12 @@ def _add_train_command(sub: Any) -> None:
     )
     p.add_argument("--run-dir", help="write the run here instead of <output_dir>/<name>")
     p.add_argument(
+        "--init-from",
+        metavar="RUN_DIR",
+        help="start from this finished run's weights, its vocabularies extended by the new "
+        "data (continual training; the same as train.init_from=RUN_DIR)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a finished or interrupted run of this name (only a folder tf4ctr marked "
@@ -304,10 +313,25 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
             detail += f", process {status.writer_pid}"
         elif status.state == "partial":
             detail += "; --resume continues it, `tf4ctr runs clean` removes it"
+        if status.state == "finished":
+            detail = _lineage(status.path)
         print(f"{status.state:<9} {status.name:<30} {detail}".rstrip())
     if not found:
         print(f"no runs in {args.output_dir}")
     return 0
+
+
+def _lineage(run_dir: Path) -> str:
+    """ "from PARENT" for a run warm-started from another (metrics.json's init_from)."""
+    from tf4ctr.rundir import METRICS_FILE
+
+    try:
+        parent = json.loads((run_dir / METRICS_FILE).read_text()).get("init_from")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if not isinstance(parent, dict):
+        return ""
+    return f"from {parent.get('name')} ({parent.get('run_dir')}, model {str(parent.get('model_sha256'))[:12]})"
 
 
 def cmd_runs_clean(args: argparse.Namespace) -> int:

@@ -93,6 +93,9 @@ class TrainConfig:
     #: in the first epoch, the norm of the gradient reaching z_s and z_c, per batch
     #: (the paper's Figure 5)
     record_logit_grads: bool = False
+    #: a finished run to start from (continual training, tf4ctr.run.warm_start): its weights,
+    #: its vocabularies extended by this data's new values; a path from the current folder
+    init_from: str | None = None
     #: where the model trains: auto (CUDA when present, else CPU), cpu, cuda or cuda:N
     device: str = "auto"
     #: read the encoded cache memory-mapped instead of loading it into RAM (data larger than
@@ -384,6 +387,7 @@ KEYED_AGAINST: dict[str, dict[str, Any]] = {
         "fold_embeddings": False,  # born 2026-12-02 with default True; False is what ran before
         "record_difficulty": False,
         "record_logit_grads": False,
+        "init_from": None,  # born 2026-12-07
     },
     "loss": {
         "name": "bce",

@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from tf4ctr.errors import ConfigError
+
+if TYPE_CHECKING:  # schema imports this module's NORMALIZERS
+    from tf4ctr.data.schema import FeatureSpec
 
 log = logging.getLogger("tf4ctr")
 
@@ -88,3 +95,25 @@ def warn_raw_scale(name: str, stats: ColumnStats, where: str) -> None:
             name,
             stats.magnitude,
         )
+
+
+def read_scalers(raw: Any, numeric: Sequence[FeatureSpec]) -> dict[str, tuple[float, float]]:
+    """The stored (shift, scale) of every numeric field that has a normalizer."""
+    scalers = {}
+    for feature in numeric:
+        if feature.normalizer is None:
+            continue
+        entry = raw.get(feature.name) if isinstance(raw, dict) else None
+        try:
+            shift, spread = float(entry["shift"]), float(entry["scale"])  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            raise ConfigError(
+                f"preprocessor state: key 'scalers.{feature.name}': expected {{shift, scale}} "
+                f"numbers for its {feature.normalizer}"
+            ) from None
+        if not (np.isfinite(shift) and np.isfinite(spread) and spread > 0):
+            raise ConfigError(
+                f"preprocessor state: key 'scalers.{feature.name}': scale must be finite and > 0"
+            )
+        scalers[feature.name] = (shift, spread)
+    return scalers

@@ -36,7 +36,8 @@ import pyarrow.compute as pc
 
 from tf4ctr.data.buckets import NUMERIC_BUCKETERS, TEXT_PREPROCESSORS
 from tf4ctr.data.encoded import EncodedColumns, EncodedSplit, FeatureSchema, FieldInfo, LocalCodes
-from tf4ctr.data.normalize import ColumnStats, scale, warn_raw_scale
+from tf4ctr.data.extend import check_extends
+from tf4ctr.data.normalize import ColumnStats, read_scalers, scale, warn_raw_scale
 from tf4ctr.data.readers import validate_labels
 from tf4ctr.data.schema import DatasetConfig, FeatureSpec, load_dataset_config
 from tf4ctr.data.vocabulary import (
@@ -82,7 +83,16 @@ class Preprocessor:
     with no other file.
     """
 
-    def __init__(self, config: DatasetConfig) -> None:
+    def __init__(self, config: DatasetConfig, *, base: Preprocessor | None = None) -> None:
+        """``base``: a fitted preprocessor whose vocabularies this one extends (continual
+        training): each field keeps the base's values at their indices and appends the values
+        of its own train split that pass ``min_categr_count`` and the base lacks, in the usual
+        order (most frequent first); numeric scalers stay the base's, so a known row's inputs
+        mean what they meant to the parent model."""
+        if base is not None:
+            check_extends(base.config, config)
+            base._fitted_vocabs()
+        self.base = base
         self.config = config
         self._categorical = tuple(f for f in config.feature_cols if f.is_categorical)
         self._numeric = tuple(f for f in config.feature_cols if not f.is_categorical)
@@ -154,7 +164,12 @@ class Preprocessor:
                 # the vocabulary is keyed, and so sorted, by the bucket id's text
                 freq = pa.table({"value": freq["value"].cast(pa.string()), "count": freq["count"]})
             freq = freq.sort_by([("count", "descending"), ("value", "ascending")])
-            return freq["value"].combine_chunks().cast(pa.string())
+            fitted = freq["value"].combine_chunks().cast(pa.string())
+            if self.base is None:
+                return fitted
+            known = self.base._fitted_vocabs()[feature.name]
+            new = fitted.filter(pc.invert(pc.is_in(fitted, value_set=known)))
+            return pa.concat_arrays([known, new])
 
         with field_threads(len(self._categorical)) as pool:
             for table in chunks:
@@ -163,9 +178,11 @@ class Preprocessor:
                     stats[feature.name].add(self._filled_numbers(table, feature, source))
             vocabs = _map(pool, vocabulary, self._categorical)
         self._set_vocabs({f.name: v for f, v in zip(self._categorical, vocabs, strict=True)})
-        self._scalers = {
-            f.name: stats[f.name].scaler(f.normalizer) for f in self._numeric if f.normalizer
-        }
+        self._scalers = (
+            dict(self.base._scalers)
+            if self.base is not None
+            else {f.name: stats[f.name].scaler(f.normalizer) for f in self._numeric if f.normalizer}
+        )
         where = f"{source}: " if source is not None else ""
         for feature in self._numeric:
             if feature.normalizer is None:
@@ -402,7 +419,7 @@ class Preprocessor:
                 )
             vocabs[feature.name] = pa.array(words, type=pa.string())
         prep._set_vocabs(vocabs)
-        prep._scalers = _read_scalers(d.get("scalers") or {}, prep._numeric)
+        prep._scalers = read_scalers(d.get("scalers") or {}, prep._numeric)
         if "schema" in d and FeatureSchema.from_dict(d["schema"]) != prep.schema:
             raise ConfigError("preprocessor state: key 'schema' does not match the vocabularies")
         return prep
@@ -508,28 +525,6 @@ class Preprocessor:
             ids, n_values = pc.index_in(col, value_set=group_values), len(group_values)
         # Missing group values share one extra id after the real ones.
         return to_numpy(pc.fill_null(ids, n_values)).astype(np.int64)
-
-
-def _read_scalers(raw: Any, numeric: Sequence[FeatureSpec]) -> dict[str, tuple[float, float]]:
-    """The stored (shift, scale) of every numeric field that has a normalizer."""
-    scalers = {}
-    for feature in numeric:
-        if feature.normalizer is None:
-            continue
-        entry = raw.get(feature.name) if isinstance(raw, dict) else None
-        try:
-            shift, spread = float(entry["shift"]), float(entry["scale"])  # type: ignore[index]
-        except (TypeError, KeyError, ValueError):
-            raise ConfigError(
-                f"preprocessor state: key 'scalers.{feature.name}': expected {{shift, scale}} "
-                f"numbers for its {feature.normalizer}"
-            ) from None
-        if not (np.isfinite(shift) and np.isfinite(spread) and spread > 0):
-            raise ConfigError(
-                f"preprocessor state: key 'scalers.{feature.name}': scale must be finite and > 0"
-            )
-        scalers[feature.name] = (shift, spread)
-    return scalers
 
 
 def distinct_values(chunks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.Array:

@@ -33,7 +33,12 @@ __all__ = ["encode_splits"]
 
 
 def encode_splits(
-    config: DatasetConfig, tmp: Path, *, progress: bool, block_bytes: int
+    config: DatasetConfig,
+    tmp: Path,
+    *,
+    progress: bool,
+    block_bytes: int,
+    base: Preprocessor | None = None,
 ) -> tuple[Preprocessor, dict[str, int]]:
     """Stream every split twice at most: count the train split, then encode each split.
 
@@ -43,7 +48,7 @@ def encode_splits(
     read once: see :func:`_count_and_code_train`. Returns the fitted preprocessor
     and the rows of each split.
     """
-    preprocessor = Preprocessor(config)
+    preprocessor = Preprocessor(config, base=base)
     train_path = config.paths["train"]
 
     def rows_of(path: Path, bar: ReadBar) -> Iterator[tuple[pa.Table, int]]:

@@ -82,8 +82,17 @@ def _source_hashes(config: DatasetConfig) -> dict[str, str]:
     return {split: sha256_file(path) for split, path in config.paths.items()}
 
 
-def _key_from(config: DatasetConfig, hashes: dict[str, str]) -> str:
-    payload = {"format_version": FORMAT_VERSION, "config": config.to_dict(), "sources": hashes}
+def _key_from(
+    config: DatasetConfig, hashes: dict[str, str], base: Preprocessor | None = None
+) -> str:
+    payload: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "sources": hashes,
+    }
+    if base is not None:  # absent otherwise, so every existing cache keeps its key
+        state = json.dumps(base.state_dict(), sort_keys=True, separators=(",", ":"))
+        payload["base"] = hashlib.sha256(state.encode("utf-8")).hexdigest()
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -108,6 +117,7 @@ def prepare_dataset(
     load: Literal[True] = ...,
     block_bytes: int = ...,
     mapped: bool = ...,
+    base: Preprocessor | None = ...,
 ) -> PreparedDataset: ...
 
 
@@ -120,6 +130,7 @@ def prepare_dataset(
     load: Literal[False],
     block_bytes: int = ...,
     mapped: bool = ...,
+    base: Preprocessor | None = ...,
 ) -> Path: ...
 
 
@@ -131,6 +142,7 @@ def prepare_dataset(
     load: bool = True,
     block_bytes: int = 64 << 20,
     mapped: bool = False,
+    base: Preprocessor | None = None,
 ) -> PreparedDataset | Path:
     """Return the encoded dataset, building the cache on the first call and reading it after.
 
@@ -141,10 +153,13 @@ def prepare_dataset(
     splits are :class:`MappedSplit` maps of the cache files instead of arrays in RAM. Raises
     DataError/ConfigError for bad inputs; a failed build leaves nothing
     under ``cache_root``. Prints nothing but the optional tqdm bars.
+
+    With ``base`` (a parent run's fitted preprocessor: continual training), every vocabulary
+    is the parent's, extended by this train split's new values; the cache is keyed by it too.
     """
     cache_root = Path(cache_root)
     hashes = _source_hashes(config)
-    key = _key_from(config, hashes)
+    key = _key_from(config, hashes, base)
     target = cache_dir_for(config, cache_root, key)
     if (target / _META).is_file():
         if not load and _matching_meta(target, key) is not None:
@@ -160,7 +175,7 @@ def prepare_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{config.name}-", dir=cache_root))
     lock_fd = _lock_build(tmp)
     try:
-        _build(config, key, hashes, tmp, progress, block_bytes)
+        _build(config, key, hashes, tmp, progress, block_bytes, base)
         (tmp / _BUILD_LOCK).unlink()
         try:
             os.rename(tmp, target)
@@ -237,10 +252,13 @@ def _build(
     tmp: Path,
     progress: bool,
     block_bytes: int,
+    base: Preprocessor | None = None,
 ) -> Preprocessor:
     """Encode every split into ``tmp`` (:func:`encode_splits`), then write the preprocessor's
     state and, last, meta.json: its presence is what marks a directory as complete."""
-    preprocessor, rows = encode_splits(config, tmp, progress=progress, block_bytes=block_bytes)
+    preprocessor, rows = encode_splits(
+        config, tmp, progress=progress, block_bytes=block_bytes, base=base
+    )
     _write_json(tmp / _PREPROCESSOR, preprocessor.state_dict())
     meta = {
         "format_version": FORMAT_VERSION,

@@ -23,6 +23,7 @@ from tf4ctr.config import RunConfig
 from tf4ctr.data import BatchLoader, DatasetConfig, prepare_dataset
 from tf4ctr.errors import UserError
 from tf4ctr.run import record as run_record
+from tf4ctr.run import warm_start
 from tf4ctr.run.resume import (
     check_run_dir,
     handle_failure,
@@ -108,13 +109,23 @@ def _train_locked(
     world: World | None = None,
 ) -> RunResult:
     w = world or World()
-    data = _prepare(config, dataset, w)
+    parent = warm_start.load_parent(config, paths.final)
+    data = _prepare(config, dataset, w, base=parent.run.preprocessor if parent else None)
     checkpoint = _open_partial(paths, resolved, data, w, resume=resume)
     handler = _attach_log_file(paths.partial / LOG_FILE) if w.is_writer else logging.NullHandler()
     try:
         parts = build_parts(config, data.schema, device, w)
         trainer = parts.trainer
         metrics = _start_metrics(config, dataset, data, parts, device, w, checkpoint)
+        if parent is not None and checkpoint is None:
+            new_rows = warm_start.copy_weights(parent.run.model, parts.model)
+            metrics["init_from"] = {**parent.lineage, "new_rows": new_rows}
+            log.info(
+                "run %s: starting from run %s (%d new embedding rows)",
+                config.name,
+                parent.lineage["name"],
+                new_rows,
+            )
         state = None
         if checkpoint is not None:
             if "rng_by_rank" in checkpoint and w.distributed:
@@ -156,8 +167,9 @@ def _train_locked(
     return _put_in_place(paths, metrics, w)
 
 
-def _prepare(config: RunConfig, dataset: DatasetConfig, w: World) -> Any:
-    """The encoded dataset: rank 0 builds the cache, the others read it."""
+def _prepare(config: RunConfig, dataset: DatasetConfig, w: World, base: Any = None) -> Any:
+    """The encoded dataset: rank 0 builds the cache, the others read it. ``base``: a parent
+    run's preprocessor, whose vocabularies the new ones extend (tf4ctr.run.warm_start)."""
 
     def prepare() -> Any:
         return prepare_dataset(
@@ -165,6 +177,7 @@ def _prepare(config: RunConfig, dataset: DatasetConfig, w: World) -> Any:
             Path(config.cache_dir),
             progress=config.train.progress,
             mapped=config.train.memory_map,
+            base=base,
         )
 
     data = prepare() if w.is_writer else None

@@ -1,0 +1,160 @@
+"""Continual training (issue 34): ``--init-from`` starts from a finished run's weights, its
+vocabularies extended by the new data's categories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import write_csv
+from tf4ctr.cli import main
+
+
+@pytest.fixture
+def two_days(tiny_project: Path, monkeypatch) -> Path:
+    """Day 1 trained (runs/tiny-run); day 2's train split with new users and items."""
+    monkeypatch.chdir(tiny_project)
+    assert main(["train", "--config", "run.yaml", "train.epochs=1", "--no-progress"]) == 0
+    write_csv(tiny_project / "day2.csv", 3000, 9)
+    text = (tiny_project / "day2.csv").read_text()
+    (tiny_project / "day2.csv").write_text(
+        text.replace(",u1,", ",unew1,").replace(",i3,", ",inew3,")
+    )
+    dataset = (tiny_project / "dataset.yaml").read_text()
+    (tiny_project / "day2.yaml").write_text(
+        dataset.replace("train_data: train.csv", "train_data: day2.csv")
+    )
+    return tiny_project
+
+
+def _day2(*extra: str) -> int:
+    return main(
+        ["train", "--config", "run.yaml", "dataset=day2.yaml", "name=day2", "--no-progress", *extra]
+    )
+
+
+def test_known_ids_keep_their_rows_and_new_ids_get_new_ones(two_days):
+    from tf4ctr import run
+    from tf4ctr.config import load_run_config
+    from tf4ctr.data import prepare_dataset
+    from tf4ctr.run import warm_start
+
+    config = load_run_config(
+        "run.yaml", ["dataset=day2.yaml", "name=day2", "train.init_from=runs/tiny-run"]
+    )
+    parent = warm_start.load_parent(config, Path("runs/day2"))
+    assert parent is not None and parent.lineage["name"] == "tiny-run"
+    data = prepare_dataset(
+        run.resolve_dataset(config), Path("cache"), progress=False, base=parent.run.preprocessor
+    )
+    old_vocab = parent.run.preprocessor.state_dict()["vocabularies"]
+    new_vocab = data.preprocessor.state_dict()["vocabularies"]
+    for field, words in old_vocab.items():
+        assert new_vocab[field][: len(words)] == words  # every known value at its index
+    assert "unew1" in new_vocab["user"] and "unew1" not in old_vocab["user"]
+    assert "inew3" in new_vocab["item"] and "inew3" not in old_vocab["item"]
+    model = run.build_parts(config, data.schema).model
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    new_rows = warm_start.copy_weights(parent.run.model, model)
+    added = sum(len(new_vocab[f]) - len(old_vocab[f]) for f in old_vocab)
+    tables = sum(isinstance(m, warm_start.FeatureEmbedding) for m in model.modules())
+    assert added == 2 and new_rows == tables * added  # SER: a row in each encoder's table
+    parent_state = parent.run.model.state_dict()
+    for name, module in model.named_modules():
+        if not isinstance(module, run.warm_start.FeatureEmbedding):
+            continue
+        old = dict(parent.run.model.named_modules())[name]
+        for (start, rows), (old_start, old_rows) in zip(
+            warm_start._field_rows(module), warm_start._field_rows(old), strict=True
+        ):
+            # bit for bit: padding, OOV and every known value's row
+            assert torch.equal(
+                module.weight[start : start + old_rows],
+                old.weight[old_start : old_start + old_rows],
+            )
+            fresh_rows = fresh[f"{name}.weight"][start + old_rows : start + rows]
+            assert torch.equal(module.weight[start + old_rows : start + rows], fresh_rows)
+    for key, value in model.state_dict().items():
+        if not key.endswith("embedding.weight") and value.shape == parent_state[key].shape:
+            assert torch.equal(value, parent_state[key]), key
+
+
+def test_a_warm_start_trains_records_its_lineage_and_is_listed(two_days, capsys):
+    assert _day2("--init-from", "runs/tiny-run", "train.epochs=1") == 0
+    metrics = json.loads((two_days / "runs" / "day2" / "metrics.json").read_text())
+    lineage = metrics["init_from"]
+    assert lineage["name"] == "tiny-run" and lineage["new_rows"] == 4  # 2 values, 2 tables
+    assert len(lineage["model_sha256"]) == len(lineage["config_sha256"]) == 64
+    capsys.readouterr()
+    assert main(["runs", "list", "--output-dir", "runs"]) == 0
+    listed = capsys.readouterr().out
+    assert "day2" in listed and "from tiny-run" in listed
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["train.init_from=runs/nothing"], "is not a finished run"),
+        (
+            ["train.init_from=runs/tiny-run", "model.embedding_dim=4"],
+            "model.embedding_dim is 4 here, 8 in the parent run",
+        ),
+        (
+            ["train.init_from=runs/tiny-run", "name=tiny-run", "--overwrite"],
+            "is the run being trained",
+        ),
+    ],
+)
+def test_what_cannot_warm_start_is_one_line(two_days, capsys, extra, message):
+    args = [a for a in extra if a != "--overwrite"]
+    cli = ["train", "--config", "run.yaml", "dataset=day2.yaml", "--no-progress", *args]
+    if "--overwrite" in extra:
+        cli.append("--overwrite")
+    elif not any(a.startswith("name=") for a in args):
+        cli.append("name=day2")
+    assert main(cli) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert (two_days / "runs" / "tiny-run" / "model.pt").is_file()  # the parent untouched
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "{name: price, type: numeric, dtype: float}",
+            "{name: price, type: categorical, dtype: str}",
+            "field 'price': type is 'categorical' here, 'numeric' in the parent run",
+        ),
+        (
+            "    - {name: price, type: numeric, dtype: float}\n",
+            "",
+            "field 'price' of the parent run's dataset is missing",
+        ),
+    ],
+)
+def test_a_changed_schema_names_the_field(two_days, capsys, old, new, message):
+    text = (two_days / "day2.yaml").read_text()
+    assert old in text
+    (two_days / "day2.yaml").write_text(text.replace(old, new))
+    assert _day2("--init-from", "runs/tiny-run") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_the_python_api_warm_starts_too(two_days):
+    import tf4ctr
+
+    parent = tf4ctr.load("runs/tiny-run") if hasattr(tf4ctr, "load") else None
+    splits = {"train": "day2.csv", "valid": "valid.csv", "test": "test.csv"}
+    run = tf4ctr.fit(
+        "run.yaml",
+        **splits,
+        overrides=["train.epochs=1", "name=api-day2"],
+        init_from="runs/tiny-run",
+    )
+    assert run.metrics["init_from"]["name"] == "tiny-run"
+    assert parent is None or parent.run_dir.name == "tiny-run"
