@@ -101,3 +101,26 @@ def test_ddp_trains_every_kind_of_model_and_loss(tmp_path):
     assert proc.returncode == 0, _why(proc)
     cases = int(proc.stdout.split(" cases trained")[0].split()[-1])
     assert cases >= 10 and proc.stdout.count("ok ") == cases, proc.stdout
+
+
+def test_two_ranks_warm_start_from_a_finished_run(tiny_project, monkeypatch):
+    """Continual training under torchrun: every rank loads the parent and copies its weights
+    (rank 0's are broadcast anyway); the run trains, with its lineage, and new rows exist."""
+    from tests.conftest import write_csv
+    from tf4ctr.cli import main
+
+    monkeypatch.chdir(tiny_project)
+    assert main(["train", "--config", "run.yaml", "train.epochs=1", "--no-progress"]) == 0
+    write_csv(tiny_project / "day2.csv", 3000, 9)
+    text = (tiny_project / "day2.csv").read_text().replace(",u1,", ",unew1,")
+    (tiny_project / "day2.csv").write_text(text)
+    dataset = (tiny_project / "dataset.yaml").read_text().replace("train.csv", "day2.csv")
+    (tiny_project / "day2.yaml").write_text(dataset)
+    args = ["-m", "tf4ctr", "train", "--config", "run.yaml", "dataset=day2.yaml", "name=day2"]
+    proc = _torchrun(
+        tiny_project, *args, "train.epochs=1", "--init-from", "runs/tiny-run", "--no-progress"
+    )
+    assert proc.returncode == 0, _why(proc)
+    metrics = json.loads((tiny_project / "runs" / "day2" / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["init_from"]["name"] == "tiny-run"
+    assert metrics["init_from"]["new_rows"] == 2  # one new user, in each of SER's two tables
