@@ -62,3 +62,15 @@ def test_a_bad_study_file_is_one_line(study, capsys):
     study.write_text(study.read_text().replace("periods: 3", "periods: 2"))
     assert continual.main(["run", str(study)]) == 2
     assert "periods: expected an integer >= 3" in capsys.readouterr().err
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_study_report_regenerates_from_its_store(tmp_path):
+    study = continual.load_study(REPO / "configs" / "continual" / "ml_100k.yaml")
+    if not study.store.is_file() or not study.report.is_file():
+        pytest.skip("the ML-100K continual study has no committed store yet")
+    records = continual.read_store(study.store)
+    text = continual.render(study, records, tmp_path / study.report.with_suffix(".png").name)
+    assert text == study.report.read_text(encoding="utf-8")

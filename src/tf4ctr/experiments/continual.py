@@ -277,10 +277,8 @@ def _plot(study: Study, cell: Any, path: Path) -> None:
 
 
 def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return path.name
+    """The study file as the shipped configs name it (the same wherever the clone lives)."""
+    return f"configs/{path.parent.name}/{path.name}"
 
 
 def main(argv: list[str] | None = None) -> int:
