@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import inspect
 import logging
 import os
 import socket
@@ -166,20 +165,41 @@ def open_study(tune: SearchTune, *, create: bool = True) -> Any:
     if not create and not tune.study_file.is_file():
         raise UserError(f"{tune.study_file}: no study yet (run `tf4ctr tune {spec.path}` first)")
     make_dir(tune.study_file.parent, "the study's folder")
-    retry = optuna.storages.RetryFailedTrialCallback(max_retry=3)
-    params = inspect.signature(optuna.storages.RDBStorage).parameters
-    callback = (
-        "heartbeat_stale_trial_callback"
-        if "heartbeat_stale_trial_callback" in params
-        else "failed_trial_callback"
-    )
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{tune.study_file}",
-        engine_kwargs={"connect_args": {"timeout": 120}},
-        heartbeat_interval=spec.heartbeat_seconds,
-        grace_period=2 * spec.heartbeat_seconds,
-        **{callback: retry},
-    )
+    storages = optuna.storages
+    if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 4.9
+        retry = {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(3)}
+    else:
+        retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=3)}
+    # Two processes creating the study's tables at once collide: one at a time, then shared
+    with _exclusive(tune.study_file.with_name(tune.study_file.name + ".lock")):
+        storage = storages.RDBStorage(
+            f"sqlite:///{tune.study_file}",
+            engine_kwargs={"connect_args": {"timeout": 120}},
+            heartbeat_interval=spec.heartbeat_seconds,
+            grace_period=2 * spec.heartbeat_seconds,
+            **retry,
+        )
+        study = _create(optuna, tune, storage)
+        if create:  # under the lock: the first process alone enqueues the base
+            _start_with_base(study, tune)
+    return study
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Any:
+    """An OS lock on ``path`` held for the block (released by the OS if the process dies)."""
+    import fcntl
+
+    with path.open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _create(optuna: Any, tune: SearchTune, storage: Any) -> Any:
+    spec = tune.spec
     seed = spec.sampler_seed
     if seed is not None:  # one seed per process: two processes must not draw alike
         seed = (seed * 1_000_003 + os.getpid()) % 2**31
@@ -305,7 +325,6 @@ def run_search(tune: SearchTune, *, workers: int = 1, dry_run: bool = False,
     children = _start_workers(tune, workers - 1, progress)
     optuna = _optuna()
     study = open_study(tune)
-    _start_with_base(study, tune)
     objective = _objective(tune, _monitor(tune), trained := [])
     bar = tqdm(total=spec.n_trials, desc=spec.name, unit="trial",
                disable=not show_bars(progress), dynamic_ncols=True)  # fmt: skip
