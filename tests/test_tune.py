@@ -288,7 +288,9 @@ def test_killed_tune_resumes_without_rerunning_finished_trials(search_project):
     assert len(keys) == len(set(keys)) == 3  # no trial trained twice
     assert first_metrics.stat().st_mtime_ns == stamp  # the finished trial was left alone
     resumed = next(r for r in records if r["key"] == retry.user_attrs["key"])
-    metrics = json.loads((search_project / "search" / resumed["run_dir"] / "metrics.json").read_text())
+    metrics = json.loads(
+        (search_project / "search" / resumed["run_dir"] / "metrics.json").read_text()
+    )
     assert metrics["resumed_after_epoch"] == [1] and len(metrics["epochs"]) == 2
 
 
@@ -388,3 +390,30 @@ def test_tuner_file_of_neither_kind_and_dry_run(search_project, monkeypatch, cap
     assert "3 trials (random, pruner none) over 3 settings" in out
     assert "train.lr: 0.001 to 0.03 (log)" in out
     assert not (search_project / "search").exists()
+
+
+def test_pruner_sees_each_epochs_validation_monitor(search_project, monkeypatch):
+    """The pruner is asked after every epoch with that epoch's validation monitor; a pruned
+    trial counts toward the budget, keeps its partial run resumable, and stores no result."""
+    optuna = pytest.importorskip("optuna")
+    from tf4ctr.rundir import RunPaths
+
+    # a pruner that prunes everything it is asked about, in place of the file's (none)
+    monkeypatch.setattr(optuna.pruners, "NopPruner", lambda: optuna.pruners.ThresholdPruner(
+        lower=10.0))  # fmt: skip
+    monkeypatch.chdir(search_project)
+    (search_project / "search.yaml").write_text(SEARCH.format(n_trials=2))
+    assert main(["tune", "search.yaml", "--no-progress", "--seeds", "2"]) == 0
+    trials = _trials(search_project)
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    assert all(list(t.intermediate_values) == [1] for t in trials)  # stopped after epoch 1
+    assert not _store_lines(search_project)  # no finished cell, and no closing seeds
+    run_dir = search_project / "search" / "runs"
+    partial = [p for p in run_dir.iterdir() if p.name.endswith(".partial")]
+    assert len(partial) == 2
+    paths = RunPaths.for_run_dir(run_dir / partial[0].name[1 : -len(".partial")])
+    assert paths.latest_checkpoint() is not None
+    metrics = json.loads((partial[0] / "metrics.json").read_text())
+    first = metrics["epochs"][0]["valid"]
+    trial = next(t for t in trials if t.user_attrs["key"] in partial[0].name)
+    assert trial.intermediate_values[1] == pytest.approx(first["auc"] + first["gauc"])

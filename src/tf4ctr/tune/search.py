@@ -358,8 +358,8 @@ def _start_workers(tune: SearchTune, n: int, progress: bool) -> list[subprocess.
 def closing_cells(tune: SearchTune, study: Any) -> list[Cell]:
     """The best trial (on validation) and the base config, each on ``seeds`` seeds."""
     spec = tune.spec
-    if spec.seeds == 0:
-        return []
+    if spec.seeds == 0 or not any(t.state.name == "COMPLETE" for t in study.get_trials()):
+        return []  # no seeds asked for, or every trial was pruned: nothing to re-run
     best = study.best_trial
     dims = {d.key: d for d in spec.space}
     params = {key: dims[key].from_optuna(value) for key, value in best.params.items()}
