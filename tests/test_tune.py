@@ -417,3 +417,28 @@ def test_pruner_sees_each_epochs_validation_monitor(search_project, monkeypatch)
     first = metrics["epochs"][0]["valid"]
     trial = next(t for t in trials if t.user_attrs["key"] in partial[0].name)
     assert trial.intermediate_values[1] == pytest.approx(first["auc"] + first["gauc"])
+
+
+def test_the_studys_tuner_files_share_one_budget_and_start_from_stored_runs():
+    """configs/tune/: the same budget, pruner and seeds for TF4CTR, CL4CTR and FinalMLP; each
+    first trial is a config whose seed-2023 run a committed store already holds."""
+    from tf4ctr.experiments.store import ResultStore
+    from tf4ctr.tune.search import START, TRIAL, load_tuner, make_cell
+    from tf4ctr.tune.spec import apply_params, base_params
+
+    tunes = [load_tuner(REPO / "configs" / "tune" / f"frappe_x1_{m}.yaml")
+             for m in ("tf4ctr", "cl4ctr", "finalmlp")]  # fmt: skip
+    assert {(t.spec.n_trials, t.spec.pruner, t.spec.sampler, t.spec.seeds) for t in tunes} == {
+        (60, "median", "tpe", 5)
+    }
+    shared = {"train.lr", "train.batch_size", "model.embedding_dim", "loss.embedding_l2"}
+    for tune in tunes:
+        keys = {d.key for d in tune.spec.space}
+        assert shared <= keys and any("dropout" in k for k in keys)
+        assert any("hidden_units" in k for k in keys)
+        assert ({"loss.alpha", "loss.c", "loss.gamma"} <= keys) == ("tf4ctr" in tune.spec.name)
+        assert set(base_params(tune.spec)) == keys  # the start lies in the space
+        start = make_cell(START, 2023, tune.spec.base_raw, tune.spec.path)
+        assert any(start.key in ResultStore(p) for p in tune.spec.reuse), tune.spec.name
+        first = apply_params(tune.spec.base_raw, base_params(tune.spec))
+        assert make_cell(TRIAL, 2023, first, tune.spec.path).key == start.key

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -198,20 +199,25 @@ def check_space(path: Path, base: dict[str, Any], space: tuple[Dimension, ...]) 
                 raise _error(path, f"space.{dim.key}", f"{value!r} is rejected: {detail}") from None
 
 
-def _base_value(base: dict[str, Any], key: str) -> Any:
-    node: Any = base
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+def _base_values(spec: SearchSpec) -> dict[str, Any]:
+    """Every setting the base config runs with, dotted, the defaults it leaves out included
+    (a model's from its builder), JSON-normal (lists, not tuples)."""
+    from tf4ctr.models import model_defaults
+
+    parsed = parse_run_config(spec.base_raw, source=spec.path)
+    model = {**model_defaults(parsed.model_name), **parsed.model_hparams}
+    sections = {"model": model, "loss": dataclasses.asdict(parsed.loss),
+                "train": dataclasses.asdict(parsed.train)}  # fmt: skip
+    flat = {f"{s}.{k}": v for s, values in sections.items() for k, v in values.items()}
+    return json.loads(json.dumps(flat, default=str))
 
 
 def base_params(spec: SearchSpec) -> dict[str, Any]:
     """The base config's value of each searched key that lies in its dimension."""
     out = {}
+    values = _base_values(spec)
     for dim in spec.space:
-        value = _base_value(spec.base_raw, dim.key)
+        value = values.get(dim.key)
         if value is not None and dim.holds(value):
             out[dim.key] = value
     return out
