@@ -159,5 +159,9 @@ def _closing_table(tune: SearchTune, study: Any) -> list[str]:
                      f"| {_mean_sd(col(label, 'test', 'auc'))} | {_mean_sd(col(label, 'test', 'logloss'))} |")  # fmt: skip
     a, b = col(TUNED, "test", "auc"), col(START, "test", "auc")
     diff = f"{statistics.fmean(a) - statistics.fmean(b):+.4f}" if a and b else "–"
-    lines += ["", f"Tuned minus starting test AUC: {diff}; Welch's t-test p = {_welch(a, b)}.", ""]
+    lines += ["", f"Tuned minus starting test AUC: {diff}; Welch's t-test p = {_welch(a, b)}."]
+    if {c.key for c in cells if c.label == TUNED} == {c.key for c in cells if c.label == START}:
+        lines.append("The best trial is the starting config itself: the search found nothing "
+                     "better on validation, and both rows are the same runs.")  # fmt: skip
+    lines.append("")
     return lines
