@@ -15,6 +15,7 @@ from typing import Any
 from tf4ctr.data.data_cli import add_data_commands
 from tf4ctr.errors import UserError
 from tf4ctr.experiments.exp_cli import add_experiment_commands, examples
+from tf4ctr.tune.tune_cli import add_tune_command
 
 log = logging.getLogger("tf4ctr")
 
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_commands(sub)
     _add_demo_command(sub)
     add_experiment_commands(sub)
+    add_tune_command(sub)
     add_data_commands(sub)
     _add_export_command(sub)
     p = sub.add_parser("models", help="list registered models and their defaults")

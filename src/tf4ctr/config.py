@@ -37,6 +37,8 @@ FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
 #: torch.optim.Adam's default first-moment decay, which the Trainer uses
 ADAM_BETA1 = 0.9
 LOSSES = ("bce", "focal", "rce", "tf")
+#: where ``train.log_to`` may send each epoch's numbers besides metrics.json (tf4ctr.run.tracking)
+TRACKERS = ("tensorboard", "mlflow")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ class TrainConfig:
     #: read the encoded cache memory-mapped instead of loading it into RAM (data larger than
     #: memory); the batches, and so the results, are the same
     memory_map: bool = False
+    #: trackers that also receive each epoch's losses, validation metrics, lr and samples/s
+    #: (TRACKERS; tf4ctr.run.tracking): they change no result, so no key holds them
+    log_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,10 @@ def _coerce(value: Any, annotation: str, key: str, where: _Where | str) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{where}{key}: expected a string, got {value!r}")
+    if base == "tuple[str, ...]":
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}{key}: expected a list of names, got {value!r}")
     return value
 
 
@@ -320,6 +329,12 @@ def _check_train(train: TrainConfig, where: _Where) -> None:
             f"{where('train.device')}train.device: expected auto, cpu, cuda or cuda:N, "
             f"got {train.device!r}"
         )
+    for name in train.log_to:
+        if name not in TRACKERS:
+            raise ConfigError(
+                f"{where('train.log_to')}train.log_to: unknown tracker {name!r} (expected any "
+                f"of: {', '.join(TRACKERS)})"
+            )
     if not 0 < train.reduce_lr_factor <= 1:
         raise ConfigError(
             f"{where('train.reduce_lr_factor')}train.reduce_lr_factor: must be in (0, 1], "

@@ -45,6 +45,7 @@ _NOT_RESULTS = (
     "eval_batch_size",
     "memory_map",
     "device",
+    "log_to",
 )  # train keys that change no result (eval_batch_size: bit for bit at multiples of 4 in our
 # probes, as the default is; other sizes can move a logit's last digit — Trainer.cpu_forward_rows)
 _MISSING = object()

@@ -32,6 +32,10 @@ from tf4ctr.train.distributed import World
 #: Called with (epoch, checkpoint path) once a checkpoint is on disk: the seam for tools that
 #: need a known point in a run (the crash-injection test helper, benchmarks/gpu_smoke.py).
 _AFTER_CHECKPOINT: list[Callable[[int, Path], None]] = []
+#: Called with (the epoch's record, the run's metrics so far) once the epoch is on disk (its
+#: checkpoint and metrics.json written): the seam for trackers (tf4ctr.run.tracking) and for a
+#: tuner's pruner, which may raise to stop the run there (the partial run stays resumable).
+_AFTER_EPOCH: list[Callable[[dict[str, Any], dict[str, Any]], None]] = []
 
 
 def add_after_checkpoint(hook: Callable[[int, Path], None]) -> Callable[[], None]:
@@ -39,6 +43,13 @@ def add_after_checkpoint(hook: Callable[[int, Path], None]) -> Callable[[], None
     that removes it again."""
     _AFTER_CHECKPOINT.append(hook)
     return lambda: _AFTER_CHECKPOINT.remove(hook)
+
+
+def add_after_epoch(hook: Callable[[dict[str, Any], dict[str, Any]], None]) -> Callable[[], None]:
+    """Call ``hook(epoch_record, metrics)`` after every epoch this process writes (rank 0 only,
+    after the epoch's checkpoint); returns a function that removes it again."""
+    _AFTER_EPOCH.append(hook)
+    return lambda: _AFTER_EPOCH.remove(hook)
 
 
 def open_partial(paths: RunPaths, resolved: dict[str, Any], preprocessor_state: Any) -> None:
@@ -103,6 +114,8 @@ class RunRecord:
         self.paths.remove_older_checkpoints(record["epoch"])
         record["checkpoint_seconds"] = time.perf_counter() - start
         self.write_metrics()
+        for epoch_hook in list(_AFTER_EPOCH):
+            epoch_hook(record, metrics)
 
     def write_metrics(self) -> None:
         write_json_atomic(self.metrics, self.paths.partial / METRICS_FILE)

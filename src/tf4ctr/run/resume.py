@@ -44,6 +44,7 @@ RESUME_FREE_KEYS = (
     "train.num_threads",
     "train.device",
     "train.memory_map",
+    "train.log_to",
     "output_dir",
     "cache_dir",
 )

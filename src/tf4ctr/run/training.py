@@ -23,7 +23,7 @@ from tf4ctr.config import RunConfig
 from tf4ctr.data import BatchLoader, DatasetConfig, prepare_dataset
 from tf4ctr.errors import UserError
 from tf4ctr.run import record as run_record
-from tf4ctr.run import warm_start
+from tf4ctr.run import tracking, warm_start
 from tf4ctr.run.resume import (
     check_run_dir,
     handle_failure,
@@ -149,15 +149,19 @@ def _train_locked(
             difficulty_loaders=loaders["eval"] if config.train.record_difficulty else None,
         )
         start = time.perf_counter()
-        fit = trainer.fit(
-            loaders["train"],
-            loaders["eval"]["valid"],
-            on_epoch_end=record.record_epoch,
-            on_checkpoint=record.save_checkpoint,
-            state=state,
-        )
-        _finish_metrics(dataset, data, trainer, metrics, fit, loaders, start)
-        record.finish(parts.model)
+        # train.log_to's trackers see each epoch once it is on disk (run/tracking.py)
+        with tracking.tracked(
+            config, paths.partial, metrics, train_rows=len(data.train), writer=w.is_writer
+        ):
+            fit = trainer.fit(
+                loaders["train"],
+                loaders["eval"]["valid"],
+                on_epoch_end=record.record_epoch,
+                on_checkpoint=record.save_checkpoint,
+                state=state,
+            )
+            _finish_metrics(dataset, data, trainer, metrics, fit, loaders, start)
+            record.finish(parts.model)
     except BaseException:
         if not w.is_writer:
             raise  # rank 0 decides what becomes of the partial run
