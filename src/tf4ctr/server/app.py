@@ -92,6 +92,7 @@ class _Server:
         batcher = self.batcher
         assert batcher is not None
         batcher.incoming += 1
+        self.metrics.in_flight.inc()
         counted = True
         status = 200
         try:
@@ -122,6 +123,7 @@ class _Server:
         finally:
             if counted:
                 batcher.incoming -= 1
+            self.metrics.in_flight.dec()
             self.metrics.requests.labels("/v1/predict", str(status)).inc()
             self.metrics.latency.labels("/v1/predict").observe(time.perf_counter() - start)
 

@@ -57,6 +57,11 @@ class ServerMetrics:
             "tf4ctr_queued_rows", "rows accepted and not yet answered (the bounded queue)",
             registry=r,
         )  # fmt: skip
+        self.in_flight = Gauge(
+            "tf4ctr_requests_in_flight",
+            "predict requests begun (body being read, queued or scored) and not answered",
+            registry=r,
+        )
         self.reloads = Counter(
             "tf4ctr_model_reloads", "model reloads, by outcome", ["outcome"], registry=r
         )

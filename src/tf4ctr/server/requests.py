@@ -24,12 +24,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-try:  # orjson parses a 700-candidate body about 3x faster; the stdlib is the fallback
+try:  # orjson parses a 700-candidate body several times faster than the stdlib
     import orjson
 
-    _loads: Any = orjson.loads
+    _fast_loads: Any = orjson.loads
 except ImportError:  # pragma: no cover - orjson is in the serve extra
-    _loads = json.loads
+    _fast_loads = json.loads
+
+
+def _loads(raw: bytes) -> Any:
+    """JSON via orjson; what it refuses but the stdlib reads (integers past 64 bits, NaN,
+    Infinity) is read by the stdlib, so the error names the field, not just the body."""
+    try:
+        return _fast_loads(raw)
+    except ValueError:
+        return json.loads(raw)
 
 __all__ = ["Limits", "RequestError", "RequestSchema", "parse_body"]
 
