@@ -173,12 +173,16 @@ class Server:
         assert status == 200, answer
         return answer
 
-    def metric(self, metric: str, **labels: str) -> float:
+    def scrape(self) -> str:
+        """One /metrics page (with ``--workers N``, one worker's: read it once per check)."""
+        return self.request("GET", "/metrics")[2]
+
+    def metric(self, metric: str, page: str | None = None, **labels: str) -> float:
+        """A metric's value (summed over matching samples) on ``page`` or a fresh scrape."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        _, _, text = self.request("GET", "/metrics")
         total, found = 0.0, False
-        for family in text_string_to_metric_families(text):
+        for family in text_string_to_metric_families(page or self.scrape()):
             for sample in family.samples:
                 if sample.name == metric and all(
                     sample.labels.get(k) == v for k, v in labels.items()
