@@ -61,20 +61,22 @@ def test_reload_swaps_the_model_and_a_request_in_flight_finishes_on_the_old_one(
     rows = rows_as_sent(trained.rows, 5)
     old = _version(server)
     in_flight = server.metric("tf4ctr_requests_in_flight")
-    held = HeldRequest(server.port, {"instances": rows})
-    server.wait_metric("tf4ctr_requests_in_flight", in_flight + 1)
-    status, answer = _reload(server, trained.other_onnx)
-    assert status == 200 and answer["previous"]["version"] == old
-    new = answer["model"]["version"]
-    assert new != old and _version(server) == new
-    status, late = held.finish()  # begun before the swap: scored by the model it started on
-    assert status == 200 and late["model"]["version"] == old
-    assert np.abs(np.array(late["predictions"]) - trained.expected[:5]).max() <= 1e-6
-    fresh = server.predict({"instances": rows})
-    assert fresh["model"]["version"] == new
-    assert np.abs(np.array(fresh["predictions"]) - trained.expected[:5]).max() > 1e-3
-    status, answer = _reload(server, source)  # back to the module's model
-    assert status == 200 and answer["model"]["version"] == old
+    try:
+        held = HeldRequest(server.port, {"instances": rows})
+        server.wait_metric("tf4ctr_requests_in_flight", in_flight + 1)
+        status, answer = _reload(server, trained.other_onnx)
+        assert status == 200 and answer["previous"]["version"] == old
+        new = answer["model"]["version"]
+        assert new != old and _version(server) == new
+        status, late = held.finish()  # begun before the swap: scored by the model it started on
+        assert status == 200 and late["model"]["version"] == old
+        assert np.abs(np.array(late["predictions"]) - trained.expected[:5]).max() <= 1e-6
+        fresh = server.predict({"instances": rows})
+        assert fresh["model"]["version"] == new
+        assert np.abs(np.array(fresh["predictions"]) - trained.expected[:5]).max() > 1e-3
+    finally:
+        status, answer = _reload(server, source)  # back to the module's model
+        assert status == 200 and answer["model"]["version"] == old
     assert server.metric("tf4ctr_model_reloads_total", outcome="ok") >= 2
 
 

@@ -40,6 +40,7 @@ def _loads(raw: bytes) -> Any:
     except ValueError:
         return json.loads(raw)
 
+
 __all__ = ["Limits", "RequestError", "RequestSchema", "parse_body"]
 
 _FLOAT32_MAX = 3.4028234663852886e38
