@@ -46,7 +46,7 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 @dataclass(frozen=True)
 class ServeSettings:
     source: str
-    threads: int = 0  # ONNX Runtime intra-op threads per worker; 0 = its own choice
+    threads: int = 1  # ONNX Runtime intra-op threads per worker; 0 = its own choice
     batch: BatchSettings = field(default_factory=BatchSettings)
     limits: Limits = field(default_factory=Limits)
     drain_timeout: float = 30.0

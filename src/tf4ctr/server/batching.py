@@ -49,7 +49,7 @@ class BatchSettings:
     enabled: bool = True
     max_batch_rows: int = 2048
     max_wait: float = 0.002  # seconds
-    max_queue_rows: int = 32768
+    max_queue_rows: int = 65536
 
 
 @dataclass

@@ -162,25 +162,43 @@ def _ranking_rows(
             raise RequestError(422, "unknown_field", f"context: unknown field {key!r}", str(key))
         _check_value(key, value, schema, "context", None)
     candidates = _rows(body["candidates"], "candidates", limits)
+    needed = schema.field_set - context.keys()  # what each candidate must bring itself
     rows = []
     for i, candidate in enumerate(candidates):
         if not isinstance(candidate, dict):
             raise RequestError(
                 422, "wrong_type", f"candidates[{i}] must be an object", None, instance=i
             )
-        for key in candidate:
-            if key in context:
-                raise RequestError(
-                    422,
-                    "duplicate_field",
-                    f"candidates[{i}].{key} is also in context",
-                    str(key),
-                    i,
-                )
-        row = {**context, **candidate}
-        _check_row(row, "candidates", i, schema)
-        rows.append(row)
+        if candidate.keys() != needed:  # the common case skips the key scans
+            _check_candidate_keys(candidate, context, i, schema)
+        for key, value in candidate.items():  # context values were checked once, above
+            _check_value(key, value, schema, "candidates", i)
+        rows.append({**context, **candidate})
     return rows
+
+
+def _check_candidate_keys(
+    candidate: dict[str, Any], context: dict[str, Any], i: int, schema: RequestSchema
+) -> None:
+    for key in candidate:
+        if key in context:
+            raise RequestError(
+                422, "duplicate_field", f"candidates[{i}].{key} is also in context", str(key), i
+            )
+        if key not in schema.allowed:
+            raise RequestError(
+                422, "unknown_field", f"candidates[{i}]: unknown field {key!r}", str(key), i
+            )
+    for name in schema.fields:
+        if name not in candidate and name not in context:
+            raise RequestError(
+                422,
+                "missing_field",
+                f"candidates[{i}] lacks field {name!r} (in neither it nor context; "
+                "send null for a missing value)",
+                name,
+                i,
+            )
 
 
 def _check_row(row: Any, where: str, i: int, schema: RequestSchema) -> None:

@@ -50,8 +50,9 @@ def add_serve_command(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     p.add_argument(
-        "--threads", type=int, default=0,
-        help="ONNX Runtime threads per worker (default: 0, ONNX Runtime's choice)",
+        "--threads", type=int, default=1,
+        help="ONNX Runtime threads per worker (default: 1, leaving a core to the event loop "
+        "that parses and encodes; 0: ONNX Runtime's choice)",
     )  # fmt: skip
     g = p.add_argument_group("dynamic batching")
     g.add_argument("--no-batching", action="store_true", help="score each request alone")
@@ -62,7 +63,7 @@ def add_serve_command(sub: Any) -> None:
         "being read; a lone request never waits)",
     )  # fmt: skip
     g.add_argument(
-        "--max-queue-rows", type=int, default=32768,
+        "--max-queue-rows", type=int, default=65536,
         help="rows accepted and not yet answered; past it a request gets 503 + Retry-After",
     )  # fmt: skip
     g = p.add_argument_group("limits")
