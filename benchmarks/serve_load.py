@@ -13,7 +13,8 @@ For request sizes 1 (``instances``), 256 and 700 (the ranking form: one user's c
 many candidate items, from Frappe_x1's test rows), at concurrency 1, 8 and 64, with dynamic
 batching on (the defaults) and off, C clients each send a request and wait for its answer,
 over keep-alive connections, for ``--seconds`` per cell or ``--max-requests``, whichever ends
-first; every socket read has a timeout. Beside it, the floor: ONNX Runtime called in-process
+first; every socket read has a timeout. The two servers (batching on, off) run side by side,
+idle in turn, and each cell is measured on one then the other. Beside it, the floor: ONNX Runtime called in-process
 on the same rows (encoded once), and RowEncoder + ONNX Runtime (what a request costs without
 HTTP). Prints a table and writes benchmarks/results/serve_load.json, labelled with
 ``--conditions``: a run beside other jobs is not an idle-machine result, and says so.
@@ -256,28 +257,32 @@ def main() -> int:
     request_bodies = bodies(rows)
     load_before = os.getloadavg()
     cells = []
-    for batching in [b == "on" for b in args.batching.split(",")]:
-        extra = args.server_args.split() + ([] if batching else ["--no-batching"])
-        server = Server(export, extra)
-        try:
-            for size in sizes:
-                for concurrency in levels:
+    modes = [b == "on" for b in args.batching.split(",")]
+    # both servers up at once and the modes measured in turn, cell by cell, so that a change
+    # in the machine's other load falls on both alike
+    servers = {}
+    try:
+        for batching in modes:
+            servers[batching] = Server(export, args.server_args.split() + ([] if batching else ["--no-batching"]))  # fmt: skip
+        for size in sizes:
+            for concurrency in levels:
+                for batching in modes:
                     times, elapsed, rejected = asyncio.run(
                         _cell(
-                            server.port,
+                            servers[batching].port,
                             request_bodies[size],
                             concurrency,
                             args.seconds,
                             args.max_requests,
-                        )
+                        )  # fmt: skip
                     )
                     cell = {"batching": batching, "size": size, "concurrency": concurrency, **summarize(times, size, elapsed), "rejected_503": rejected}  # fmt: skip
                     cells.append(cell)
                     print(json.dumps(cell), flush=True)
-        finally:
-            code = server.stop()
-        if code != 0:
-            sys.exit(f"server exited {code} after SIGTERM")
+    finally:
+        codes = [server.stop() for server in servers.values()]
+    if any(codes):
+        sys.exit(f"a server exited {codes} after SIGTERM, not 0")
     floors = floor(export, rows, min(args.seconds, 2.0), sizes)
     load_after = os.getloadavg()
     full = sizes == list(SIZES) and levels == list(CONCURRENCY) and args.batching == "on,off"

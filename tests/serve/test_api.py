@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -206,3 +207,16 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     pytest.skip("no /proc here")
+
+
+def test_the_readme_python_client_runs_against_the_server(server: Server, capsys):
+    """The README's client block (fenced ``py``: it needs a server, which the README runner
+    of test_readme.py does not start), on this run's fields in place of the README's."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Serving online") :]
+    (block,) = re.findall(r"```py\n(.*?)```", section, re.S)
+    for theirs, ours in [("user_id", "user"), ("item_id", "item"), ("hour", "ctx"), ("8000", str(server.port))]:  # fmt: skip
+        block = block.replace(theirs, ours)
+    exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own README
+    version, best = capsys.readouterr().out.split(" ", 1)
+    assert len(version) == 12 and len(json.loads(best)) == 10

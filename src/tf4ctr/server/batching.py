@@ -47,8 +47,8 @@ class Overloaded(Exception):
 @dataclass(frozen=True)
 class BatchSettings:
     enabled: bool = True
-    max_batch_rows: int = 2048
-    max_wait: float = 0.002  # seconds
+    max_batch_rows: int = 256
+    max_wait: float = 0.001  # seconds
     max_queue_rows: int = 65536
 
 

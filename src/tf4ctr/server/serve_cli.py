@@ -56,9 +56,14 @@ def add_serve_command(sub: Any) -> None:
     )  # fmt: skip
     g = p.add_argument_group("dynamic batching")
     g.add_argument("--no-batching", action="store_true", help="score each request alone")
-    g.add_argument("--max-batch-rows", type=int, default=2048, help="rows per merged call")
     g.add_argument(
-        "--max-wait-ms", type=float, default=2.0,
+        "--max-batch-rows",
+        type=int,
+        default=256,
+        help="rows per merged call; a larger request goes alone (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-wait-ms", type=float, default=1.0,
         help="longest a request waits for others to join its batch (only while others are "
         "being read; a lone request never waits)",
     )  # fmt: skip
