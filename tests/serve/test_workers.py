@@ -3,12 +3,13 @@ two worker processes on one port, each request scored alone; the CLI's own error
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.serve.conftest import Server, Trained, rows_as_sent, start_server
+from tests.serve.conftest import Server, Trained, copy_export, rows_as_sent, start_server
 from tf4ctr.cli import main
 
 
@@ -76,3 +77,19 @@ def test_serve_help_shows_examples(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "tf4ctr serve runs/my-first-run" in out and "--no-batching" in out
+
+
+def test_a_field_the_row_encoder_cannot_encode_is_one_error_line(
+    trained: Trained, tmp_path, capsys
+):
+    """A bucketed field (RowEncoder refuses it): exit 2 and one line naming the field, before
+    any port is opened."""
+    export = copy_export(trained.onnx, tmp_path / "bucketed.onnx")
+    sidecar = export.with_name(export.name + ".preprocessor.json")
+    state = json.loads(sidecar.read_text())
+    price = next(f for f in state["config"]["feature_cols"] if f["name"] == "price")
+    price["preprocess"] = "criteo_log_bucket"
+    sidecar.write_text(json.dumps(state))
+    assert main(["serve", str(export)]) == 2
+    err = capsys.readouterr().err
+    assert "'price'" in err and len(err.strip().splitlines()) == 1

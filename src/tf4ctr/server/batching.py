@@ -8,7 +8,9 @@ together. The rules, in order:
   ``max_queue_rows``; past it the request is refused at once (:class:`Overloaded`, HTTP 503
   with Retry-After) rather than queued without limit;
 - one consumer takes the oldest requests up to ``max_batch_rows`` rows (a larger request goes
-  alone) and scores each model's share in one call, on one inference thread;
+  alone) and scores each model's share in one call, on one inference thread, keeping at most
+  two batches handed to that thread (one running, the next waiting in its queue, so that the
+  thread never idles while the event loop parses a request);
 - it waits for more rows, up to ``max_wait`` after the oldest request was queued, only while
   another request is already being read (``incoming``): a lone request is never held back,
   so batching costs nothing at concurrency 1 and fills batches under load. While a call runs,
@@ -71,6 +73,11 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tf4ctr-infer")
         self._task: asyncio.Task[None] | None = None
+        # batches handed to the inference thread and not yet answered: two, so that the next
+        # waits in the thread's own queue and starts the moment the current one ends, without
+        # waiting for the event loop (busy parsing the next request) to dispatch it
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(2)
 
     def start(self) -> None:
         if self.settings.enabled:
@@ -81,6 +88,7 @@ class Batcher:
         deadline = time.monotonic() + timeout
         while self._queue and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -123,9 +131,18 @@ class Batcher:
                 await self._wakeup.wait()
                 continue
             await self._gather_more()
-            batch = self._take()
-            for model_jobs in _by_model(batch):
-                await self._run(loop, model_jobs)
+            await self._slots.acquire()  # meanwhile, new requests queue up and merge
+            task = loop.create_task(self._run_batch(loop, self._take()))
+            self._in_flight.add(task)
+            task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Job]) -> None:
+        for model_jobs in _by_model(batch):
+            await self._run(loop, model_jobs)
 
     async def _gather_more(self) -> None:
         """Wait for requests being read, up to ``max_wait`` after the oldest one queued."""
