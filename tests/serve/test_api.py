@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.serve.conftest import Server, Trained, rows_as_sent, start_server
+from tests.serve.conftest import HeldRequest, Server, Trained, rows_as_sent, start_server
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -220,3 +220,12 @@ def test_the_readme_python_client_runs_against_the_server(server: Server, capsys
     exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own README
     version, best = capsys.readouterr().out.split(" ", 1)
     assert len(version) == 12 and len(json.loads(best)) == 10
+
+
+def test_a_client_that_leaves_mid_body_is_counted_not_a_crash(server: Server, trained: Trained):
+    held = HeldRequest(server.port, {"instances": rows_as_sent(trained.rows, 3)})
+    server.wait_metric("tf4ctr_requests_in_flight", 1)
+    held.sock.close()
+    server.wait_metric("tf4ctr_errors_total", 1, kind="client_disconnected")
+    assert len(server.predict({"instances": rows_as_sent(trained.rows, 2)})["predictions"]) == 2
+    assert "Traceback" not in server.log_text()

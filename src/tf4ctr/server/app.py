@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -115,6 +115,10 @@ class _Server:
             self.metrics.errors.labels("overloaded").inc()
             body = RequestError(503, "overloaded", str(exc)).body()
             return _json(body, 503, {"Retry-After": str(exc.retry_after)})
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing wrong here
+            status = 499
+            self.metrics.errors.labels("client_disconnected").inc()
+            return _json(RequestError(499, "client_disconnected", "client disconnected").body(), 499)  # fmt: skip
         except Exception:
             status = 500
             log.exception("tf4ctr serve: scoring failed")

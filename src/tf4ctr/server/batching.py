@@ -95,8 +95,9 @@ class Batcher:
         self._pool.shutdown(wait=True)
 
     def retry_after(self) -> int:
-        """Seconds a refused client should wait: about one full queue's worth of waiting."""
-        return max(1, math.ceil(self.settings.max_wait * 4))
+        """Seconds a refused client should wait: how long the rows queued now take at 50,000
+        rows/s (the low end measured on 2 cores), in HTTP's whole seconds, at least 1."""
+        return max(1, math.ceil(self.pending_rows / 50_000))
 
     async def score(
         self, model: ServedModel, categorical: np.ndarray, numeric: np.ndarray
