@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("models",),
     ("train",),
     ("run",),
-    ("export", "serving", "experiments", "api", "demo", "tune"),
+    ("export", "serving", "server", "experiments", "api", "demo", "tune"),
     ("cli",),
     ("__main__",),
 ]
@@ -36,6 +36,8 @@ ALLOWED_SIDEWAYS = {
     ("experiments", "export"),
     ("demo", "api"),
     ("tune", "experiments"),
+    ("server", "export"),
+    ("server", "serving"),
 }
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
 

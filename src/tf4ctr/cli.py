@@ -15,6 +15,7 @@ from typing import Any
 from tf4ctr.data.data_cli import add_data_commands
 from tf4ctr.errors import UserError
 from tf4ctr.experiments.exp_cli import add_experiment_commands, examples
+from tf4ctr.server.serve_cli import add_serve_command
 from tf4ctr.tune.tune_cli import add_tune_command
 
 log = logging.getLogger("tf4ctr")
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tune_command(sub)
     add_data_commands(sub)
     _add_export_command(sub)
+    add_serve_command(sub)
     p = sub.add_parser("models", help="list registered models and their defaults")
     p.set_defaults(func=cmd_models)
     add_runs_commands(sub)
