@@ -541,14 +541,23 @@ def test_reproduce_cli(tiny_project, monkeypatch, capsys):
     )
     (tiny_project / "configs" / "experiments" / "tiny_table6.yaml").write_text(shipped)
     (tiny_project / "configs" / "experiments" / "tiny_table5.yaml").write_text("name: [broken")
+    # a grid beyond the paper's experiments is listed too, and `reproduce NAME` finds it
+    beyond = "# Beyond the paper: tiny.\n" + shipped
+    (tiny_project / "configs" / "experiments" / "tiny_beyond_x.yaml").write_text(beyond)
     assert main(["reproduce", "status", "--dataset", "tiny"]) == 0
     out = capsys.readouterr().out
     assert "| table6 | 0 / 4 | 0.00 |" in out
+    assert "| beyond_x | 0 / 4 | 0.00 | Beyond the paper: tiny. |" in out
     assert "| table2 | (no grid for tiny) |" in out and "| fig4 | (no training) |" in out
     assert "| table5 | (error: " in out
     run_experiment(load_experiment(tiny_project / "exp.yaml"), progress=False)
     assert main(["reproduce", "status", "--dataset", "tiny"]) == 0
-    assert "| table6 | 4 / 4 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| table6 | 4 / 4 |" in out and "| beyond_x | 4 / 4 |" in out
+    assert main(["reproduce", "beyond_x", "--dataset", "tiny", "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("done") == 4
+    assert main(["reproduce", "beyond_y", "--dataset", "tiny"]) == 2
+    assert "shipped for tiny: beyond_x" in capsys.readouterr().err
 
 
 def test_difficulty_and_gradient_figures(tiny_project, monkeypatch, tmp_path):

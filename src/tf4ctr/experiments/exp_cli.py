@@ -67,17 +67,33 @@ def copy_configs(source: Path, dest: Path) -> tuple[list[Path], list[Path]]:
     return written, kept
 
 
+def other_grids(dataset: str) -> dict[str, Path]:
+    """The shipped grids for ``dataset`` beyond the paper's experiments (e.g. ``table4_random``,
+    ``beyond_gdcn``), by the name after ``<dataset>_``; the first config root that has one wins."""
+    found: dict[str, Path] = {}
+    for root in _config_roots():
+        for path in sorted((root / "experiments").glob(f"{dataset}_*.yaml")):
+            name = path.stem[len(dataset) + 1 :]
+            if name not in PAPER_EXPERIMENTS:
+                found.setdefault(name, path)
+    return found
+
+
 def resolve_experiment(name: str, dataset: str) -> Path:
-    """A YAML path as given, or the shipped grid ``configs/experiments/<dataset>_<name>.yaml``."""
+    """A YAML path as given, or the shipped grid ``configs/experiments/<dataset>_<name>.yaml``
+    (a paper experiment, or another grid shipped for that dataset)."""
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise ConfigError(f"{path}: file not found")
         return path
     if name not in PAPER_EXPERIMENTS:
+        if name in (others := other_grids(dataset)):
+            return others[name]
+        more = f"; shipped for {dataset}: {', '.join(others)}" if others else ""
         raise ConfigError(
             f"unknown experiment '{name}' (expected one of: {', '.join(PAPER_EXPERIMENTS)}, "
-            "or an experiment YAML)"
+            f"or an experiment YAML{more})"
         )
     for root in _config_roots():
         candidate = root / "experiments" / f"{dataset}_{name}.yaml"
@@ -154,19 +170,37 @@ def training_seconds(record: dict[str, Any]) -> float:
     return max(record.get("wall_seconds") or 0.0, epochs)
 
 
+def _first_comment(path: Path) -> str:
+    """A grid file's first comment line, for the status table (its own words on what it is)."""
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                return line.lstrip("# ").rstrip().replace("|", "/")
+    except OSError:
+        pass
+    return ""
+
+
 def reproduction_status(dataset: str) -> str:
-    """One Markdown row per paper experiment: cells finished (here or in a store it reuses)."""
+    """One Markdown row per paper experiment, then one per other grid shipped for the dataset:
+    cells finished (here or in a store it reuses)."""
     from tf4ctr.experiments import load_experiment
     from tf4ctr.experiments.runner import known_results
 
     lines = ["| experiment | cells done | hours of training so far | what |", "|---|---|---|---|"]
+    rows: list[tuple[str, str, Path | None]] = []
     for name, what in PAPER_EXPERIMENTS.items():
+        try:
+            path = None if name == "fig4" else resolve_experiment(name, dataset)
+        except ConfigError:
+            path = None
+        rows.append((name, what, path))
+    rows += [(name, _first_comment(path), path) for name, path in other_grids(dataset).items()]
+    for name, what, path in rows:
         if name == "fig4":
             lines.append(f"| {name} | (no training) | – | {what} |")
             continue
-        try:
-            path = resolve_experiment(name, dataset)
-        except ConfigError:
+        if path is None:
             lines.append(f"| {name} | (no grid for {dataset}) | – | {what} |")
             continue
         try:
