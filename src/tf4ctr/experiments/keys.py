@@ -50,6 +50,7 @@ _NOT_RESULTS = (
 # probes, as the default is; other sizes can move a logit's last digit — Trainer.cpu_forward_rows)
 _MISSING = object()
 
+
 def _plain(value: Any) -> Any:
     """JSON-normal form, so (400, 400) from a signature equals [400, 400] from YAML."""
     return json.loads(json.dumps(value, default=str))
