@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from tf4ctr.data.download import download_file
+from tf4ctr.data.readers import sha256_file
 from tf4ctr.errors import DataError
 
 __all__ = [
@@ -123,14 +124,6 @@ _OUTPUT_SHA256: dict[str, str] = {
     "temporal/test.csv": "414ca4a55a041c01906ee023dc616bf76e07bb7800a6ce9e8afc26cb07e2191e",
 }
 TABLE_SHA256 = _OUTPUT_SHA256[_TABLE]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ml1m_age_group(age: int) -> int:

@@ -18,7 +18,6 @@ The rules:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from tf4ctr.config import RunConfig
+from tf4ctr.data.readers import sha256_file
 from tf4ctr.errors import ConfigError, UserError
 from tf4ctr.nn import FeatureEmbedding
 from tf4ctr.run.scoring import LoadedRun, load_run
@@ -39,14 +39,6 @@ class Parent:
 
     run: LoadedRun
     lineage: dict[str, Any]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_parent(config: RunConfig, own_run_dir: Path) -> Parent | None:
@@ -73,8 +65,8 @@ def load_parent(config: RunConfig, own_run_dir: Path) -> Parent | None:
     lineage = {
         "run_dir": str(run_dir),
         "name": parent.config.name,
-        "config_sha256": _sha256(run_dir / CONFIG_FILE),
-        "model_sha256": _sha256(run_dir / MODEL_FILE),
+        "config_sha256": sha256_file(run_dir / CONFIG_FILE),
+        "model_sha256": sha256_file(run_dir / MODEL_FILE),
     }
     return Parent(parent, lineage)
 
