@@ -247,12 +247,9 @@ def render(study: Study, records: dict[tuple, dict[str, Any]], figure: Path | No
 
 
 def _plot(study: Study, cell: Any, path: Path) -> None:
-    import matplotlib
+    from tf4ctr.experiments.figures import _pyplot, _save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
+    fig, axes = _pyplot().subplots(
         1, len(study.models), figsize=(5 * len(study.models), 3.6), squeeze=False
     )
     steps = list(range(1, study.periods))
@@ -266,14 +263,7 @@ def _plot(study: Study, cell: Any, path: Path) -> None:
         ax.set_ylabel("test AUC")
         ax.legend()
     fig.tight_layout()
-    from tf4ctr.fileio import write_atomic
-
-    write_atomic(
-        path,
-        lambda tmp: fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None}),
-        suffix=".png",
-    )
-    plt.close(fig)
+    _save(fig, path)  # the other figures' way: atomic, the figure closed whatever happens
 
 
 def _rel(path: Path) -> str:
