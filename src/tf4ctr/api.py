@@ -27,7 +27,7 @@ import numpy as np
 from tf4ctr.config import apply_overrides, parse_run_config
 from tf4ctr.data.schema import settings_of
 from tf4ctr.errors import ConfigError, UserError
-from tf4ctr.fileio import read_yaml, write_atomic
+from tf4ctr.fileio import make_dir, read_yaml, write_atomic
 from tf4ctr.rundir import METRICS_FILE
 
 __all__ = ["Run", "fit", "load"]
@@ -172,6 +172,6 @@ def _as_file(rows: Any, folder: Path, split: str) -> Path:
     digest = hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:16]
     path = folder / f"{split}-{digest}.parquet"
     if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dir(folder, "cache_dir")
         write_atomic(path, lambda tmp: pq.write_table(table, tmp), suffix=".parquet")
     return path

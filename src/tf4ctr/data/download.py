@@ -38,6 +38,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tf4ctr.errors import DataError
+from tf4ctr.fileio import make_dir
 from tf4ctr.progress import show_bars
 
 __all__ = ["DownloadResult", "download_file", "fetch_dataset", "md5_file"]
@@ -241,7 +242,7 @@ def fetch_dataset(
             f"{target}: folder exists but lacks {', '.join(n for n in names if not (target / n).is_file())}; "
             "remove it or choose another --dir"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(target.parent, "--dir")
     archive_name = archive_name or url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     archive = target.parent / archive_name
     download_file(url, archive, retries=retries, timeout=timeout, progress=progress)

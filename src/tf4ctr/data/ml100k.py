@@ -51,6 +51,7 @@ import numpy as np
 from tf4ctr.data.download import download_file
 from tf4ctr.data.readers import sha256_file
 from tf4ctr.errors import DataError
+from tf4ctr.fileio import make_dir
 
 __all__ = [
     "AGE_GROUPS",
@@ -435,7 +436,7 @@ def fetch_ml100k(
         raise DataError(
             f"{target}: exists and is not a finished ml_100k folder; remove it or choose another --dir"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(target.parent, "--dir")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     notes: list[str] = []
     try:

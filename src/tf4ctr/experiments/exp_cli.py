@@ -53,7 +53,7 @@ def shipped_configs() -> Path | None:
 def copy_configs(source: Path, dest: Path) -> tuple[list[Path], list[Path]]:
     """Copy every YAML under ``source`` into ``dest``, keeping the folders; a file that
     already exists in ``dest`` is left alone. Returns (written, kept)."""
-    from tf4ctr.fileio import write_text_atomic
+    from tf4ctr.fileio import make_dir, write_text_atomic
 
     written, kept = [], []
     for src in sorted(source.rglob("*.yaml")):
@@ -61,7 +61,7 @@ def copy_configs(source: Path, dest: Path) -> tuple[list[Path], list[Path]]:
         if target.exists():
             kept.append(target)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(target.parent, "--copy-to")
         write_text_atomic(target, src.read_text(encoding="utf-8"))
         written.append(target)
     return written, kept

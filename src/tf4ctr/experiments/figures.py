@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tf4ctr.errors import UserError
-from tf4ctr.fileio import write_atomic
+from tf4ctr.fileio import make_dir, write_atomic
 from tf4ctr.framework.losses import twin_focus_terms
 from tf4ctr.train.analysis import DIFFICULTY_CLASSES
 
@@ -52,7 +52,7 @@ def _pyplot():
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent, "the figure's folder")
     try:
         write_atomic(
             path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight"), suffix=".png"

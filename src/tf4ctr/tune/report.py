@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tf4ctr.experiments.store import ResultStore
+from tf4ctr.fileio import make_dir
 from tf4ctr.tune.search import START, TUNED, SearchTune, closing_cells, open_study
 
 __all__ = ["search_report"]
@@ -113,7 +114,7 @@ def search_report(tune: SearchTune, out_dir: Path) -> tuple[str, list[Path]]:
             cells = [str(t.params.get(k, "–")) for k in keys]
             lines.append(f"| {t.number} | {t.value:.5f} | " + " | ".join(cells) + " |")
         lines.append("")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(out_dir, "--output-dir")
         history = out_dir / f"{spec.name}_history.png"
         _history_png(trials, history)
         figures.append(history)
