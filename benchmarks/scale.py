@@ -15,7 +15,9 @@
    of them embedding rows: dense Adam would rewrite every row every step, 6.0k samples/s here
    against 10.0k with lazy row-wise Adam, so an epoch would take 101 min instead of 61);
    wall time, samples/s, peak resident memory and its anonymous part (the process's own memory,
-   as opposed to file pages of the memory-mapped cache the kernel can drop).
+   as opposed to file pages of the memory-mapped cache the kernel can drop); then, in this
+   process, the samples/s of the step's matrix products alone at the model's layer shapes
+   (``flops.matmul_only_seconds``) and ``matmul_fraction``, the epoch's samples/s over it.
 3. ``tf4ctr predict`` of the table's test split with that run, to parquet: rows/s and peak
    memory.
 
@@ -41,6 +43,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from criteo_prepare import holds_synthetic, measure  # noqa: E402
+from flops import matmul_only_seconds  # noqa: E402
 
 
 def tf4ctr(*args: str) -> list[str]:
@@ -112,6 +115,10 @@ def out_of_core(rows: int, data: Path, work: Path, save) -> dict:
             "parameters": metrics["parameters"],
         },  # fmt: skip
     }
+    out["epoch"].update(matmul_bound(run_yaml, batch_size=4096))
+    out["epoch"]["matmul_fraction"] = (
+        out["epoch"]["samples_per_s"] / out["epoch"]["matmul_bound_samples_per_s"]
+    )
     save(out)  # an epoch of the full table is most of an hour: keep it if predict is cut short
     predict = measure(tf4ctr("predict", str(work / "runs" / "criteo-ooc"), "--input",
                              str(data / "test.txt"), "--output", str(work / "scores.parquet")))  # fmt: skip
@@ -126,6 +133,23 @@ def out_of_core(rows: int, data: Path, work: Path, save) -> dict:
             "peak_anon_mb": predict["peak_anon_mb"],
         },  # fmt: skip
     }
+
+
+def matmul_bound(run_yaml: Path, batch_size: int) -> dict:
+    """The samples/s of a step that did its matrix products and nothing else: the run's model
+    (built from its config and the cache's vocabularies, in this process, after the epoch),
+    each Linear's forward and two backward products at the step's shapes
+    (flops.matmul_only_seconds)."""
+    from tf4ctr.config import load_run_config
+    from tf4ctr.data.store import prepare_dataset
+    from tf4ctr.run.setup import _model, configure_threads, resolve_dataset
+
+    config = load_run_config(run_yaml)
+    configure_threads(config.train.num_threads)
+    prepared = prepare_dataset(resolve_dataset(config), Path(config.cache_dir), progress=False,
+                               mapped=True)  # fmt: skip
+    seconds = matmul_only_seconds(_model(config, prepared.schema), prepared.schema, batch_size)
+    return {"matmul_step_ms": seconds * 1e3, "matmul_bound_samples_per_s": batch_size / seconds}
 
 
 def metrics_rows(cache: Path, split: str) -> int:
@@ -171,9 +195,11 @@ def main() -> int:
         print(f"| Frappe_x1 TF4CTR, {label} | {r['samples_per_s']:,.0f} samples/s |")
     c = results["criteo_synthetic"]
     e, p = c["epoch"], c["predict"]
-    print(f"| out-of-core epoch, {c['train_rows']:,} SYNTHETIC rows | {e['train_seconds']:.0f} s, "
-          f"{e['samples_per_s']:,.0f} samples/s, peak RSS {e['peak_rss_mb']:,.0f} MB "
-          f"(anonymous {e['peak_anon_mb']:,.0f} MB) |")  # fmt: skip
+    print(f"| out-of-core epoch, {c['train_rows']:,} SYNTHETIC rows | {e['train_seconds']:.0f} s "
+          f"training ({e['wall_s']:.0f} s wall), {e['samples_per_s']:,.0f} samples/s, peak RSS "
+          f"{e['peak_rss_mb']:,.0f} MB (anonymous {e['peak_anon_mb']:,.0f} MB) |")  # fmt: skip
+    print(f"| matrix products alone, same shapes | {e['matmul_bound_samples_per_s']:,.0f} samples/s;"
+          f" matmul fraction {e['matmul_fraction']:.2f} |")  # fmt: skip
     print(f"| streaming predict, {p['rows']:,} rows to parquet | {p['rows_per_s']:,.0f} rows/s, "
           f"peak RSS {p['peak_rss_mb']:,.0f} MB (anonymous {p['peak_anon_mb']:,.0f} MB) |")  # fmt: skip
     print(f"written to {args.out}")

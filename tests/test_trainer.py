@@ -54,7 +54,7 @@ def test_sparse_option_gives_sparse_grads_and_lazy_adam():
         "tf4ctr", TINY, embedding_dim=4, simple_hidden_units=[8], complex_hidden_units=[8, 8]
     )
     optimizers = make_optimizers(model, TrainConfig(sparse_embedding=True))
-    assert [type(o).__name__ for o in optimizers] == ["Adam", "SparseAdam"]
+    assert [type(o).__name__ for o in optimizers] == ["Adam", "RowSparseAdam"]
     tables = [m for m in model.modules() if isinstance(m, FeatureEmbedding)]
     assert len(tables) == 2 and all(t.sparse for t in tables)
     x, y = _batch()

@@ -12,6 +12,7 @@ instead of the whole table (the remedy for Criteo-sized vocabularies).
 
 from __future__ import annotations
 
+import collections
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -41,6 +42,88 @@ def unique_rows(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     rank = torch.empty_like(order)
     rank[order] = torch.arange(len(order))
     return rows, rank[first_seen].view(index.shape)
+
+
+class _TouchedRows(torch.autograd.Function):
+    """``weight[rows]`` for sorted distinct ``rows``, whose weight gradient is a sparse tensor
+    of those rows, built already coalesced.
+
+    Everything a step reads from a sparse table (each sample's lookup, the lazy L2 term) goes
+    through this one ``[U, d]`` tensor, so autograd sums their gradients densely there and the
+    table gets one sparse gradient with one entry per row: nothing left for ``coalesce`` (a
+    sort of every entry) to do, in the gradient clip or the optimizer.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        ctx.table_shape = weight.shape
+        return weight.index_select(0, rows)
+
+    #: the rows of the latest backwards (kept alive, so their memory is not reused)
+    recent_rows: collections.deque[torch.Tensor] = collections.deque(maxlen=8)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (rows,) = ctx.saved_tensors
+        _TouchedRows.recent_rows.append(rows)
+        sparse = torch.sparse_coo_tensor(
+            rows.unsqueeze(0),
+            grad.contiguous(),
+            ctx.table_shape,
+            is_coalesced=True,
+            check_invariants=False,
+        )
+        return sparse, None
+
+
+def _mark_coalesced(weight: torch.Tensor) -> None:
+    """Give back the coalesced mark autograd drops when it stores a sparse gradient.
+
+    ``AccumulateGrad`` rebuilds a sparse gradient it cannot take over from its indices and
+    values, and the rebuilt tensor forgets it was coalesced; a coalesce would then sort its
+    entries again (~3 ms a table at a Criteo batch). The mark is given back only when the
+    stored gradient is exactly one :class:`_TouchedRows` gradient (its indices are that
+    backward's distinct rows, the same memory and count); a sum of several stays unmarked.
+    """
+    grad = weight.grad
+    if grad is None or not grad.is_sparse or grad.is_coalesced():
+        return
+    indices = grad._indices()
+    if indices.size(0) != 1:
+        return
+    for rows in _TouchedRows.recent_rows:
+        if indices.data_ptr() == rows.data_ptr() and indices.size(1) == rows.numel():
+            weight.grad = torch.sparse_coo_tensor(
+                indices, grad._values(), grad.shape, is_coalesced=True, check_invariants=False
+            )
+            return
+
+
+class _UniqueMemo:
+    """The last :func:`unique_rows` of a batch: SER's two tables share their offsets, so the
+    second table's lookup reuses the first's distinct rows instead of finding them again."""
+
+    def __init__(self) -> None:
+        self.key: tuple[torch.Tensor, int, torch.Tensor] | None = None
+        self.value: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def get(
+        self, categorical: torch.Tensor, offsets: torch.Tensor, index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        key = self.key
+        if (
+            key is not None
+            and key[0] is categorical
+            and key[1] == categorical._version
+            and key[2].shape == offsets.shape
+            and bool(torch.equal(key[2], offsets))
+        ):
+            assert self.value is not None
+            return self.value
+        self.value = unique_rows(index)
+        self.key = (categorical, categorical._version, offsets)
+        return self.value
 
 
 class _LookupAddBackward(torch.autograd.Function):
@@ -151,10 +234,14 @@ class FeatureEmbedding(nn.Module):
             self.register_buffer("numeric_weight", torch.empty(0, dim), persistent=False)
         #: sparse gradients for ``weight`` (set by the trainer's sparse option)
         self.sparse = False
+        #: the rows of the last training batch, ``[U, dim]`` (sparse mode), for squared_norm
         self._touched: torch.Tensor | None = None
 
     #: class-wide switch back to torch's own embedding backward (benchmarks' A/B)
     fast_backward = True
+    #: shared by every table: the distinct rows of the batch last looked up
+    _unique = _UniqueMemo()
+    _marks_coalesced = False
 
     @property
     def num_fields(self) -> int:
@@ -162,13 +249,16 @@ class FeatureEmbedding(nn.Module):
 
     def forward(self, x: FeatureInput) -> torch.Tensor:
         index = x.categorical + self.column_offsets
-        if self.sparse and self.training:
-            # Look each distinct row up once: the sparse gradient then has one
-            # entry per row (no duplicates to sort out when it is coalesced),
-            # and the same rows serve the lazy L2 penalty.
-            rows, inverse = unique_rows(index)
-            self._touched = rows
-            emb = nn.functional.embedding(rows, self.weight, sparse=True)[inverse]
+        if self.sparse and self.training and torch.is_grad_enabled():
+            # Look each distinct row up once: the sparse gradient then has one entry per row,
+            # and the same rows serve the lazy L2 penalty (squared_norm)
+            rows, inverse = self._unique.get(x.categorical, self.column_offsets, index)
+            if not self._marks_coalesced:
+                self.weight.register_post_accumulate_grad_hook(_mark_coalesced)
+                self._marks_coalesced = True
+            touched = _TouchedRows.apply(self.weight, rows)
+            self._touched = touched
+            emb = lookup(inverse, touched)
         else:
             emb = (
                 nn.functional.embedding(index, self.weight, sparse=True)
@@ -194,6 +284,10 @@ class FeatureEmbedding(nn.Module):
             pooled = pooled * scale.unsqueeze(-1)
         return pooled
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the last step's rows are part of its autograd graph, which cannot be copied
+        return {**super().__getstate__(), "_touched": None}
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         # Runs written before the empty numeric table stopped being a parameter stored it
         # ([0, dim]): there is nothing in it to load, so its key is dropped, not refused.
@@ -211,8 +305,6 @@ class FeatureEmbedding(nn.Module):
         """
         numeric = self.numeric_weight.pow(2).sum()
         if self.sparse and self._touched is not None:
-            return (
-                nn.functional.embedding(self._touched, self.weight, sparse=True).pow(2).sum()
-                + numeric
-            )
+            touched, self._touched = self._touched, None  # read once: frees the step's rows
+            return touched.pow(2).sum() + numeric
         return self.weight.pow(2).sum() + numeric

@@ -34,6 +34,7 @@ from tf4ctr.progress import show_bars
 from tf4ctr.train.distributed import World
 from tf4ctr.train.heap import keep_freed_memory
 from tf4ctr.train.metrics import evaluate_predictions
+from tf4ctr.train.sparse_adam import RowSparseAdam
 
 log = logging.getLogger("tf4ctr")
 
@@ -142,8 +143,8 @@ def non_finite_parameters(model: nn.Module) -> list[str]:
 
 def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.Optimizer]:
     """Adam over everything (the paper's setting), or, with ``sparse_embedding``,
-    Adam for the dense layers plus a lazy row-wise Adam (``SparseAdam``) for the
-    embedding tables, which then produce sparse gradients."""
+    Adam for the dense layers plus a lazy row-wise Adam (``SparseAdam``'s update,
+    :class:`RowSparseAdam`) for the embedding tables, which then produce sparse gradients."""
     if not config.sparse_embedding:
         return [torch.optim.Adam(model.parameters(), lr=config.lr)]
     tables = [m for m in model.modules() if isinstance(m, FeatureEmbedding)]
@@ -153,7 +154,7 @@ def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.O
     dense = [p for p in model.parameters() if id(p) not in sparse_ids]
     optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=config.lr)]
     if tables:
-        optimizers.append(torch.optim.SparseAdam([t.weight for t in tables], lr=config.lr))
+        optimizers.append(RowSparseAdam([t.weight for t in tables], lr=config.lr))
     return optimizers
 
 
