@@ -2,6 +2,10 @@
 
     python benchmarks/ddp_auc.py [--seeds 2023 2024 2025]
 
+Dense Adam (the paper's) and, since issue 31, ``train.sparse_embedding=true`` (sparse tables
+outside DDP, their touched rows exchanged each step), each against one process of the same
+option: Table IV's runs for dense, frappe_x1_sparse.yaml's for sparse.
+
 TF4CTR with the paper's Frappe setting (configs/frappe_x1/tf4ctr.yaml; REBUILT train, real BARS
 valid/test), trained to early stopping by ``torchrun --standalone --nproc_per_node=2`` with one
 thread per rank, one run per seed. The single-process side is Table IV's TF4CTR runs of the same
@@ -30,29 +34,39 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "ddp_auc.json"
 
 
-def single_process_runs(seeds: list[int]) -> dict[int, dict]:
-    """Table IV's TF4CTR records (one process), by seed."""
+#: (experiment, cell label) of the one-process runs each side is compared with
+SINGLE = {
+    "dense": ("frappe_x1_table4.yaml", "TF4CTR"),
+    "sparse": ("frappe_x1_sparse.yaml", "TF4CTR sparse embedding + lazy Adam"),
+}
+
+
+def single_process_runs(seeds: list[int], side: str = "dense") -> dict[int, dict]:
+    """The committed one-process TF4CTR records of ``side`` (Table IV's for dense), by seed."""
     from tf4ctr.experiments import load_experiment
     from tf4ctr.experiments.runner import known_results
 
-    exp = load_experiment(ROOT / "configs/experiments/frappe_x1_table4.yaml")
+    name, label = SINGLE[side]
+    exp = load_experiment(ROOT / "configs/experiments" / name)
     store = known_results(exp)
     return {
         c.seed: store.records[c.key]
         for c in exp.cells
-        if c.label == "TF4CTR" and c.seed in seeds and c.key in store
+        if c.label == label and c.seed in seeds and c.key in store
     }
 
 
-def ddp_run(seed: int, work: Path) -> dict:
+def ddp_run(seed: int, work: Path, *, sparse: bool = False) -> dict:
+    name = f"ddp2-{'sparse-' if sparse else ''}s{seed}"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "-m", "tf4ctr", "train", "--config", str(ROOT / "configs/frappe_x1/tf4ctr.yaml"),
-        "--no-progress", f"train.seed={seed}", "train.num_threads=1", f"name=ddp2-s{seed}",
+        "--no-progress", f"train.seed={seed}", "train.num_threads=1", f"name={name}",
         f"output_dir={work}", f"cache_dir={ROOT / '.tf4ctr-cache'}",
+        *(["train.sparse_embedding=true"] if sparse else []),
     ]  # fmt: skip
     subprocess.run(cmd, check=True)
-    metrics = json.loads((work / f"ddp2-s{seed}" / "metrics.json").read_text())
+    metrics = json.loads((work / name / "metrics.json").read_text())
     secs = sorted(e["train_seconds"] for e in metrics["epochs"])
     return {
         "test": metrics["test"],
@@ -77,31 +91,37 @@ def seed_study_start(doc: str, out: Path) -> tuple[list[int], dict]:
 
 def main() -> int:
     seeds, results = seed_study_start(__doc__, OUT)
+    sparse = results.setdefault("sparse", {})  # the dense side's seeds stay at the top level
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in seeds:
-            if str(seed) in results:
-                continue
-            results[str(seed)] = ddp_run(seed, Path(tmp))
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(OUT, json.dumps(results, indent=2) + "\n")
-    single = single_process_runs(seeds)
+        for side, kept in (("dense", results), ("sparse", sparse)):
+            for seed in seeds:
+                if str(seed) in kept:
+                    continue
+                kept[str(seed)] = ddp_run(seed, Path(tmp), sparse=side == "sparse")
+                OUT.parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(OUT, json.dumps(results, indent=2) + "\n")
     print("TF4CTR on Frappe_x1 (rebuilt train, real valid/test), paper setting")
-    print("| seed | 1 process: test AUC | gAUC | 2 ranks (DDP): test AUC | gAUC |")
-    print("|---|---|---|---|---|")
-    for seed in seeds:
-        one, two = single[seed]["test"], results[str(seed)]["test"]
-        print(
-            f"| {seed} | {one['auc']:.4f} | {one['gauc']:.4f} | {two['auc']:.4f} | {two['gauc']:.4f} |"
-        )
-    for metric in ("auc", "gauc"):
-        a = [single[s]["test"][metric] for s in seeds]
-        b = [results[str(s)]["test"][metric] for s in seeds]
-        t = stats.ttest_ind(b, a, equal_var=False)
-        print(
-            f"test {metric.upper()}: 1 process {statistics.mean(a):.4f} ± {statistics.stdev(a):.4f}, "
-            f"2 ranks {statistics.mean(b):.4f} ± {statistics.stdev(b):.4f}, "
-            f"difference {statistics.mean(b) - statistics.mean(a):+.4f}, two-tailed Welch p = {t.pvalue:.2g}"
-        )
+    for side, kept in (("dense", results), ("sparse", sparse)):
+        single = single_process_runs(seeds, side)
+        print(f"\n{side} embedding gradients ({SINGLE[side][0]} for one process)")
+        print("| seed | 1 process: test AUC | gAUC | 2 ranks (DDP): test AUC | gAUC |")
+        print("|---|---|---|---|---|")
+        for seed in seeds:
+            one, two = single[seed]["test"], kept[str(seed)]["test"]
+            print(
+                f"| {seed} | {one['auc']:.4f} | {one['gauc']:.4f} | {two['auc']:.4f} "
+                f"| {two['gauc']:.4f} |"
+            )
+        for metric in ("auc", "gauc"):
+            a = [single[s]["test"][metric] for s in seeds]
+            b = [kept[str(s)]["test"][metric] for s in seeds]
+            t = stats.ttest_ind(b, a, equal_var=False)
+            print(
+                f"test {metric.upper()}: 1 process {statistics.mean(a):.4f} ± "
+                f"{statistics.stdev(a):.4f}, 2 ranks {statistics.mean(b):.4f} ± "
+                f"{statistics.stdev(b):.4f}, difference {statistics.mean(b) - statistics.mean(a):+.4f},"
+                f" two-tailed Welch p = {t.pvalue:.2g}"
+            )
     return 0
 
 

@@ -125,3 +125,38 @@ def test_two_ranks_warm_start_from_a_finished_run(tiny_project, monkeypatch):
     metrics = json.loads((tiny_project / "runs" / "day2" / "metrics.json").read_text())
     assert metrics["processes"] == 2 and metrics["init_from"]["name"] == "tiny-run"
     assert metrics["init_from"]["new_rows"] == 2  # one new user, in each of SER's two tables
+
+
+def test_two_ranks_with_sparse_embeddings_train_as_one_process(tmp_path):
+    """train.sparse_embedding under DDP: the ranks exchange their touched rows and gradients,
+    so after a few steps both hold the same tables (bit for bit), and those are one process's
+    on the same global batches (to float rounding: the sums run in another order)."""
+    from tests.helpers.sparse_case import build, loader
+    from tf4ctr.train import Trainer
+
+    helper = REPO / "tests" / "helpers" / "sparse_ddp.py"
+    proc = _torchrun(tmp_path, str(helper), env_extra={"SPARSE_DDP_OUT": str(tmp_path)})
+    assert proc.returncode == 0, _why(proc)
+    for l2 in (0.0, 0.1):
+        digests = {(tmp_path / f"rank{r}-l2{l2}.sha256").read_text() for r in range(2)}
+        assert len(digests) == 1, f"embedding_l2={l2}: the ranks hold different weights"
+    two = torch.load(tmp_path / "two-ranks.pt")
+    model, objective, config = build(0.0)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    Trainer(model, objective, config).train_epoch(loader())
+    one = model.state_dict()
+    for key, value in one.items():
+        assert not torch.equal(value, start[key]), f"{key} did not train"
+        torch.testing.assert_close(two[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_torchrun_trains_a_sparse_embedding_run(tiny_project):
+    """`torchrun ... tf4ctr train train.sparse_embedding=true`: two ranks, one run written."""
+    args = ["-m", "tf4ctr", "train", "--config", "run.yaml", "--no-progress", "name=sparse"]
+    proc = _torchrun(tiny_project, *args, "train.sparse_embedding=true", "train.epochs=2")
+    assert proc.returncode == 0, _why(proc)
+    assert proc.stdout.count("run written to") == 1
+    assert sorted(p.name for p in (tiny_project / "runs").iterdir()) == ["sparse"]
+    metrics = json.loads((tiny_project / "runs" / "sparse" / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and len(metrics["epochs"]) == 2
+    assert metrics["test"]["auc"] > 0.6

@@ -32,6 +32,8 @@ from tf4ctr.fileio import read_yaml
 from tf4ctr.rundir import is_run_name
 
 MONITORS = ("auc", "auc+gauc", "gauc", "logloss")
+#: the values of train.shuffle (tf4ctr.data.shuffle)
+SHUFFLES = ("full", "block")
 # Parameters and their updates are float32: a setting beyond this range is infinite there.
 FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
 #: torch.optim.Adam's default first-moment decay, which the Trainer uses
@@ -103,6 +105,13 @@ class TrainConfig:
     #: read the encoded cache memory-mapped instead of loading it into RAM (data larger than
     #: memory); the batches, and so the results, are the same
     memory_map: bool = False
+    #: the order of each training epoch: "full" (a permutation of every row) or "block"
+    #: (tf4ctr.data.shuffle: blocks of shuffle_block_rows consecutive rows in a random order,
+    #: rows shuffled within each buffer of shuffle_buffer_blocks blocks), for a memory-mapped
+    #: cache read from disk rather than from the page cache
+    shuffle: str = "full"
+    shuffle_block_rows: int = 4096
+    shuffle_buffer_blocks: int = 64
     #: trackers that also receive each epoch's losses, validation metrics, lr and samples/s
     #: (TRACKERS; tf4ctr.run.tracking): they change no result, so no key holds them
     log_to: tuple[str, ...] = ()
@@ -315,6 +324,17 @@ def _check_train(train: TrainConfig, where: _Where) -> None:
         _positive(getattr(train, k), f"train.{k}", where)
     for k in ("patience", "clip_grad_norm", "min_lr", "seed"):
         _positive(getattr(train, k), f"train.{k}", where, allow_zero=True)
+    if train.shuffle not in SHUFFLES:
+        raise ConfigError(
+            f"{where('train.shuffle')}train.shuffle: expected one of {', '.join(SHUFFLES)}, "
+            f"got {train.shuffle!r}"
+        )
+    for k in ("shuffle_block_rows", "shuffle_buffer_blocks"):
+        value = getattr(train, k)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"{where('train.' + k)}train.{k}: expected a positive integer, got {value!r}"
+            )
     # Adam's first step moves a parameter by lr / (1 - beta1): beyond float32 it cannot
     if train.lr / (1 - ADAM_BETA1) > FLOAT32_MAX:
         raise ConfigError(
@@ -403,6 +423,9 @@ KEYED_AGAINST: dict[str, dict[str, Any]] = {
         "record_difficulty": False,
         "record_logit_grads": False,
         "init_from": None,  # born 2026-12-07
+        "shuffle": "full",  # born 2026-12-07, with the two below
+        "shuffle_block_rows": 4096,
+        "shuffle_buffer_blocks": 64,
     },
     "loss": {
         "name": "bce",

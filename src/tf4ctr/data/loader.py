@@ -17,6 +17,7 @@ import torch
 
 from tf4ctr.data.encoded import EncodedSplit
 from tf4ctr.data.mapped import MappedSplit
+from tf4ctr.data.shuffle import block_order
 from tf4ctr.errors import ConfigError
 
 __all__ = ["Batch", "BatchLoader"]
@@ -62,6 +63,7 @@ class BatchLoader:
         seed: int = 0,
         drop_last: bool = False,
         shard: tuple[int, int] | None = None,
+        block_shuffle: tuple[int, int] | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, found {batch_size!r}")
@@ -71,6 +73,9 @@ class BatchLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        #: (block_rows, buffer_blocks): shuffle blocks of rows, then rows within buffers of
+        #: blocks (tf4ctr.data.shuffle), instead of every row at once
+        self.block_shuffle = block_shuffle
         # (rank, world size): every global batch (the same order on every rank) is cut into
         # world-size contiguous pieces and this rank gets its own (data-parallel training)
         self.shard = shard if shard is not None and shard[1] > 1 else None
@@ -118,7 +123,10 @@ class BatchLoader:
         order: torch.Tensor | None = None
         if self.shuffle:
             gen = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
-            order = torch.randperm(self._n, generator=gen)
+            if self.block_shuffle is not None:
+                order = block_order(self._n, *self.block_shuffle, generator=gen)
+            else:
+                order = torch.randperm(self._n, generator=gen)
         return self._batches(order)
 
     def _batches(self, order: torch.Tensor | None) -> Iterator[Batch]:

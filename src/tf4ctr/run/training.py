@@ -244,8 +244,12 @@ def _start_metrics(
 
 def _loaders(config: RunConfig, data: Any, w: World) -> dict[str, Any]:
     bs, ebs, seed = config.train.batch_size, config.train.eval_batch_size, config.train.seed
+    t = config.train
+    blocks = (t.shuffle_block_rows, t.shuffle_buffer_blocks) if t.shuffle == "block" else None
     return {
-        "train": BatchLoader(data.train, bs, shuffle=True, seed=seed, shard=(w.rank, w.size)),
+        "train": BatchLoader(
+            data.train, bs, shuffle=True, seed=seed, shard=(w.rank, w.size), block_shuffle=blocks
+        ),
         "eval": {
             "train": BatchLoader(data.train, ebs),
             "valid": BatchLoader(data.valid, ebs),

@@ -7,6 +7,11 @@ weights after every step. Evaluation is split by whole batches and gathered back
 so every rank computes the same metrics as one process scoring the same weights, and takes
 the same early-stopping and learning-rate decisions. Only rank 0 writes the run directory.
 Backend: gloo on CPU, NCCL on GPU.
+
+Sparse embedding tables (``train.sparse_embedding``) stay outside DDP, which knows sparse
+gradients only from ``nn.Embedding``: after each backward the ranks exchange their touched
+rows and gradients (:meth:`World.mean_sparse_gradients`), and the lazy Adam then makes the
+same update on every rank.
 """
 
 from __future__ import annotations
@@ -54,6 +59,48 @@ class World:
         out: list[Any] = [None] * self.size
         dist.all_gather_object(out, obj)
         return out
+
+    def broadcast_tensors(self, tensors: list[torch.Tensor]) -> None:
+        """Overwrite each tensor with rank 0's, in place."""
+        if self.distributed:
+            for t in tensors:
+                dist.broadcast(t.data, src=0)
+
+    def mean_sparse_gradients(self, parameters: list[torch.Tensor]) -> None:
+        """Replace each parameter's sparse gradient by the mean over ranks, coalesced: what DDP
+        does for a dense one (the sum over ranks divided by their number), on the rows only.
+
+        Every rank's touched rows and their values are gathered (their counts first, then both
+        padded to the longest), concatenated in rank order and summed per row, so every rank
+        ends with the same gradient, bit for bit.
+        """
+        if not self.distributed:
+            return
+        for p in parameters:
+            grad = p.grad
+            if grad is None:
+                grad = torch.sparse_coo_tensor(
+                    torch.zeros(1, 0, dtype=torch.long), p.new_zeros(0, *p.shape[1:]), p.shape
+                )
+            grad = grad.coalesce()
+            rows, values = grad._indices()[0], grad._values()
+            counts = [torch.zeros(1, dtype=torch.long) for _ in range(self.size)]
+            dist.all_gather(counts, torch.tensor([rows.numel()]))
+            longest = int(max(c.item() for c in counts))
+            padded_rows = rows.new_zeros(longest)
+            padded_rows[: rows.numel()] = rows
+            padded_values = values.new_zeros(longest, *values.shape[1:])
+            padded_values[: rows.numel()] = values
+            all_rows = [torch.empty_like(padded_rows) for _ in range(self.size)]
+            all_values = [torch.empty_like(padded_values) for _ in range(self.size)]
+            dist.all_gather(all_rows, padded_rows)
+            dist.all_gather(all_values, padded_values)
+            kept = [int(c.item()) for c in counts]
+            rows = torch.cat([r[:n] for r, n in zip(all_rows, kept, strict=True)])
+            values = torch.cat([v[:n] for v, n in zip(all_values, kept, strict=True)])
+            p.grad = torch.sparse_coo_tensor(
+                rows.unsqueeze(0), values.div_(self.size), p.shape, check_invariants=False
+            ).coalesce()
 
 
 def world(device: torch.device | None = None) -> World:

@@ -147,15 +147,21 @@ def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.O
     :class:`RowSparseAdam`) for the embedding tables, which then produce sparse gradients."""
     if not config.sparse_embedding:
         return [torch.optim.Adam(model.parameters(), lr=config.lr)]
+    weights = sparse_table_weights(model)
+    sparse_ids = {id(w) for w in weights}
+    dense = [p for p in model.parameters() if id(p) not in sparse_ids]
+    optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=config.lr)]
+    if weights:
+        optimizers.append(RowSparseAdam(weights, lr=config.lr))
+    return optimizers
+
+
+def sparse_table_weights(model: nn.Module) -> list[torch.Tensor]:
+    """Switch every embedding table of ``model`` to sparse gradients; their weights."""
     tables = [m for m in model.modules() if isinstance(m, FeatureEmbedding)]
     for table in tables:
         table.sparse = True
-    sparse_ids = {id(t.weight) for t in tables}
-    dense = [p for p in model.parameters() if id(p) not in sparse_ids]
-    optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=config.lr)]
-    if tables:
-        optimizers.append(RowSparseAdam([t.weight for t in tables], lr=config.lr))
-    return optimizers
+    return [t.weight for t in tables]
 
 
 @torch.no_grad()
@@ -219,13 +225,21 @@ class Trainer:
         self.world = world or World()
         # the module the training step runs: DDP's wrapper averages gradients across ranks
         self.train_model: nn.Module = self.model
+        #: the sparse tables' weights, whose gradients the ranks exchange themselves
+        self._sparse_weights: list[torch.Tensor] = []
         if self.world.distributed:
-            if config.sparse_embedding:
-                raise UserError(
-                    "train.sparse_embedding: not supported under torchrun (DDP); use dense Adam"
-                )
             from torch.nn.parallel import DistributedDataParallel
 
+            if config.sparse_embedding:
+                # DDP takes sparse gradients only from nn.Embedding: the tables stay outside
+                # it (their rows are exchanged after backward, World.mean_sparse_gradients)
+                self._sparse_weights = sparse_table_weights(self.model)
+                ignored = {id(w) for w in self._sparse_weights}
+                names = [n for n, p in self.model.named_parameters() if id(p) in ignored]
+                DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                    self.model, names
+                )
+                self.world.broadcast_tensors(self._sparse_weights)  # DDP broadcasts the rest
             ids = [self.model_device_index()] if torch.device(device).type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
         self.objective = objective
@@ -317,6 +331,8 @@ class Trainer:
             for opt in self.optimizers:
                 opt.zero_grad(set_to_none=True)
             parts.total.backward()
+            if self._sparse_weights:
+                self.world.mean_sparse_gradients(self._sparse_weights)
             if probing:
                 # RMS of the per-sample gradients: the loss is a batch mean, so the raw
                 # norm would shrink with the batch size (and jump on a short last batch)
