@@ -69,7 +69,7 @@ def ddp(work: Path) -> dict | None:
         ("torchrun 2 ranks, 1 thread each", torchrun(2, *common, "name=ddp2"), "1"),
     ):
         env = dict(os.environ, OMP_NUM_THREADS=threads)
-        result = measure(cmd, env)
+        result = measure(cmd, env, pss=False)
         name = next(a for a in cmd if a.startswith("name=")).split("=", 1)[1]
         metrics = json.loads((work / "runs" / name / "metrics.json").read_text())
         seconds = statistics.median(e["train_seconds"] for e in metrics["epochs"])
@@ -99,7 +99,7 @@ def out_of_core(rows: int, data: Path, work: Path, save) -> dict:
         " monitor: auc}\n"
         f"output_dir: {work / 'runs'}\ncache_dir: {cache}\n"
     )
-    result = measure(tf4ctr("train", "--config", str(run_yaml), "--no-progress"))
+    result = measure(tf4ctr("train", "--config", str(run_yaml), "--no-progress"), pss=False)
     metrics = json.loads((work / "runs" / "criteo-ooc" / "metrics.json").read_text())
     train_rows = metrics_rows(cache, "train")
     epoch = metrics["epochs"][0]
@@ -121,7 +121,7 @@ def out_of_core(rows: int, data: Path, work: Path, save) -> dict:
     )
     save(out)  # an epoch of the full table is most of an hour: keep it if predict is cut short
     predict = measure(tf4ctr("predict", str(work / "runs" / "criteo-ooc"), "--input",
-                             str(data / "test.txt"), "--output", str(work / "scores.parquet")))  # fmt: skip
+                             str(data / "test.txt"), "--output", str(work / "scores.parquet")), pss=False)  # fmt: skip
     test_rows = metrics_rows(cache, "test")
     return {
         **out,
