@@ -330,8 +330,8 @@ def _check_train(train: TrainConfig, where: _Where) -> None:
             f"got {train.shuffle!r}"
         )
     for k in ("shuffle_block_rows", "shuffle_buffer_blocks"):
-        value = getattr(train, k)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        value = getattr(train, k)  # an int already: parsing refused any other type
+        if value < 1:
             raise ConfigError(
                 f"{where('train.' + k)}train.{k}: expected a positive integer, got {value!r}"
             )

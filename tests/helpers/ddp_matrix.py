@@ -57,7 +57,7 @@ def _split(numeric: bool, n: int = 256) -> EncodedSplit:
     return EncodedSplit(categorical=cat, numeric=num, label=label)
 
 
-def _digest(model: torch.nn.Module) -> str:
+def parameter_digest(model: torch.nn.Module) -> str:
     """The parameters' bytes (batch-norm running statistics are each rank's own until DDP
     broadcasts rank 0's at the next forward)."""
     h = hashlib.sha256()
@@ -80,7 +80,7 @@ def main() -> int:
         trainer = Trainer(model, objective, TrainConfig(progress=False), world=w)
         loader = BatchLoader(_split(numeric), 64, shuffle=True, seed=1, shard=(w.rank, w.size))
         trainer.train_epoch(loader)  # 4 steps: DDP refuses the 2nd if one had an unused one
-        digests = w.gather(_digest(model))
+        digests = w.gather(parameter_digest(model))
         assert len(set(digests)) == 1, f"{case}: ranks hold different weights"
         if w.is_writer:
             print(f"ok {case}", flush=True)

@@ -10,7 +10,6 @@ the sha256 of its parameters per case, so the test sees that the ranks hold the 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.helpers.ddp_matrix import parameter_digest  # noqa: E402
 from tests.helpers.sparse_case import STEPS, build, loader  # noqa: E402
 from tf4ctr.train import Trainer  # noqa: E402
 from tf4ctr.train.distributed import world  # noqa: E402
@@ -33,10 +33,7 @@ def main() -> int:
         model, objective, config = build(l2)
         trainer = Trainer(model, objective, config, world=w)
         trainer.train_epoch(loader(shard=(w.rank, w.size), steps=STEPS))
-        h = hashlib.sha256()
-        for name, p in model.named_parameters():
-            h.update(name.encode() + p.detach().contiguous().numpy().tobytes())
-        (out / f"rank{w.rank}-l2{l2}.sha256").write_text(h.hexdigest())
+        (out / f"rank{w.rank}-l2{l2}.sha256").write_text(parameter_digest(model))
         if w.is_writer and l2 == 0.0:
             torch.save(model.state_dict(), out / "two-ranks.pt")
     w.barrier()
