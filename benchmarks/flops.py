@@ -56,13 +56,16 @@ def training_flops_per_sample(model: nn.Module, schema, batch: int = 8) -> float
     return 6.0 * macs / batch
 
 
-def matmul_only_seconds(model: nn.Module, schema, batch: int, *, seconds: float = 3.0) -> float:
+def matmul_only_seconds(
+    model: nn.Module, schema, batch: int, *, seconds: float = 3.0, forward_only: bool = False
+) -> float:
     """Seconds one training step of ``batch`` samples would take if it did its matrix products
     and nothing else: per Linear call, the forward product and the two of its backward (the
     gradients of its input and of its weight), at the step's own shapes and in the memory
     layouts autograd uses (weights read transposed). The reference a step's overhead is
     measured against: embeddings, batch norm, activations, dropout, the loss and Adam are
-    what the step adds on top. Median of rounds lasting ``seconds`` in all."""
+    what the step adds on top. Median of rounds lasting ``seconds`` in all. With
+    ``forward_only``, the forward products alone (the bound of scoring)."""
     per_sample = linear_shapes(model, schema, batch=8)
     operands = []
     with torch.random.fork_rng():
@@ -79,6 +82,8 @@ def matmul_only_seconds(model: nn.Module, schema, batch: int, *, seconds: float 
     def step() -> None:
         for x, w, g in operands:
             torch.mm(x, w.t())  # forward
+            if forward_only:
+                continue
             torch.mm(g, w)  # gradient of the input
             torch.mm(g.t(), x)  # gradient of the weight
 

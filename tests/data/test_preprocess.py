@@ -225,3 +225,36 @@ def test_schema_dict_round_trip_and_unfitted() -> None:
     prep = Preprocessor(make_config([{"name": "a", "type": "categorical"}]))
     with pytest.raises(RuntimeError, match="not fitted"):
         prep.transform(table(a=["x"]))
+
+
+def test_transform_with_a_callers_pool_encodes_the_same() -> None:
+    """Scoring passes one field pool for a whole file (issue 31.5): same arrays as without."""
+    from tf4ctr.data.preprocess import field_threads
+
+    cfg = make_config(
+        [
+            {"name": "a", "type": "categorical"},
+            {"name": "b", "type": "categorical"},
+            {"name": "n", "type": "numeric"},
+        ]
+    )
+    rng = np.random.default_rng(0)
+    train = table(
+        a=[f"a{i}" for i in rng.integers(0, 50, 300)],
+        b=[f"b{i}" for i in rng.integers(0, 9, 300)],
+        n=rng.normal(size=300).tolist(),
+    )
+    prep = Preprocessor(cfg).fit(train)
+    block = table(
+        a=[f"a{i}" for i in rng.integers(0, 80, 40)],
+        b=[f"b{i}" for i in rng.integers(0, 12, 40)],
+        n=rng.normal(size=40).tolist(),
+    )
+    alone = prep.transform(block)
+    with field_threads(3) as pool:
+        assert pool is not None or pa.cpu_count() < 2
+        pooled = prep.transform(block, pool=pool)
+    assert np.array_equal(alone.categorical, pooled.categorical)
+    assert np.array_equal(alone.numeric, pooled.numeric)
+    assert np.array_equal(alone.label, pooled.label)
+    assert (alone.categorical == 1).any() and (alone.categorical > 1).any()  # OOV and known

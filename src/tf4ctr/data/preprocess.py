@@ -210,6 +210,7 @@ class Preprocessor:
         source: Path | None = None,
         first_row: int = 1,
         group_values: pa.Array | None = None,
+        pool: Executor | None = None,
     ) -> EncodedSplit:
         """Encode a table read with the same config; ``source`` only names it in errors.
 
@@ -218,18 +219,21 @@ class Preprocessor:
         gets ``group=None``. For a split encoded in pieces, ``first_row`` is
         the row number of the piece's first row (for error messages) and
         ``group_values`` the split's distinct group values, so every piece
-        numbers the groups alike (see :func:`distinct_values`).
+        numbers the groups alike (see :func:`distinct_values`). ``pool`` (from
+        :func:`field_threads`) encodes fields side by side: a caller encoding many small
+        pieces passes one, since each field's lookup costs the size of its vocabulary as well
+        as the piece's rows; without one, tables of at least 65,536 rows get their own.
         """
         n = table.num_rows
-        fields = len(self.config.feature_cols) if n >= _THREADED_ROWS else 0
-        with field_threads(fields) as pool:
+        fields = len(self.config.feature_cols) if pool is None and n >= _THREADED_ROWS else 0
+        with field_threads(fields) as own_pool:
             columns = self.transform_columns(
                 table,
                 require_label=require_label,
                 source=source,
                 first_row=first_row,
                 group_values=group_values,
-                pool=pool,
+                pool=pool or own_pool,
             )
         widths = [f.max_len if f.is_sequence else 1 for f in self._categorical]
         categorical = np.empty((n, sum(widths)), dtype=np.int32)
