@@ -122,7 +122,9 @@ def test_overwrite_replaces_marked_and_old_style_runs(tiny_project, monkeypatch)
     assert (run_dir / MARKER).is_file()
     assert run_cli("train", "--config", "run.yaml", "train.epochs=1", "--overwrite") == 0
     # a run written before the marker existed holds only a run's files: recognised as one
+    # (and no optimizer.pt, born 2026-12-07 with the marker long in place)
     (run_dir / MARKER).unlink()
+    (run_dir / "optimizer.pt").unlink()
     assert run_cli("train", "--config", "run.yaml", "train.epochs=1", "--overwrite") == 0
     assert (run_dir / MARKER).is_file()
 

@@ -158,3 +158,124 @@ def test_the_python_api_warm_starts_too(two_days):
     )
     assert run.metrics["init_from"]["name"] == "tiny-run"
     assert parent is None or parent.run_dir.name == "tiny-run"
+
+
+# -- train.init_optimizer --------------------------------------------------------------
+
+#: one batch per epoch and no dropout: a warm start on the parent's own data is then the
+#: parent's next epoch, up to the order of the sums inside the batch (each epoch shuffles it)
+SAME_STEPS = ["train.batch_size=4096", "model.dropout=0.0", "train.lr=1.0e-2"]
+
+
+def _final_model(run_dir: Path, best_epoch: int) -> dict[str, torch.Tensor]:
+    """model.pt: the weights after ``best_epoch`` (checked, so the comparison means that)."""
+    assert json.loads((run_dir / "metrics.json").read_text())["best_epoch"] == best_epoch
+    return torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+
+
+def _before_batch_norm(state: dict, key: str) -> bool:
+    """A Linear's bias that a BatchNorm follows: its exact gradient is zero (the norm removes
+    any shift), so Adam's step on it is rounding noise over its own root mean square, and
+    any other summation order moves it by up to lr. Left out of the comparison."""
+    module, _, leaf = key.rpartition(".")
+    parent, _, index = module.rpartition(".")
+    return leaf == "bias" and index.isdigit() and f"{parent}.{int(index) + 1}.running_mean" in state
+
+
+def _largest_difference(a: dict, b: dict) -> float:
+    return max(
+        float((a[k].float() - b[k].float()).abs().max())
+        for k in a
+        if a[k].numel() and not _before_batch_norm(a, k)
+    )
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_init_optimizer_continues_like_the_parents_next_epoch(tiny_project, monkeypatch, sparse):
+    monkeypatch.chdir(tiny_project)
+    opts = [*SAME_STEPS, f"train.sparse_embedding={'true' if sparse else 'false'}", "--no-progress"]
+    train = ["train", "--config", "run.yaml", *opts]
+    assert main([*train, "name=p1", "train.epochs=1"]) == 0
+    assert main([*train, "name=p2", "train.epochs=2"]) == 0  # = p1 resumed for one more epoch
+    assert (tiny_project / "runs" / "p1" / "optimizer.pt").is_file()
+    warm = [*train, "train.epochs=1", "train.init_from=runs/p1"]
+    assert main([*warm, "name=carried", "train.init_optimizer=true"]) == 0
+    assert main([*warm, "name=fresh"]) == 0
+    lineage = json.loads((tiny_project / "runs/carried/metrics.json").read_text())["init_from"]
+    assert lineage["optimizer"] is True and lineage["new_rows"] == 0
+    second_epoch = _final_model(tiny_project / "runs" / "p2", 2)
+    carried = _largest_difference(_final_model(tiny_project / "runs/carried", 1), second_epoch)
+    fresh = _largest_difference(_final_model(tiny_project / "runs/fresh", 1), second_epoch)
+    assert carried < 1e-5, carried  # the same step, summed in another order
+    assert fresh > 1e-3, fresh  # a fresh Adam takes another step: the check can fail
+
+
+def test_init_optimizer_moves_each_known_rows_moments_with_it(two_days):
+    from tf4ctr import run
+    from tf4ctr.config import load_run_config
+    from tf4ctr.data import prepare_dataset
+    from tf4ctr.run import warm_start
+    from tf4ctr.train.trainer import make_optimizers
+
+    overrides = ["dataset=day2.yaml", "name=day2", "train.init_from=runs/tiny-run"]
+    config = load_run_config("run.yaml", [*overrides, "train.init_optimizer=true"])
+    parent = warm_start.load_parent(config, Path("runs/day2"))
+    data = prepare_dataset(
+        run.resolve_dataset(config), Path("cache"), progress=False, base=parent.run.preprocessor
+    )
+    model = run.build_parts(config, data.schema).model
+    warm_start.copy_weights(parent.run.model, model)
+    optimizers = make_optimizers(model, config.train)
+    saved = warm_start.parent_optimizer_states(parent)
+    warm_start.carry_optimizers(saved, parent.run.model, model, optimizers)
+    (adam,) = optimizers
+    (theirs,) = saved
+    names = [n for n, _ in model.named_parameters()]
+    parents = dict(parent.run.model.named_modules())
+    tables = 0
+    for index, (name, param) in enumerate(model.named_parameters()):
+        state, old = adam.state[param], theirs["state"][index]
+        assert float(state["step"]) == float(old["step"]) > 0
+        module = dict(model.named_modules()).get(name.rsplit(".", 1)[0])
+        if not isinstance(module, warm_start.FeatureEmbedding) or not name.endswith(".weight"):
+            assert torch.equal(state["exp_avg"], old["exp_avg"]), name
+            continue
+        tables += 1
+        before = parents[name.rsplit(".", 1)[0]]
+        for (start, rows), (old_start, old_rows) in zip(
+            warm_start._field_rows(module), warm_start._field_rows(before), strict=True
+        ):
+            for key in ("exp_avg", "exp_avg_sq"):
+                assert torch.equal(
+                    state[key][start : start + old_rows], old[key][old_start : old_start + old_rows]
+                )
+                assert not state[key][start + old_rows : start + rows].any()  # new rows: zero
+    assert tables == 2 and len(names) == len(theirs["state"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["train.init_optimizer=true"], "train.init_optimizer: true needs train.init_from"),
+        (
+            [
+                "train.init_from=runs/tiny-run",
+                "train.init_optimizer=true",
+                "train.sparse_embedding=true",
+            ],
+            "train.sparse_embedding is true here, false in the parent run tiny-run",
+        ),
+    ],
+)
+def test_init_optimizer_errors_are_one_line(two_days, capsys, extra, message):
+    assert _day2(*extra) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_init_optimizer_needs_a_parent_that_kept_its_optimizer(two_days, capsys):
+    (two_days / "runs" / "tiny-run" / "optimizer.pt").unlink()  # as a run finished before
+    assert _day2("train.init_from=runs/tiny-run", "train.init_optimizer=true") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "optimizer.pt not found" in err, err
+    assert _day2("train.init_from=runs/tiny-run") == 0  # the default needs no optimizer.pt

@@ -100,6 +100,10 @@ class TrainConfig:
     #: a finished run to start from (continual training, tf4ctr.run.warm_start): its weights,
     #: its vocabularies extended by this data's new values; a path from the current folder
     init_from: str | None = None
+    #: with init_from: start the optimizers from the parent's state at its best epoch
+    #: (optimizer.pt; Adam's moments and step counts, new embedding rows at zero moments)
+    #: instead of fresh ones
+    init_optimizer: bool = False
     #: where the model trains: auto (CUDA when present, else CPU), cpu, cuda or cuda:N
     device: str = "auto"
     #: read the encoded cache memory-mapped instead of loading it into RAM (data larger than
@@ -320,6 +324,11 @@ def _check_train(train: TrainConfig, where: _Where) -> None:
             f"{where('train.monitor')}train.monitor: expected one of {', '.join(MONITORS)}, "
             f"got {train.monitor!r}"
         )
+    if train.init_optimizer and train.init_from is None:
+        raise ConfigError(
+            f"{where('train.init_optimizer')}train.init_optimizer: true needs train.init_from "
+            "(the finished run whose optimizer state to start from)"
+        )
     for k in ("batch_size", "epochs", "lr", "eval_batch_size"):
         _positive(getattr(train, k), f"train.{k}", where)
     for k in ("patience", "clip_grad_norm", "min_lr", "seed"):
@@ -423,6 +432,7 @@ KEYED_AGAINST: dict[str, dict[str, Any]] = {
         "record_difficulty": False,
         "record_logit_grads": False,
         "init_from": None,  # born 2026-12-07
+        "init_optimizer": False,  # born 2026-12-07
         "shuffle": "full",  # born 2026-12-07, with the two below
         "shuffle_block_rows": 4096,
         "shuffle_buffer_blocks": 64,

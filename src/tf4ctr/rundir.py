@@ -51,6 +51,8 @@ CHECKPOINT_STEM = "checkpoint-epoch"
 CONFIG_FILE = "config.yaml"
 PREPROCESSOR_FILE = "preprocessor.json"
 MODEL_FILE = "model.pt"
+#: the optimizers' state at the best epoch, beside its weights (train.init_optimizer reads it)
+OPTIMIZER_FILE = "optimizer.pt"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "train.log"
 RUN_FILES = (CONFIG_FILE, PREPROCESSOR_FILE, MODEL_FILE, METRICS_FILE, LOG_FILE)

@@ -22,6 +22,7 @@ from tf4ctr.rundir import (
     CONFIG_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    OPTIMIZER_FILE,
     PREPROCESSOR_FILE,
     RunPaths,
     mark_run_dir,
@@ -127,4 +128,25 @@ class RunRecord:
         # CPU tensors: a run trained on a GPU loads anywhere
         weights = {k: v.cpu() for k, v in model.state_dict().items()}
         atomic_torch_save(weights, self.paths.partial / MODEL_FILE)
+        trainer = self.trainer
+        if trainer is not None and getattr(trainer, "best_optimizers_known", False):
+            # what a child run with train.init_optimizer starts from (tf4ctr.run.warm_start)
+            states = [_to_cpu(state) for state in trainer.best_optimizer_states()]
+            atomic_torch_save(
+                {"format": 1, "best_epoch": self.metrics.get("best_epoch"), "optimizers": states},
+                self.paths.partial / OPTIMIZER_FILE,
+            )
         self.write_metrics()
+
+
+def _to_cpu(value: Any) -> Any:
+    """An optimizer state dict with every tensor on the CPU (a GPU run's loads anywhere)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value

@@ -120,6 +120,14 @@ def _train_locked(
         if parent is not None and checkpoint is None:
             new_rows = warm_start.copy_weights(parent.run.model, parts.model)
             metrics["init_from"] = {**parent.lineage, "new_rows": new_rows}
+            if config.train.init_optimizer:
+                warm_start.carry_optimizers(
+                    warm_start.parent_optimizer_states(parent),
+                    parent.run.model,
+                    parts.model,
+                    trainer.optimizers,
+                )
+                metrics["init_from"]["optimizer"] = True
             log.info(
                 "run %s: starting from run %s (%d new embedding rows)",
                 config.name,

@@ -11,7 +11,11 @@ The rules:
   a known category keeps its index and its learned table row, a new one gets a new row,
   initialised as a fresh model's would be. Numeric scalers stay the parent's.
 * Every other parameter and buffer (MLPs, batch-norm statistics, fusion weights) is copied.
-* The optimizer starts fresh, as a new run's does (its moments describe the parent's data).
+* The optimizer starts fresh, as a new run's does (its moments describe the parent's data),
+  unless ``train.init_optimizer``: then every optimizer starts from the parent's state at its
+  best epoch (``optimizer.pt``, written beside ``model.pt``): Adam's moments and step counts,
+  a known embedding row's moments moved with the row, a new row's at zero. The learning rate
+  and the other hyperparameters are this run's.
 * The run records its lineage in metrics.json: the parent's folder and name, and the SHA-256
   of its config.yaml and model.pt, so a chain of daily models can be traced back.
 """
@@ -30,7 +34,7 @@ from tf4ctr.data.readers import sha256_file
 from tf4ctr.errors import ConfigError, UserError
 from tf4ctr.nn import FeatureEmbedding
 from tf4ctr.run.scoring import LoadedRun, load_run
-from tf4ctr.rundir import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREPROCESSOR_FILE
+from tf4ctr.rundir import CONFIG_FILE, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, PREPROCESSOR_FILE
 
 
 @dataclass
@@ -54,6 +58,12 @@ def load_parent(config: RunConfig, own_run_dir: Path) -> Parent | None:
         )
     if run_dir == own_run_dir.expanduser().resolve():
         raise UserError(f"{where}{run_dir} is the run being trained; start from another one")
+    if config.train.init_optimizer and not (run_dir / OPTIMIZER_FILE).is_file():
+        raise UserError(
+            f"{config.origin('train.init_optimizer')}train.init_optimizer: {run_dir / OPTIMIZER_FILE}"
+            " not found: the parent kept no optimizer state (a run finished before 2026-12-07,"
+            " or resumed from a checkpoint of then); leave init_optimizer false"
+        )
     parent = load_run(run_dir)
     ours, theirs = config.model, parent.config.model
     for key in sorted(ours.keys() | theirs.keys()):
@@ -62,6 +72,15 @@ def load_parent(config: RunConfig, own_run_dir: Path) -> Parent | None:
                 f"{where}model.{key} is {ours.get(key)!r} here, {theirs.get(key)!r} in the parent "
                 f"run {run_dir.name}: a warm start needs the same model structure"
             )
+    if config.train.init_optimizer and config.train.sparse_embedding != (
+        parent.config.train.sparse_embedding
+    ):
+        raise ConfigError(
+            f"{config.origin('train.init_optimizer')}train.init_optimizer: train.sparse_embedding"
+            f" is {str(config.train.sparse_embedding).lower()} here, "
+            f"{str(parent.config.train.sparse_embedding).lower()} in the parent run "
+            f"{run_dir.name}: its optimizer state does not fit this run's optimizers"
+        )
     lineage = {
         "run_dir": str(run_dir),
         "name": parent.config.name,
@@ -114,3 +133,84 @@ def copy_weights(parent: nn.Module, model: nn.Module) -> int:
             )
         value.copy_(theirs[key])
     return new_rows
+
+
+def parent_optimizer_states(parent: Parent, where: str = "train.init_optimizer: ") -> list[Any]:
+    """The parent's optimizer state dicts at its best epoch (its ``optimizer.pt``)."""
+    path = parent.run.run_dir / OPTIMIZER_FILE
+    if not path.is_file():
+        raise UserError(
+            f"{where}{path} not found: the parent run kept no optimizer state (runs finished "
+            "before 2026-12-07, or resumed from a checkpoint of then); leave init_optimizer false"
+        )
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        return list(saved["optimizers"])
+    except Exception as exc:  # truncated or not written by tf4ctr
+        raise UserError(
+            f"{where}{path}: not a readable optimizer file ({type(exc).__name__})"
+        ) from None
+
+
+@torch.no_grad()
+def carry_optimizers(
+    saved: list[Any], parent: nn.Module, model: nn.Module, optimizers: list[torch.optim.Optimizer]
+) -> None:
+    """Load ``saved`` (the parent's optimizer state dicts) into ``optimizers`` of ``model``,
+    whose tables extend ``parent``'s: a table's per-row state (Adam's moments) is moved to the
+    rows' places in the extended table, new rows get zeros; every other state is copied."""
+    if len(saved) != len(optimizers):
+        raise ConfigError(
+            f"init_optimizer: the parent run has {len(saved)} optimizer(s), this run "
+            f"{len(optimizers)} (train.sparse_embedding differs)"
+        )
+    parents = dict(parent.named_modules())
+    tables: dict[int, tuple[FeatureEmbedding, FeatureEmbedding]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, FeatureEmbedding) and isinstance(parents.get(name), FeatureEmbedding):
+            tables[id(module.weight)] = (module, parents[name])
+    for opt, theirs in zip(optimizers, saved, strict=True):
+        ours = opt.state_dict()
+        params = [p for group in opt.param_groups for p in group["params"]]
+        indices = [i for group in ours["param_groups"] for i in group["params"]]
+        their_indices = [i for group in theirs["param_groups"] for i in group["params"]]
+        if len(their_indices) != len(indices):
+            raise ConfigError(
+                f"init_optimizer: the parent's optimizer holds {len(their_indices)} parameters, "
+                f"this run's {len(indices)}"
+            )
+        state: dict[int, dict[str, Any]] = {}
+        for param, index, their_index in zip(params, indices, their_indices, strict=True):
+            if their_index not in theirs["state"]:
+                continue  # a parameter the parent never stepped: fresh here too
+            state[index] = {
+                key: _fit_state(value, param, tables.get(id(param)), key)
+                for key, value in theirs["state"][their_index].items()
+            }
+        ours["state"] = state
+        opt.load_state_dict(ours)
+
+
+def _fit_state(
+    value: Any,
+    param: torch.Tensor,
+    table: tuple[FeatureEmbedding, FeatureEmbedding] | None,
+    key: str,
+) -> Any:
+    """One saved state entry, shaped for ``param``."""
+    if not isinstance(value, torch.Tensor) or value.dim() == 0:
+        return value  # step counts
+    if value.shape == param.shape:
+        return value.clone()
+    if table is not None and value.dim() == 2 and value.shape[1] == param.shape[1]:
+        module, old = table
+        grown = torch.zeros(param.shape, dtype=value.dtype)
+        for (start, _), (old_start, old_rows) in zip(
+            _field_rows(module), _field_rows(old), strict=True
+        ):
+            grown[start : start + old_rows] = value[old_start : old_start + old_rows]
+        return grown
+    raise ConfigError(
+        f"init_optimizer: the parent's optimizer state {key!r} is {tuple(value.shape)}, "
+        f"its parameter here {tuple(param.shape)}"
+    )

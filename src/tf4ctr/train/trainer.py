@@ -88,6 +88,8 @@ class FitState:
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     best_state: dict[str, torch.Tensor] | None = None
+    #: the optimizers' state dicts that went with ``best_state`` (None with it)
+    best_optimizers: list[dict[str, Any]] | None = None
     stopped_early: bool = False
     #: the training loader's draw counter (:attr:`BatchLoader.epoch`) after ``epoch``
     loader_epoch: int | None = None
@@ -474,16 +476,16 @@ class Trainer:
                 st.best_score, st.bad_epochs = score, 0
                 st.best_epoch, st.best_valid = epoch, valid
                 st.best_state = None  # the current weights are the best
+                st.best_optimizers = None
             else:
                 if st.best_state is None:
                     # the previous epoch's weights were the best: hold them from now on
                     st.best_state = self._best_so_far
+                    st.best_optimizers = self._best_optimizers_so_far
                 st.bad_epochs += 1
                 for group in self._param_groups():
                     group["lr"] = max(group["lr"] * cfg.reduce_lr_factor, cfg.min_lr)
-            self._best_so_far = (
-                copy.deepcopy(self.model.state_dict()) if st.best_state is None else None
-            )
+            self._hold_current_as_best(st)
             st.history.append(record)
             log.info(
                 "epoch %d: loss %.5f | valid %s | %.1fs train, %.1fs eval%s",
@@ -504,6 +506,9 @@ class Trainer:
                 on_checkpoint(self.checkpoint(st))
         if st.best_state is not None:
             self.model.load_state_dict(st.best_state)
+            # resumed from a checkpoint written before optimizer states were kept: unknown
+            self.best_optimizers_known = st.best_optimizers is not None
+        self._best_optimizers = st.best_optimizers
         return FitResult(
             history=st.history,
             best_epoch=st.best_epoch,
@@ -514,6 +519,29 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------
 
     _best_so_far: dict[str, torch.Tensor] | None = None
+    _best_optimizers_so_far: list[dict[str, Any]] | None = None
+    _best_optimizers: list[dict[str, Any]] | None = None
+    #: after fit: whether :meth:`best_optimizer_states` knows the best epoch's states
+    best_optimizers_known: bool = True
+
+    def best_optimizer_states(self) -> list[dict[str, Any]]:
+        """After :meth:`fit`: the optimizers' state dicts as they were after the best epoch,
+        whose weights fit restored (a run directory's optimizer.pt). The optimizers themselves
+        keep their last state and learning rate."""
+        if self._best_optimizers is not None:
+            return self._best_optimizers
+        return [opt.state_dict() for opt in self.optimizers]
+
+    def _hold_current_as_best(self, state: FitState) -> None:
+        # copies of the current weights and optimizer states while they are the best: the
+        # next epoch may not improve, and then these are the ones restored at the end
+        current_is_best = state.best_state is None
+        self._best_so_far = copy.deepcopy(self.model.state_dict()) if current_is_best else None
+        self._best_optimizers_so_far = (
+            [copy.deepcopy(opt.state_dict()) for opt in self.optimizers]
+            if current_is_best
+            else None
+        )
 
     def checkpoint(self, state: FitState) -> dict[str, Any]:
         """Everything :meth:`fit` needs to continue after ``state.epoch``.
@@ -522,13 +550,15 @@ class Trainer:
         lives in their param groups), the fit state (early stopping, history, best
         weights when they are not the current ones) and every global RNG state.
         """
-        fit = {k: getattr(state, k) for k in FitState.__dataclass_fields__ if k != "best_state"}
+        held = ("best_state", "best_optimizers")
+        fit = {k: getattr(state, k) for k in FitState.__dataclass_fields__ if k not in held}
         return {
             "format": 1,
             "model": self.model.state_dict(),
             "optimizers": [opt.state_dict() for opt in self.optimizers],
             "fit": fit,
             "best_model": state.best_state,
+            "best_optimizers": state.best_optimizers,
             "rng": rng_state(),
         }
 
@@ -543,9 +573,11 @@ class Trainer:
             )
         for opt, opt_state in zip(self.optimizers, saved, strict=True):
             opt.load_state_dict(opt_state)
-        state = FitState(**checkpoint["fit"], best_state=checkpoint["best_model"])
-        self._best_so_far = (
-            copy.deepcopy(self.model.state_dict()) if state.best_state is None else None
+        state = FitState(
+            **checkpoint["fit"],
+            best_state=checkpoint["best_model"],
+            best_optimizers=checkpoint.get("best_optimizers"),  # absent before 2026-12-07
         )
+        self._hold_current_as_best(state)
         set_rng_state(checkpoint["rng"])
         return state
