@@ -8,9 +8,12 @@ internals): what a scoring service needs beside an ONNX file from ``tf4ctr expor
 It follows tf4ctr's preprocessing for plain categorical fields (a value is keyed by its text;
 missing -> ``fill_na`` if set, else out-of-vocabulary like unseen values) and numeric fields
 (missing -> ``fill_na`` or 0, then the field's ``normalizer``, with the train split's
-statistics stored beside the vocabularies). Fields with a ``preprocess`` bucketer or sequence fields are
-refused with a clear error: score such runs with ``tf4ctr predict`` or ``tf4ctr.load``.
-This file is self-contained on purpose, so it can be copied next to a service.
+statistics stored beside the vocabularies), and numbers bucketed into a categorical field by a
+``preprocess`` bucketer (Criteo's log buckets: missing -> ``fill_na``, then the bucket id keys
+the vocabulary; those bucketers are imported from tf4ctr when such a field is present). Text
+preprocessors and sequence fields are refused with a clear error: score such runs with
+``tf4ctr predict`` or ``tf4ctr.load``. For runs without bucketed fields this file is
+self-contained on purpose, so it can be copied next to a service.
 """
 
 from __future__ import annotations
@@ -40,7 +43,21 @@ class RowEncoder:
         #: per numeric field, (shift, scale): the value fed is (x - shift) / scale
         self.scalers: list[tuple[float, float]] = []
         scalers = state.get("scalers") or {}
+        #: per bucketed field (categorical position): its bucketer and its fill_na
+        self.bucketers: dict[int, tuple[Any, float | None]] = {}
         for f in features:
+            if f["type"] == "categorical" and f.get("preprocess"):
+                from tf4ctr.data.buckets import NUMERIC_BUCKETERS
+
+                if f["preprocess"] in NUMERIC_BUCKETERS:
+                    fill = None if f.get("fill_na") is None else float(f["fill_na"])
+                    self.bucketers[len(self.categorical)] = (
+                        NUMERIC_BUCKETERS[f["preprocess"]],
+                        fill,
+                    )
+                    vocab = {v: i + _FIRST for i, v in enumerate(state["vocabularies"][f["name"]])}
+                    self.categorical.append((f["name"], vocab, None))
+                    continue
             if f["type"] == "sequence" or f.get("preprocess"):
                 raise ValueError(
                     f"field {f['name']!r} ({f['type']}, preprocess {f.get('preprocess')!r}) is "
@@ -54,7 +71,9 @@ class RowEncoder:
                 fill = 0.0 if f.get("fill_na") is None else float(f["fill_na"])
                 self.numeric.append((f["name"], fill))
                 if f.get("normalizer") is not None and f["name"] not in scalers:
-                    raise ValueError(f"field {f['name']!r}: its {f['normalizer']} has no statistics")
+                    raise ValueError(
+                        f"field {f['name']!r}: its {f['normalizer']} has no statistics"
+                    )
                 entry = scalers.get(f["name"], {"shift": 0.0, "scale": 1.0})
                 self.scalers.append((float(entry["shift"]), float(entry["scale"])))
 
@@ -71,8 +90,12 @@ class RowEncoder:
         rows = list(rows)
         cat = np.empty((len(rows), len(self.categorical)), dtype=np.int64)
         num = np.empty((len(rows), len(self.numeric)), dtype=np.float64)
+        for j, (bucketer, fill) in self.bucketers.items():
+            cat[:, j] = self._bucket_indices(rows, j, bucketer, fill)
         for r, row in enumerate(rows):
             for j, (name, vocab, fill) in enumerate(self.categorical):
+                if j in self.bucketers:
+                    continue
                 key = _text(row.get(name))
                 if key is None:
                     key = fill
@@ -84,6 +107,32 @@ class RowEncoder:
             shift, spread = (np.array(v, dtype=np.float64) for v in zip(*self.scalers, strict=True))
             num = (num - shift) / spread
         return cat, num.astype(np.float32)
+
+    def _bucket_indices(
+        self, rows: list[Mapping[str, Any]], j: int, bucketer: Any, fill: float | None
+    ) -> np.ndarray:
+        """One bucketed field's indices: number -> fill_na if missing -> bucket id -> vocabulary
+        (a bucket id keys it by its integer text; no bucket, e.g. for inf, is out of vocabulary)."""
+        name, vocab, _ = self.categorical[j]
+        numbers = np.empty(len(rows), dtype=np.float64)
+        for r, row in enumerate(rows):
+            value = row.get(name)
+            if _missing(value):
+                numbers[r] = math.nan
+                continue
+            try:
+                numbers[r] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"field {name!r} of row {r}: expected a number, got {value!r}"
+                ) from None
+        if fill is not None:
+            numbers = np.where(np.isnan(numbers), fill, numbers)
+        buckets = bucketer(numbers)
+        return np.array(
+            [vocab.get(str(int(b)), _OOV) if math.isfinite(b) else _OOV for b in buckets],
+            dtype=np.int64,
+        )
 
 
 def _missing(value: Any) -> bool:

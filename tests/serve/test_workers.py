@@ -82,13 +82,13 @@ def test_serve_help_shows_examples(capsys):
 def test_a_field_the_row_encoder_cannot_encode_is_one_error_line(
     trained: Trained, tmp_path, capsys
 ):
-    """A bucketed field (RowEncoder refuses it): exit 2 and one line naming the field, before
-    any port is opened."""
-    export = copy_export(trained.onnx, tmp_path / "bucketed.onnx")
+    """A field with a text preprocessor (RowEncoder refuses it; bucketed numbers it encodes):
+    exit 2 and one line naming the field, before any port is opened."""
+    export = copy_export(trained.onnx, tmp_path / "text_preprocess.onnx")
     sidecar = export.with_name(export.name + ".preprocessor.json")
     state = json.loads(sidecar.read_text())
     price = next(f for f in state["config"]["feature_cols"] if f["name"] == "price")
-    price["preprocess"] = "criteo_log_bucket"
+    price["preprocess"] = "extract_country_code"
     sidecar.write_text(json.dumps(state))
     assert main(["serve", str(export)]) == 2
     err = capsys.readouterr().err

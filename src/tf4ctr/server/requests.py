@@ -90,8 +90,12 @@ class RequestSchema:
     def __init__(self, state: Mapping[str, Any]) -> None:
         features = state["config"]["feature_cols"]
         self.fields: tuple[str, ...] = tuple(f["name"] for f in features)
+        # numbers bucketed into a categorical field (Criteo's I1-I13) are checked as numbers
         self.numeric: frozenset[str] = frozenset(
-            f["name"] for f in features if f["type"] == "numeric"
+            f["name"]
+            for f in features
+            if f["type"] == "numeric"
+            or (f.get("preprocess") and f.get("dtype") in ("int", "float"))
         )
         label = (state["config"].get("label_col") or {}).get("name")
         self.field_set = frozenset(self.fields)
