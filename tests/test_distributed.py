@@ -106,7 +106,8 @@ def test_ddp_trains_every_kind_of_model_and_loss(tmp_path):
 
 def test_two_ranks_warm_start_from_a_finished_run(tiny_project, monkeypatch):
     """Continual training under torchrun: every rank loads the parent and copies its weights
-    (rank 0's are broadcast anyway); the run trains, with its lineage, and new rows exist."""
+    (rank 0's are broadcast anyway) and its optimizer state; the run trains, with its lineage,
+    and new rows exist."""
     from tests.conftest import write_csv
     from tf4ctr.cli import main
 
@@ -119,11 +120,14 @@ def test_two_ranks_warm_start_from_a_finished_run(tiny_project, monkeypatch):
     (tiny_project / "day2.yaml").write_text(dataset)
     args = ["-m", "tf4ctr", "train", "--config", "run.yaml", "dataset=day2.yaml", "name=day2"]
     proc = _torchrun(
-        tiny_project, *args, "train.epochs=1", "--init-from", "runs/tiny-run", "--no-progress"
-    )
+        tiny_project, *args, "train.epochs=1", "--init-from", "runs/tiny-run", "--no-progress",
+        "train.init_optimizer=true",  # every rank loads the parent's optimizer state alike
+    )  # fmt: skip
     assert proc.returncode == 0, _why(proc)
     metrics = json.loads((tiny_project / "runs" / "day2" / "metrics.json").read_text())
     assert metrics["processes"] == 2 and metrics["init_from"]["name"] == "tiny-run"
+    assert metrics["init_from"]["optimizer"] is True
+    assert (tiny_project / "runs" / "day2" / "optimizer.pt").is_file()
     assert metrics["init_from"]["new_rows"] == 2  # one new user, in each of SER's two tables
 
 
