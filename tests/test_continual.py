@@ -40,10 +40,12 @@ def test_every_strategy_is_stored_once_and_the_study_resumes(study, capsys):
         (2, "frozen"),
         (2, "scratch"),
         (2, "warm"),
+        (2, "replay"),
     ]
     by = {(r["step"], r["strategy"]): r for r in records}
     assert by[(2, "scratch")]["train_rows"] == 1800  # periods 1 and 2, less 10 % for valid
     assert by[(2, "warm")]["train_rows"] == 900  # period 2 alone
+    assert by[(2, "replay")]["train_rows"] == 1900  # period 1 replayed + period 2 (its valid out)
     assert 0.5 < by[(2, "frozen")]["test"]["auc"] < 1
     warm = json.loads(
         (study.parent / "work/runs/tiny_continual-tf4ctr-s1-warm-2/metrics.json").read_text()
@@ -51,7 +53,7 @@ def test_every_strategy_is_stored_once_and_the_study_resumes(study, capsys):
     assert warm["init_from"]["name"] == "tiny_continual-tf4ctr-s1-scratch-1"
     capsys.readouterr()
     assert continual.main(["run", str(study)]) == 0  # all done: nothing trains again
-    assert store.read_text().count("\n") == 4
+    assert store.read_text().count("\n") == 5
     report = (study.parent / "out" / "report.md").read_text()
     assert "| 2 (P2 → P3) | warm |" in report and (study.parent / "out/report.png").is_file()
     assert continual.main(["report", str(study)]) == 0

@@ -1,5 +1,5 @@
-"""The continual-training study: frozen vs retrained from scratch vs warm-started, period by
-period, on data in time order (issue 34; configs/continual/*.yaml says the protocol).
+"""The continual-training study: frozen vs retrained from scratch vs warm-started (on the new
+period alone, or with the period before replayed beside it), period by period, on data in time order (issue 34; configs/continual/*.yaml says the protocol).
 
 Every trained step is a record in a JSONL store (model, seed, step, strategy, metrics, seconds),
 appended as it finishes, so a killed study resumes where it was; the report (a Markdown table
@@ -21,7 +21,7 @@ import numpy as np
 from tf4ctr.errors import ConfigError, UserError
 from tf4ctr.fileio import make_dir, read_yaml, write_text_atomic
 
-STRATEGIES = ("frozen", "scratch", "warm")
+STRATEGIES = ("frozen", "scratch", "warm", "replay")
 _KEYS = ("name", "data", "time_col", "periods", "valid_fraction", "store", "report", "workdir",
          "seeds", "models", "overrides")  # fmt: skip
 
@@ -161,9 +161,7 @@ def run_study(study: Study) -> dict[tuple, dict[str, Any]]:
                         continue  # at step 1 all three are the same model: stored once
                     if strategy == "frozen":
                         first = study.workdir / "runs" / f"{base}-scratch-1"
-                        scores = evaluate(
-                            first, files=_files(study, future, step), progress=False
-                        )
+                        scores = evaluate(first, files=_files(study, future, step), progress=False)
                         add(_record(label, seed, step, strategy, None, scores["future"], 0.0, 0))
                         continue
                     if strategy == "scratch":
@@ -171,7 +169,9 @@ def run_study(study: Study) -> dict[tuple, dict[str, Any]]:
                         init = None
                     else:
                         train, valid = split(periods[step - 1])
-                        parent = "scratch-1" if step == 2 else f"warm-{step - 1}"
+                        if strategy == "replay":  # the period before replayed beside the new one
+                            train = pa.concat_tables([periods[step - 2], train])
+                        parent = "scratch-1" if step == 2 else f"{strategy}-{step - 1}"
                         init = study.workdir / "runs" / f"{base}-{parent}"
                     run, seconds = _fit(study, label, seed, f"{base}-{strategy}-{step}",
                                         train, valid, future, init)  # fmt: skip
