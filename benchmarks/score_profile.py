@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -48,6 +46,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from flops import matmul_only_seconds  # noqa: E402
+from step_profile import machine, store_labelled  # noqa: E402
 
 DEFAULT_DATA = ROOT / ".bench-data" / "criteo_synth" / "full-45840617"
 
@@ -78,7 +77,7 @@ def make_run(data: Path, run_dir: Path) -> None:
     from tf4ctr.run.setup import layer_options
 
     config = load_run_config(data / "profile_run.yaml")
-    state = json.loads((data / "cache").glob("*/preprocessor.json").__next__().read_text())
+    state = json.loads(next((data / "cache").glob("*/preprocessor.json")).read_text())
     schema = Preprocessor.from_state_dict(state).schema
     torch.manual_seed(2023)
     model = build_model(config.model_name, schema, layer_options=layer_options(config.train),
@@ -110,35 +109,33 @@ def profile_parts(run_dir: Path, path: Path, out: Path, batch_size: int) -> dict
     start = time.perf_counter()
     writer = pq.ParquetWriter(out, pa.schema([("probability", pa.float64())]))
     # the fields' thread pool scoring keeps for a whole file (none before issue 31)
-    threads = field_threads(len(run.dataset.feature_cols))
-    pool = threads.__enter__()
-    chunks = iter_chunks(path, run.dataset, require_label=True, block_bytes=SCORING_BLOCK_BYTES)
-    while True:
-        t0 = time.perf_counter()
-        item = next(chunks, None)
-        t1 = time.perf_counter()
-        seconds["read + parse"] += t1 - t0
-        if item is None:
-            break
-        table, first_line = item
-        block = run.preprocessor.transform(table, source=path, first_row=first_line, pool=pool)
-        t2 = time.perf_counter()
-        pred = trainer.predict(BatchLoader(block, batch_size))
-        t3 = time.perf_counter()
-        prob = torch.sigmoid(torch.from_numpy(pred.logit)).numpy().astype(np.float64)
-        scores = pa.table({"probability": prob})
-        t4 = time.perf_counter()
-        writer.write_table(scores)
-        t5 = time.perf_counter()
-        labels.append(pred.label)
-        logits.append(pred.logit)
-        rows += len(pred.label)
-        seconds["encode"] += t2 - t1
-        seconds["model forward"] += t3 - t2
-        seconds["probabilities"] += t4 - t3
-        seconds["parquet write"] += t5 - t4
+    with field_threads(len(run.dataset.feature_cols)) as pool:
+        chunks = iter_chunks(path, run.dataset, require_label=True, block_bytes=SCORING_BLOCK_BYTES)
+        while True:
+            t0 = time.perf_counter()
+            item = next(chunks, None)
+            t1 = time.perf_counter()
+            seconds["read + parse"] += t1 - t0
+            if item is None:
+                break
+            table, first_line = item
+            block = run.preprocessor.transform(table, source=path, first_row=first_line, pool=pool)
+            t2 = time.perf_counter()
+            pred = trainer.predict(BatchLoader(block, batch_size))
+            t3 = time.perf_counter()
+            prob = torch.sigmoid(torch.from_numpy(pred.logit)).numpy().astype(np.float64)
+            scores = pa.table({"probability": prob})
+            t4 = time.perf_counter()
+            writer.write_table(scores)
+            t5 = time.perf_counter()
+            labels.append(pred.label)
+            logits.append(pred.logit)
+            rows += len(pred.label)
+            seconds["encode"] += t2 - t1
+            seconds["model forward"] += t3 - t2
+            seconds["probabilities"] += t4 - t3
+            seconds["parquet write"] += t5 - t4
     writer.close()
-    threads.__exit__(None, None, None)
     t0 = time.perf_counter()
     evaluate_predictions(np.concatenate(labels), np.concatenate(logits), None)
     seconds["metrics"] = time.perf_counter() - t0
@@ -218,8 +215,6 @@ def main() -> int:
         print(f"{data}: no synthetic Criteo table with profile_run.yaml (run benchmarks/scale.py "
               "and benchmarks/step_profile.py first)", file=sys.stderr)  # fmt: skip
         return 2
-    from tf4ctr.fileio import write_json_atomic
-
     path = prefix_file(data, args.megabytes)
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         run_dir = Path(tmp) / "criteo-score"
@@ -230,12 +225,7 @@ def main() -> int:
         ab = pool_ab(run_dir, path, Path(tmp) / "ab.parquet", parts["rows"])
         bound = forward_bound(run_dir)
     entry = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },  # fmt: skip
+        "machine": machine(),
         "input": {"file": path.name, "megabytes": args.megabytes, "rows": parts["rows"]},
         "profile": parts,
         "end_to_end": e2e,
@@ -243,9 +233,7 @@ def main() -> int:
         "forward_matmul_bound": bound,
     }
     out = Path(args.out)
-    results = json.loads(out.read_text()) if out.is_file() else {}
-    results[args.label] = entry
-    write_json_atomic(results, out)
+    store_labelled(out, args.label, entry)
     print(f"{parts['rows']:,} rows of {path.name}; instrumented {parts['rows_per_s']:,.0f} rows/s")
     print("| part | seconds | share | rows/s of the part alone |")
     print("|---|---|---|---|")

@@ -74,6 +74,21 @@ PARTS = (
 )
 
 
+def machine() -> dict:
+    """The machine a profile ran on (score_profile.py records the same)."""
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def store_labelled(out: Path, label: str, entry: dict) -> None:
+    """Keep ``entry`` under ``label`` in the JSON file ``out`` (other labels stay)."""
+    from tf4ctr.fileio import write_json_atomic
+
+    stored = json.loads(out.read_text()) if out.is_file() else {}
+    stored[label] = entry
+    write_json_atomic(stored, out)
+
+
 def run_config(data: Path, sets: list[str]):
     from tf4ctr.config import load_run_config
 
@@ -206,7 +221,6 @@ def main() -> int:
         return 2
     from tf4ctr.data.loader import BatchLoader
     from tf4ctr.data.store import prepare_dataset
-    from tf4ctr.fileio import write_json_atomic
     from tf4ctr.run.setup import build_parts, resolve_dataset
 
     config = run_config(data, args.set)
@@ -228,12 +242,7 @@ def main() -> int:
     means = {p: statistics.fmean(r[p] for r in records) * 1e3 for p in (*PARTS, "step")}
     total = sum(means[p] for p in PARTS)
     result = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },  # fmt: skip
+        "machine": machine(),
         "data": f"SYNTHETIC Criteo-shaped, {len(prepared.train):,} train rows ({data.name})",
         "train": {s.split("=")[0]: s.split("=", 1)[1] for s in args.set},
         "batch_size": batch_size,
@@ -249,9 +258,7 @@ def main() -> int:
         "matmul_fraction": matmul / plain,
     }
     out = Path(args.out)
-    stored = json.loads(out.read_text()) if out.is_file() else {}
-    stored[args.label] = result
-    write_json_atomic(stored, out)
+    store_labelled(out, args.label, result)
     print(f"| part ({args.label}) | mean ms | share |")
     print("|---|---:|---:|")
     for p in PARTS:

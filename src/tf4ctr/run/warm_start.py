@@ -136,13 +136,9 @@ def copy_weights(parent: nn.Module, model: nn.Module) -> int:
 
 
 def parent_optimizer_states(parent: Parent, where: str = "train.init_optimizer: ") -> list[Any]:
-    """The parent's optimizer state dicts at its best epoch (its ``optimizer.pt``)."""
+    """The parent's optimizer state dicts at its best epoch (its ``optimizer.pt``, whose
+    presence :func:`load_parent` checked)."""
     path = parent.run.run_dir / OPTIMIZER_FILE
-    if not path.is_file():
-        raise UserError(
-            f"{where}{path} not found: the parent run kept no optimizer state (runs finished "
-            "before 2026-12-07, or resumed from a checkpoint of then); leave init_optimizer false"
-        )
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         return list(saved["optimizers"])
