@@ -279,3 +279,66 @@ def test_init_optimizer_needs_a_parent_that_kept_its_optimizer(two_days, capsys)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "optimizer.pt not found" in err, err
     assert _day2("train.init_from=runs/tiny-run") == 0  # the default needs no optimizer.pt
+
+
+# -- train.init_numeric ------------------------------------------------------------------
+
+
+def _price_scalers(run_dir: Path) -> dict:
+    state = json.loads((run_dir / "preprocessor.json").read_text())
+    return state["scalers"]["price"]
+
+
+def test_numeric_scalers_are_kept_or_refreshed(tiny_project, monkeypatch):
+    """keep (the default): the day-2 run scales price as the parent did; refresh: by day 2's
+    own mean and standard deviation (a hand computation over day2.csv)."""
+    import numpy as np
+
+    monkeypatch.chdir(tiny_project)
+    scaled = "{name: price, type: numeric, dtype: float, normalizer: StandardScaler}"
+    text = (tiny_project / "dataset.yaml").read_text()
+    (tiny_project / "dataset.yaml").write_text(
+        text.replace("{name: price, type: numeric, dtype: float}", scaled)
+    )
+    assert main(["train", "--config", "run.yaml", "train.epochs=1", "--no-progress"]) == 0
+    write_csv(tiny_project / "day2.csv", 3000, 9)
+    lines = (tiny_project / "day2.csv").read_text().splitlines()
+    # day 2's prices drift: ten times day 1's, plus 5
+    rows = [line.rsplit(",", 1) for line in lines[1:]]
+    prices = np.array([10 * float(p) + 5 for _, p in rows])
+    body = [f"{head},{p:.4f}" for (head, _), p in zip(rows, prices, strict=True)]
+    (tiny_project / "day2.csv").write_text("\n".join([lines[0], *body]) + "\n")
+    prices = np.array([float(line.rsplit(",", 1)[1]) for line in body])
+    (tiny_project / "day2.yaml").write_text(
+        (tiny_project / "dataset.yaml").read_text().replace("train_data: train.csv",
+                                                             "train_data: day2.csv")
+    )  # fmt: skip
+    parent = _price_scalers(tiny_project / "runs" / "tiny-run")
+    assert _day2("--init-from", "runs/tiny-run", "train.epochs=1") == 0
+    assert _price_scalers(tiny_project / "runs" / "day2") == parent
+    day2 = json.loads((tiny_project / "runs" / "day2" / "metrics.json").read_text())
+    assert "numeric" not in day2["init_from"]
+    assert _day2("--init-from", "runs/tiny-run", "train.epochs=1", "train.init_numeric=refresh",
+                 "name=day2r") == 0  # fmt: skip
+    refreshed = _price_scalers(tiny_project / "runs" / "day2r")
+    assert refreshed["shift"] == pytest.approx(prices.mean(), rel=1e-9)
+    assert refreshed["scale"] == pytest.approx(prices.std(), rel=1e-9)  # population sd
+    assert abs(refreshed["shift"] - parent["shift"]) > 4  # so the two rules differ here
+    day2r = json.loads((tiny_project / "runs" / "day2r" / "metrics.json").read_text())
+    assert day2r["init_from"]["numeric"] == "refresh"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["train.init_numeric=refresh"], "train.init_numeric: refresh needs train.init_from"),
+        (
+            ["train.init_from=runs/tiny-run", "train.init_numeric=refit"],
+            "train.init_numeric: expected one of keep, refresh, got 'refit'",
+        ),
+    ],
+)
+def test_init_numeric_errors_are_one_line(two_days, capsys, extra, message):
+    assert _day2(*extra) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

@@ -41,6 +41,8 @@ ADAM_BETA1 = 0.9
 LOSSES = ("bce", "focal", "rce", "tf")
 #: where ``train.log_to`` may send each epoch's numbers besides metrics.json (tf4ctr.run.tracking)
 TRACKERS = ("tensorboard", "mlflow")
+#: what a warm start (train.init_from) does with the parent's numeric scalers
+INIT_NUMERIC = ("keep", "refresh")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,10 @@ class TrainConfig:
     #: (optimizer.pt; Adam's moments and step counts, new embedding rows at zero moments)
     #: instead of fresh ones
     init_optimizer: bool = False
+    #: with init_from: the numeric fields' scalers (StandardScaler / MinMaxScaler statistics)
+    #: "keep" the parent's, so a number means to the warm-started model what it meant to the
+    #: parent, or "refresh": fitted on this run's train split, for numbers that drift
+    init_numeric: str = "keep"
     #: where the model trains: auto (CUDA when present, else CPU), cpu, cuda or cuda:N
     device: str = "auto"
     #: read the encoded cache memory-mapped instead of loading it into RAM (data larger than
@@ -329,6 +335,16 @@ def _check_train(train: TrainConfig, where: _Where) -> None:
             f"{where('train.init_optimizer')}train.init_optimizer: true needs train.init_from "
             "(the finished run whose optimizer state to start from)"
         )
+    if train.init_numeric not in INIT_NUMERIC:
+        raise ConfigError(
+            f"{where('train.init_numeric')}train.init_numeric: expected one of "
+            f"{', '.join(INIT_NUMERIC)}, got {train.init_numeric!r}"
+        )
+    if train.init_numeric != "keep" and train.init_from is None:
+        raise ConfigError(
+            f"{where('train.init_numeric')}train.init_numeric: {train.init_numeric} needs "
+            "train.init_from (the finished run whose scalers it would replace)"
+        )
     for k in ("batch_size", "epochs", "lr", "eval_batch_size"):
         _positive(getattr(train, k), f"train.{k}", where)
     for k in ("patience", "clip_grad_norm", "min_lr", "seed"):
@@ -433,6 +449,7 @@ KEYED_AGAINST: dict[str, dict[str, Any]] = {
         "record_logit_grads": False,
         "init_from": None,  # born 2026-12-07
         "init_optimizer": False,  # born 2026-12-07
+        "init_numeric": "keep",  # born 2026-12-07
         "shuffle": "full",  # born 2026-12-07, with the two below
         "shuffle_block_rows": 4096,
         "shuffle_buffer_blocks": 64,

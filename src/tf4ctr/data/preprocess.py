@@ -83,16 +83,24 @@ class Preprocessor:
     with no other file.
     """
 
-    def __init__(self, config: DatasetConfig, *, base: Preprocessor | None = None) -> None:
+    def __init__(
+        self,
+        config: DatasetConfig,
+        *,
+        base: Preprocessor | None = None,
+        refresh_scalers: bool = False,
+    ) -> None:
         """``base``: a fitted preprocessor whose vocabularies this one extends (continual
         training): each field keeps the base's values at their indices and appends the values
         of its own train split that pass ``min_categr_count`` and the base lacks, in the usual
-        order (most frequent first); numeric scalers stay the base's, so a known row's inputs
-        mean what they meant to the parent model."""
+        order (most frequent first). Numeric scalers stay the base's, so a known row's inputs
+        mean what they meant to the parent model; with ``refresh_scalers`` they are fitted on
+        this train split instead (for numbers whose range drifts from day to day)."""
         if base is not None:
             check_extends(base.config, config)
             base._fitted_vocabs()
         self.base = base
+        self.refresh_scalers = refresh_scalers and base is not None
         self.config = config
         self._categorical = tuple(f for f in config.feature_cols if f.is_categorical)
         self._numeric = tuple(f for f in config.feature_cols if not f.is_categorical)
@@ -180,7 +188,7 @@ class Preprocessor:
         self._set_vocabs({f.name: v for f, v in zip(self._categorical, vocabs, strict=True)})
         self._scalers = (
             dict(self.base._scalers)
-            if self.base is not None
+            if self.base is not None and not self.refresh_scalers
             else {f.name: stats[f.name].scaler(f.normalizer) for f in self._numeric if f.normalizer}
         )
         where = f"{source}: " if source is not None else ""

@@ -39,6 +39,7 @@ def encode_splits(
     progress: bool,
     block_bytes: int,
     base: Preprocessor | None = None,
+    refresh_scalers: bool = False,
 ) -> tuple[Preprocessor, dict[str, int]]:
     """Stream every split twice at most: count the train split, then encode each split.
 
@@ -48,7 +49,7 @@ def encode_splits(
     read once: see :func:`_count_and_code_train`. Returns the fitted preprocessor
     and the rows of each split.
     """
-    preprocessor = Preprocessor(config, base=base)
+    preprocessor = Preprocessor(config, base=base, refresh_scalers=refresh_scalers)
     train_path = config.paths["train"]
 
     def rows_of(path: Path, bar: ReadBar) -> Iterator[tuple[pa.Table, int]]:

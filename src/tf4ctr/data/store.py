@@ -83,7 +83,10 @@ def _source_hashes(config: DatasetConfig) -> dict[str, str]:
 
 
 def _key_from(
-    config: DatasetConfig, hashes: dict[str, str], base: Preprocessor | None = None
+    config: DatasetConfig,
+    hashes: dict[str, str],
+    base: Preprocessor | None = None,
+    refresh_scalers: bool = False,
 ) -> str:
     payload: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -93,6 +96,8 @@ def _key_from(
     if base is not None:  # absent otherwise, so every existing cache keeps its key
         state = json.dumps(base.state_dict(), sort_keys=True, separators=(",", ":"))
         payload["base"] = hashlib.sha256(state.encode("utf-8")).hexdigest()
+        if refresh_scalers:  # absent when kept, so the caches of earlier warm starts keep theirs
+            payload["refresh_scalers"] = True
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -118,6 +123,7 @@ def prepare_dataset(
     block_bytes: int = ...,
     mapped: bool = ...,
     base: Preprocessor | None = ...,
+    refresh_scalers: bool = ...,
 ) -> PreparedDataset: ...
 
 
@@ -131,6 +137,7 @@ def prepare_dataset(
     block_bytes: int = ...,
     mapped: bool = ...,
     base: Preprocessor | None = ...,
+    refresh_scalers: bool = ...,
 ) -> Path: ...
 
 
@@ -143,6 +150,7 @@ def prepare_dataset(
     block_bytes: int = 64 << 20,
     mapped: bool = False,
     base: Preprocessor | None = None,
+    refresh_scalers: bool = False,
 ) -> PreparedDataset | Path:
     """Return the encoded dataset, building the cache on the first call and reading it after.
 
@@ -156,10 +164,12 @@ def prepare_dataset(
 
     With ``base`` (a parent run's fitted preprocessor: continual training), every vocabulary
     is the parent's, extended by this train split's new values; the cache is keyed by it too.
+    The numeric scalers stay the parent's, or are fitted on this train split with
+    ``refresh_scalers`` (``train.init_numeric: refresh``).
     """
     cache_root = Path(cache_root)
     hashes = _source_hashes(config)
-    key = _key_from(config, hashes, base)
+    key = _key_from(config, hashes, base, refresh_scalers)
     target = cache_dir_for(config, cache_root, key)
     if (target / _META).is_file():
         if not load and _matching_meta(target, key) is not None:
@@ -175,7 +185,7 @@ def prepare_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{config.name}-", dir=cache_root))
     lock_fd = _lock_build(tmp)
     try:
-        _build(config, key, hashes, tmp, progress, block_bytes, base)
+        _build(config, key, hashes, tmp, progress, block_bytes, base, refresh_scalers)
         (tmp / _BUILD_LOCK).unlink()
         try:
             os.rename(tmp, target)
@@ -253,11 +263,17 @@ def _build(
     progress: bool,
     block_bytes: int,
     base: Preprocessor | None = None,
+    refresh_scalers: bool = False,
 ) -> Preprocessor:
     """Encode every split into ``tmp`` (:func:`encode_splits`), then write the preprocessor's
     state and, last, meta.json: its presence is what marks a directory as complete."""
     preprocessor, rows = encode_splits(
-        config, tmp, progress=progress, block_bytes=block_bytes, base=base
+        config,
+        tmp,
+        progress=progress,
+        block_bytes=block_bytes,
+        base=base,
+        refresh_scalers=refresh_scalers,
     )
     _write_json(tmp / _PREPROCESSOR, preprocessor.state_dict())
     meta = {

@@ -120,6 +120,8 @@ def _train_locked(
         if parent is not None and checkpoint is None:
             new_rows = warm_start.copy_weights(parent.run.model, parts.model)
             metrics["init_from"] = {**parent.lineage, "new_rows": new_rows}
+            if config.train.init_numeric != "keep":
+                metrics["init_from"]["numeric"] = config.train.init_numeric
             if config.train.init_optimizer:
                 warm_start.carry_optimizers(
                     warm_start.parent_optimizer_states(parent),
@@ -190,6 +192,7 @@ def _prepare(config: RunConfig, dataset: DatasetConfig, w: World, base: Any = No
             progress=config.train.progress,
             mapped=config.train.memory_map,
             base=base,
+            refresh_scalers=base is not None and config.train.init_numeric == "refresh",
         )
 
     data = prepare() if w.is_writer else None

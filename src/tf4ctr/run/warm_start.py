@@ -9,7 +9,10 @@ The rules:
 * The dataset reads the same fields the same way (:mod:`tf4ctr.data.extend`). Each vocabulary
   is the parent's, extended by the new train split's values that pass ``min_categr_count``:
   a known category keeps its index and its learned table row, a new one gets a new row,
-  initialised as a fresh model's would be. Numeric scalers stay the parent's.
+  initialised as a fresh model's would be. Numeric scalers stay the parent's (a number means
+  to the new model what it meant to the parent), or with ``train.init_numeric: refresh`` are
+  fitted on the new train split (for numbers that drift: the learned weights then see the
+  new scale at once, with no step to adapt).
 * Every other parameter and buffer (MLPs, batch-norm statistics, fusion weights) is copied.
 * The optimizer starts fresh, as a new run's does (its moments describe the parent's data),
   unless ``train.init_optimizer``: then every optimizer starts from the parent's state at its
