@@ -74,6 +74,7 @@ def test_monitor_value():
     assert monitor_value(m, "auc+gauc") == pytest.approx(1.5)
     assert monitor_value(m, "auc") == 0.8
     assert monitor_value(m, "logloss") == -0.4
+    assert monitor_value(m, "auc-logloss") == pytest.approx(0.8 - 0.4)
     assert monitor_value({"auc": 0.8, "logloss": 0.4}, "auc+gauc") == 0.8  # no groups: AUC alone
 
 

@@ -151,6 +151,42 @@ def test_fuxictr_tuner_expands_to_fuxictrs_grid(fuxictr_project, monkeypatch):
     assert Path(data["train_data"]) == fuxictr_project / "data" / "train.csv"
 
 
+@pytest.mark.parametrize(
+    ("monitor", "mode", "expected"),
+    [
+        ("'AUC'", "'max'", "auc"),
+        ("{'AUC': 1, 'gAUC': 1}", "'max'", "auc+gauc"),
+        ("{'AUC': 1, 'logloss': -1}", "'max'", "auc-logloss"),  # FuxiCTR's Criteo configs
+        ("'logloss'", "'min'", "logloss"),
+        ("{'AUC': 1, 'logloss': -1}", "'min'", None),
+        ("{'AUC': 2, 'logloss': -1}", "'max'", None),
+    ],
+)
+def test_fuxictr_monitors_map_to_tf4ctrs(fuxictr_project, monkeypatch, capsys, monitor, mode,
+                                         expected):  # fmt: skip
+    from tf4ctr.fileio import read_yaml
+    from tf4ctr.train import monitor_value
+    from tf4ctr.tune.fuxictr import expand_tuner, to_run_config
+
+    monkeypatch.chdir(fuxictr_project)
+    model_config = fuxictr_project / "dnn_config" / "model_config.yaml"
+    model_config.write_text(FUXICTR_MODEL_CONFIG.replace("monitor: 'AUC'", f"monitor: {monitor}")
+                            .replace("monitor_mode: 'max'", f"monitor_mode: {mode}"))  # fmt: skip
+    path = fuxictr_project / "tuner.yaml"
+    if expected is None:
+        assert main(["tune", str(path), "--dry-run", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "has no tf4ctr counterpart" in err, err
+        return
+    grid = expand_tuner(path, read_yaml(path))
+    run = to_run_config(path, "DNN_tiny_001", grid[list(grid)[0]])
+    assert run["train"]["monitor"] == expected
+    # what FuxiCTR maximises, by hand, for AUC 0.8, gAUC 0.7, logloss 0.4
+    by_hand = {"auc": 0.8, "auc+gauc": 1.5, "auc-logloss": 0.4, "logloss": -0.4}[expected]
+    metrics = {"auc": 0.8, "gauc": 0.7, "logloss": 0.4}
+    assert monitor_value(metrics, expected) == pytest.approx(by_hand)
+
+
 def test_fuxictr_grid_runs_and_is_not_trained_twice(fuxictr_project, monkeypatch, capsys):
     monkeypatch.chdir(fuxictr_project)
     tuner = fuxictr_project / "small.yaml"

@@ -31,7 +31,9 @@ from tf4ctr.errors import ConfigError
 from tf4ctr.fileio import read_yaml
 from tf4ctr.rundir import is_run_name
 
-MONITORS = ("auc", "auc+gauc", "gauc", "logloss")
+#: train.monitor: early stopping maximises it ("logloss": its negative; "auc-logloss": AUC minus
+#: logloss, FuxiCTR's {'AUC': 1, 'logloss': -1} with monitor_mode max)
+MONITORS = ("auc", "auc+gauc", "auc-logloss", "gauc", "logloss")
 #: the values of train.shuffle (tf4ctr.data.shuffle)
 SHUFFLES = ("full", "block")
 # Parameters and their updates are float32: a setting beyond this range is infinite there.

@@ -47,6 +47,8 @@ def monitor_value(metrics: dict[str, float], monitor: str) -> float:
         return metrics["auc"] if math.isnan(gauc) else metrics["auc"] + gauc
     if monitor == "logloss":
         return -metrics["logloss"]
+    if monitor == "auc-logloss":
+        return metrics["auc"] - metrics["logloss"]
     return metrics[monitor]
 
 

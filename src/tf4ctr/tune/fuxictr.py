@@ -85,6 +85,8 @@ _MONITORS = {
     json.dumps("gAUC"): "gauc",
     json.dumps("logloss"): "logloss",
     json.dumps({"AUC": 1, "gAUC": 1}, sort_keys=True): "auc+gauc",
+    # the monitor of FuxiCTR's own Criteo and Avazu configs
+    json.dumps({"AUC": 1, "logloss": -1}, sort_keys=True): "auc-logloss",
 }
 _DATA_PATHS = ("train_data", "valid_data", "test_data")
 
@@ -253,7 +255,7 @@ def _monitor(path: Path, expid: str, value: Any, mode: Any) -> str:
     monitor = _MONITORS.get(text)
     if monitor is None or (monitor == "logloss") != (mode == "min"):
         raise _error(path, f"{expid}: monitor", f"{value!r} (monitor_mode {mode!r}) has no tf4ctr "
-                     "counterpart (tf4ctr monitors AUC, gAUC, AUC+gAUC with mode max, or logloss "
+                     "counterpart (tf4ctr monitors AUC, gAUC, AUC+gAUC, AUC-logloss with mode max, or logloss "
                      "with mode min)")  # fmt: skip
     return monitor
 
