@@ -113,3 +113,32 @@ def test_the_server_checks_a_bucketed_field_as_a_number():
     with pytest.raises(RequestError) as caught:
         parse_body(json.dumps(bad).encode(), schema, Limits())
     assert caught.value.status == 422 and "instances[1].I1" in caught.value.message
+
+
+def test_plain_fields_take_each_rule_by_hand():
+    """Vocabulary rows by hand (0 padding, 1 out of vocabulary, 2.. in order): a known string,
+    a number keyed by its text, an unseen value, and missing (fill_na when set, else OOV), mixed
+    in one column so the column-wise fast path and the per-value rules both run."""
+    state = {
+        "format": "tf4ctr.preprocessor/1",
+        "config": {
+            "feature_cols": [
+                {"name": "u", "type": "categorical"},
+                {"name": "c", "type": "categorical", "fill_na": "b"},
+            ]
+        },
+        "vocabularies": {"u": ["x", "7", "y"], "c": ["a", "b"]},
+    }
+    encoder = RowEncoder(state)
+    rows = [
+        {"u": "x", "c": "a"},
+        {"u": 7, "c": None},
+        {"u": "zzz", "c": ""},
+        {"u": None, "c": "b"},
+        {"u": "y", "c": 3.5},
+    ]
+    categorical, numeric = encoder.encode(rows)
+    assert categorical.tolist() == [[2, 2], [3, 3], [1, 3], [1, 3], [4, 1]]
+    assert numeric.shape == (5, 0)
+    all_known, _ = encoder.encode([{"u": "y", "c": "b"}, {"u": "x", "c": "a"}])
+    assert all_known.tolist() == [[4, 3], [2, 2]]
