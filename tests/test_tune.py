@@ -381,6 +381,20 @@ def test_trial_already_in_a_store_is_reused_and_report_is_written(search_project
     assert "| starting config | 2 / 2 |" in report and "Welch's t-test p = " in report
     for png in ("tiny-search_history.png", "tiny-search_importances.png"):
         assert (search_project / "rep" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # compare: the entry is the closing pair's higher mean validation AUC, by hand
+    records = {r["key"]: r for r in _store_lines(search_project)}
+    by = {label: [records[c.key] for c in closing if c.label == label] for label in ("start", "tuned")}
+    valid = {k: sum(r["valid"]["auc"] for r in v) / 2 for k, v in by.items()}
+    entry = "tuned" if valid["tuned"] > valid["start"] else "start"
+    test_mean = sum(r["test"]["auc"] for r in by[entry]) / 2
+    assert main(["tune", "compare", "search.yaml", "search.yaml", "--output", "cmp.md"]) == 0
+    table = (search_project / "cmp.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| dnn |"))
+    assert f"| {entry} | {test_mean:.4f} ± " in row
+    assert "2 trials, random, none" in row
+    (search_project / "none.yaml").write_text(text.replace("seeds: 2", "seeds: 0"))
+    assert main(["tune", "compare", "search.yaml", "none.yaml"]) == 2
+    assert main(["tune", "compare", "search.yaml"]) == 2
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from tf4ctr.errors import UserError
 from tf4ctr.experiments.store import ResultStore
 from tf4ctr.fileio import make_dir
 from tf4ctr.tune.search import START, TUNED, SearchTune, closing_cells, open_study
 
-__all__ = ["search_report"]
+__all__ = ["compare_report", "search_report"]
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -135,15 +136,70 @@ def search_report(tune: SearchTune, out_dir: Path) -> tuple[str, list[Path]]:
     return "\n".join(lines) + "\n", figures
 
 
+def _closing_records(tune: SearchTune, study: Any) -> dict[str, list[dict[str, Any]]]:
+    """The stored closing runs, by label (TUNED, START); empty lists where none ran yet."""
+    store = ResultStore(tune.store)
+    got: dict[str, list[dict[str, Any]]] = {TUNED: [], START: []}
+    for cell in closing_cells(tune, study):
+        if cell.key in store:
+            got[cell.label].append(store.records[cell.key])
+    return got
+
+
+def compare_report(tunes: list[SearchTune]) -> str:
+    """Several models' searches side by side: each model's starting config and its best trial
+    over the closing seeds; of the two, the one with the higher mean validation AUC is the
+    model's entry (chosen on validation, never on test), and the first file's entry is set
+    against every other's with Welch's t-test on the seeds' test AUC."""
+    rows = []
+    for tune in tunes:
+        got = _closing_records(tune, open_study(tune, create=False))
+        want = tune.spec.seeds
+        if want < 2:
+            raise UserError(f"{tune.spec.path}: seeds: {want}; a comparison needs two or more")
+        if len(got[START]) < want or len(got[TUNED]) < want:
+            raise UserError(
+                f"{tune.spec.path}: its closing seeds are not all run yet "
+                f"(start {len(got[START])}/{want}, tuned {len(got[TUNED])}/{want}); "
+                f"finish it with tf4ctr tune {tune.spec.path}"
+            )
+        aucs = {k: ([float(r["valid"]["auc"]) for r in v], [float(r["test"]["auc"]) for r in v])
+                for k, v in got.items()}  # fmt: skip
+        chosen = TUNED if statistics.fmean(aucs[TUNED][0]) > statistics.fmean(aucs[START][0]) else START
+        model = got[START][0].get("model", tune.spec.name)
+        rows.append((model, tune, aucs, chosen))
+    lines = [
+        "# " + " vs ".join(r[0] for r in rows) + ": equal tuning",
+        "",
+        "Each model: its starting config and its search's best trial, each over the closing "
+        "seeds (mean ± sd). The entry is whichever of the two has the higher mean validation "
+        "AUC; p is Welch's t-test of the first model's entry against each other's, on test AUC.",
+        "",
+        "| model | search | start: valid AUC | start: test AUC | tuned: valid AUC "
+        "| tuned: test AUC | entry (on valid) | entry test AUC | p vs first |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    first_test = rows[0][2][rows[0][3]][1]
+    for i, (model, tune, aucs, chosen) in enumerate(rows):
+        spec = tune.spec
+        p = "–" if i == 0 else _welch(first_test, aucs[chosen][1])
+        lines.append(
+            f"| {model} | {spec.n_trials} trials, {spec.sampler}, {spec.pruner} "
+            f"| {_mean_sd(aucs[START][0])} | {_mean_sd(aucs[START][1])} "
+            f"| {_mean_sd(aucs[TUNED][0])} | {_mean_sd(aucs[TUNED][1])} "
+            f"| {'tuned' if chosen == TUNED else 'start'} | {_mean_sd(aucs[chosen][1])} | {p} |"
+        )
+    best = max(rows, key=lambda r: statistics.fmean(r[2][r[3]][1]))
+    lines += ["", f"Highest entry on test: {best[0]} "
+              f"({statistics.fmean(best[2][best[3]][1]):.4f})."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def _closing_table(tune: SearchTune, study: Any) -> list[str]:
     cells = closing_cells(tune, study)
     if not cells:
         return []
-    store = ResultStore(tune.store)
-    got: dict[str, list[dict[str, Any]]] = {TUNED: [], START: []}
-    for cell in cells:
-        if cell.key in store:
-            got[cell.label].append(store.records[cell.key])
+    got = _closing_records(tune, study)
     want = tune.spec.seeds
 
     def col(label: str, split: str, metric: str) -> list[float]:

@@ -20,11 +20,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from tf4ctr.tune.search import SearchTune, load_tuner, run_grid, run_search
 
     if args.target == "report":
-        if args.tuner is None:
-            raise ConfigError("tune report: expected a tuner file: tf4ctr tune report TUNER.yaml")
+        if len(args.tuner) != 1:
+            raise ConfigError("tune report: expected one tuner file: tf4ctr tune report TUNER.yaml")
         return _report(args)
-    if args.tuner is not None:
-        raise ConfigError(f"tune: one tuner file expected, got {args.target} and {args.tuner}")
+    if args.target == "compare":
+        return _compare(args)
+    if args.tuner:
+        raise ConfigError(f"tune: one tuner file expected, got {args.target} and {args.tuner[0]}")
     if args.workers < 1:
         raise ConfigError(f"--workers: expected at least 1, got {args.workers}")
     tune = load_tuner(args.target, seeds=args.seeds)
@@ -52,9 +54,9 @@ def _report(args: argparse.Namespace) -> int:
     from tf4ctr.fileio import make_dir, write_text_atomic
     from tf4ctr.tune.search import SearchTune, load_tuner
 
-    tune = load_tuner(args.tuner)
+    tune = load_tuner(args.tuner[0])
     out_dir = (
-        Path(args.output_dir) if args.output_dir else Path(args.tuner).resolve().with_suffix("")
+        Path(args.output_dir) if args.output_dir else Path(args.tuner[0]).resolve().with_suffix("")
     )
     make_dir(out_dir, "the report's folder")
     if isinstance(tune, SearchTune):
@@ -73,6 +75,28 @@ def _report(args: argparse.Namespace) -> int:
     write_text_atomic(path, text)
     print(text)
     print(f"report written to {path}" + "".join(f"\nfigure written to {f}" for f in figures))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from tf4ctr.fileio import write_text_atomic
+    from tf4ctr.tune.report import compare_report
+    from tf4ctr.tune.search import SearchTune, load_tuner
+
+    if len(args.tuner) < 2:
+        raise ConfigError("tune compare: expected two or more search tuner files, the first the "
+                          "model set against the others")  # fmt: skip
+    tunes = []
+    for path in args.tuner:
+        tune = load_tuner(path)
+        if not isinstance(tune, SearchTune):
+            raise ConfigError(f"{path}: tune compare takes search files (base, space, n_trials)")
+        tunes.append(tune)
+    text = compare_report(tunes)
+    print(text)
+    if args.output:
+        write_text_atomic(Path(args.output), text)
+        print(f"comparison written to {args.output}")
     return 0
 
 
@@ -96,12 +120,17 @@ def add_tune_command(sub: Any) -> None:
             "tf4ctr tune configs/tune/frappe_x1_tf4ctr.yaml --workers 2",
             "tf4ctr tune configs/tune/frappe_x1_tf4ctr.yaml --dry-run",
             "tf4ctr tune report configs/tune/frappe_x1_tf4ctr.yaml --output-dir reports/tune",
+            "tf4ctr tune compare configs/tune/ml_100k_tf4ctr.yaml configs/tune/ml_100k_finalnet.yaml",
             "tf4ctr tune DCN_tiny_parquet_tuner_config.yaml --seeds 0   # FuxiCTR's format",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("target", metavar="TUNER.yaml|report", help="a tuner file, or 'report'")
-    p.add_argument("tuner", nargs="?", metavar="TUNER.yaml", help="(after 'report') the tuner file")
+    p.add_argument("target", metavar="TUNER.yaml|report|compare",
+                   help="a tuner file, 'report' or 'compare'")  # fmt: skip
+    p.add_argument("tuner", nargs="*", metavar="TUNER.yaml",
+                   help="(after 'report') the tuner file; (after 'compare') two or more, the "
+                   "first set against the others")  # fmt: skip
+    p.add_argument("--output", metavar="FILE.md", help="(compare) also write the table here")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the study (default 1)")
     p.add_argument("--seeds", type=int, help="closing seeds of the best and the start (default: "
                    "the file's, else 5; 0: none)")  # fmt: skip
