@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tf4ctr.errors import UserError
 from tf4ctr.experiments.store import ResultStore
@@ -136,24 +136,37 @@ def search_report(tune: SearchTune, out_dir: Path) -> tuple[str, list[Path]]:
     return "\n".join(lines) + "\n", figures
 
 
-def _closing_records(tune: SearchTune, study: Any) -> dict[str, list[dict[str, Any]]]:
-    """The stored closing runs, by label (TUNED, START); empty lists where none ran yet."""
+def _closing_records(tune: SearchTune, cells: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """The stored closing runs among ``cells``, by label (TUNED, START); empty where none ran."""
     store = ResultStore(tune.store)
     got: dict[str, list[dict[str, Any]]] = {TUNED: [], START: []}
-    for cell in closing_cells(tune, study):
+    for cell in cells:
         if cell.key in store:
             got[cell.label].append(store.records[cell.key])
     return got
 
 
-def compare_report(tunes: list[SearchTune]) -> str:
+class _Entry(NamedTuple):
+    """One model in a comparison: its closing seeds' AUCs by label, and the label chosen."""
+
+    model: str
+    tune: SearchTune
+    valid: dict[str, list[float]]
+    test: dict[str, list[float]]
+    chosen: str
+
+
+def compare_report(tunes: list[SearchTune], sources: list[str]) -> str:
     """Several models' searches side by side: each model's starting config and its best trial
     over the closing seeds; of the two, the one with the higher mean validation AUC is the
     model's entry (chosen on validation, never on test), and the first file's entry is set
-    against every other's with Welch's t-test on the seeds' test AUC."""
-    rows = []
+    against every other's with Welch's t-test on the seeds' test AUC. ``sources`` are the
+    tuner files as the command line named them, written into the report so that it says how
+    it is regenerated."""
+    entries = []
     for tune in tunes:
-        got = _closing_records(tune, open_study(tune, create=False))
+        study = open_study(tune, create=False)
+        got = _closing_records(tune, closing_cells(tune, study))
         want = tune.spec.seeds
         if want < 2:
             raise UserError(f"{tune.spec.path}: seeds: {want}; a comparison needs two or more")
@@ -163,35 +176,37 @@ def compare_report(tunes: list[SearchTune]) -> str:
                 f"(start {len(got[START])}/{want}, tuned {len(got[TUNED])}/{want}); "
                 f"finish it with tf4ctr tune {tune.spec.path}"
             )
-        aucs = {k: ([float(r["valid"]["auc"]) for r in v], [float(r["test"]["auc"]) for r in v])
-                for k, v in got.items()}  # fmt: skip
-        chosen = TUNED if statistics.fmean(aucs[TUNED][0]) > statistics.fmean(aucs[START][0]) else START
-        model = got[START][0].get("model", tune.spec.name)
-        rows.append((model, tune, aucs, chosen))
+        valid = {k: [float(r["valid"]["auc"]) for r in v] for k, v in got.items()}
+        test = {k: [float(r["test"]["auc"]) for r in v] for k, v in got.items()}
+        chosen = TUNED if statistics.fmean(valid[TUNED]) > statistics.fmean(valid[START]) else START
+        entries.append(_Entry(got[START][0].get("model", tune.spec.name), tune, valid, test, chosen))
     lines = [
-        "# " + " vs ".join(r[0] for r in rows) + ": equal tuning",
+        "# " + " vs ".join(e.model for e in entries) + ": equal tuning",
         "",
         "Each model: its starting config and its search's best trial, each over the closing "
         "seeds (mean ± sd). The entry is whichever of the two has the higher mean validation "
         "AUC; p is Welch's t-test of the first model's entry against each other's, on test AUC.",
         "",
+        f"Regenerate: `tf4ctr tune compare {' '.join(sources)}` (from each tuner file's study "
+        "and result store: " + ", ".join(f"`{e.tune.store.name}`" for e in entries) + ").",
+        "",
         "| model | search | start: valid AUC | start: test AUC | tuned: valid AUC "
         "| tuned: test AUC | entry (on valid) | entry test AUC | p vs first |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    first_test = rows[0][2][rows[0][3]][1]
-    for i, (model, tune, aucs, chosen) in enumerate(rows):
-        spec = tune.spec
-        p = "–" if i == 0 else _welch(first_test, aucs[chosen][1])
+    first = entries[0].test[entries[0].chosen]
+    for i, e in enumerate(entries):
+        spec = e.tune.spec
+        p = "–" if i == 0 else _welch(first, e.test[e.chosen])
         lines.append(
-            f"| {model} | {spec.n_trials} trials, {spec.sampler}, {spec.pruner} "
-            f"| {_mean_sd(aucs[START][0])} | {_mean_sd(aucs[START][1])} "
-            f"| {_mean_sd(aucs[TUNED][0])} | {_mean_sd(aucs[TUNED][1])} "
-            f"| {'tuned' if chosen == TUNED else 'start'} | {_mean_sd(aucs[chosen][1])} | {p} |"
+            f"| {e.model} | {spec.n_trials} trials, {spec.sampler}, {spec.pruner} "
+            f"| {_mean_sd(e.valid[START])} | {_mean_sd(e.test[START])} "
+            f"| {_mean_sd(e.valid[TUNED])} | {_mean_sd(e.test[TUNED])} "
+            f"| {'tuned' if e.chosen == TUNED else 'start'} | {_mean_sd(e.test[e.chosen])} | {p} |"
         )
-    best = max(rows, key=lambda r: statistics.fmean(r[2][r[3]][1]))
-    lines += ["", f"Highest entry on test: {best[0]} "
-              f"({statistics.fmean(best[2][best[3]][1]):.4f})."]  # fmt: skip
+    best = max(entries, key=lambda e: statistics.fmean(e.test[e.chosen]))
+    lines += ["", f"Highest entry on test: {best.model} "
+              f"({statistics.fmean(best.test[best.chosen]):.4f})."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -199,7 +214,7 @@ def _closing_table(tune: SearchTune, study: Any) -> list[str]:
     cells = closing_cells(tune, study)
     if not cells:
         return []
-    got = _closing_records(tune, study)
+    got = _closing_records(tune, cells)
     want = tune.spec.seeds
 
     def col(label: str, split: str, metric: str) -> list[float]:

@@ -92,7 +92,7 @@ def _compare(args: argparse.Namespace) -> int:
         if not isinstance(tune, SearchTune):
             raise ConfigError(f"{path}: tune compare takes search files (base, space, n_trials)")
         tunes.append(tune)
-    text = compare_report(tunes)
+    text = compare_report(tunes, list(args.tuner))
     print(text)
     if args.output:
         write_text_atomic(Path(args.output), text)
