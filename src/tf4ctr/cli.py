@@ -137,7 +137,7 @@ docs/REPRODUCTION.md."""
 def cmd_export(args: argparse.Namespace) -> int:
     from tf4ctr.export import export_run
 
-    model_file, sidecar = export_run(args.run_dir, args.format, args.output)
+    model_file, sidecar = export_run(args.run_dir, args.format, args.output, args.quantize)
     print(f"wrote {model_file} and {sidecar}")
     return 0
 
@@ -295,12 +295,19 @@ def _add_export_command(sub: Any) -> None:
         epilog=examples(
             "tf4ctr export runs/my-first-run --format onnx --output model.onnx",
             "tf4ctr export runs/my-first-run --format torch-export --output model.pt2",
+            "tf4ctr export runs/my-first-run --format onnx --quantize int8 --output model-int8.onnx",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run's directory")
     p.add_argument("--format", required=True, choices=["onnx", "torch-export"], help="graph format")
     p.add_argument("--output", required=True, metavar="FILE", help="the exported model file")
+    p.add_argument(
+        "--quantize", choices=["int8"],
+        help="ONNX only: int8 weights (per output channel) and activations quantised per call; "
+        "about 3x faster matrix products on a CPU with VNNI, scores within ~1e-3 of the float "
+        "graph's (see benchmarks/serve_load.py --quantize int8 for the AUC it costs)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_export)
 
 

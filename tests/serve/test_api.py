@@ -81,6 +81,7 @@ def test_health_readiness_model_and_metrics(server: Server, trained: Trained):
     assert status == 200 and ready["status"] == "ready"
     _, _, model = server.request("GET", "/v1/model")
     assert model["fields"] == ["user", "item", "ctx", "price"]
+    assert model["weights"] == "float32"
     assert model["version"] == ready["model"]["version"]
     ok_before = server.metric("tf4ctr_requests_total", route="/v1/predict", status="200")
     bad_before = server.metric("tf4ctr_errors_total", kind="missing_field")

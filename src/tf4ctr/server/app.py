@@ -50,6 +50,7 @@ class ServeSettings:
     batch: BatchSettings = field(default_factory=BatchSettings)
     limits: Limits = field(default_factory=Limits)
     drain_timeout: float = 30.0
+    quantize: str | None = None  # int8: a run directory is exported with int8 weights
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -63,6 +64,7 @@ class ServeSettings:
             batch=BatchSettings(**raw["batch"]),
             limits=Limits(**raw["limits"]),
             drain_timeout=raw["drain_timeout"],
+            quantize=raw.get("quantize"),
         )
 
 
@@ -80,7 +82,7 @@ class _Server:
     def __init__(self, settings: ServeSettings, model: ServedModel | None) -> None:
         self.settings = settings
         self.metrics = ServerMetrics()
-        self.slot = ModelSlot(settings.source, settings.threads)
+        self.slot = ModelSlot(settings.source, settings.threads, settings.quantize)
         self.slot.current = model
         if model is not None:
             self.metrics.set_model(model.name, model.version)
@@ -135,7 +137,8 @@ class _Server:
         model = self.slot.current
         if model is None:
             return _json(RequestError(503, "not_ready", "no model loaded yet").body(), 503)
-        return _json({**_model_info(model), "fields": list(model.schema.fields)})  # type: ignore[dict-item]
+        info = {**_model_info(model), "weights": model.weights}  # type: ignore[dict-item]
+        return _json({**info, "fields": list(model.schema.fields)})
 
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok"})

@@ -23,7 +23,7 @@ import numpy as np
 
 from tf4ctr.errors import UserError, first_message_line
 from tf4ctr.server.requests import RequestSchema
-from tf4ctr.serving import RowEncoder
+from tf4ctr.serving import WEIGHTS_KEY, RowEncoder
 
 __all__ = ["ModelSlot", "ServedModel", "export_source", "load_model", "sidecar_of"]
 
@@ -42,14 +42,16 @@ class ServedModel:
     encoder: RowEncoder
     schema: RequestSchema
     session: Any  # onnxruntime.InferenceSession (thread-safe for concurrent run calls)
+    weights: str = "float32"  # or what a quantised export's metadata says
 
     def score(self, categorical: np.ndarray, numeric: np.ndarray) -> np.ndarray:
         feeds = {"categorical": categorical, "numeric": numeric}
         return self.session.run(None, feeds)[0].reshape(-1)
 
 
-def export_source(source: str | Path, into: Path) -> Path:
-    """An ONNX file for ``source``: the file itself, or a run directory exported into ``into``.
+def export_source(source: str | Path, into: Path, quantize: str | None = None) -> Path:
+    """An ONNX file for ``source``: the file itself, or a run directory exported into ``into``
+    (with int8 weights when ``quantize`` says so).
 
     Exporting imports torch (seconds); an export is read by ONNX Runtime alone, so a fleet of
     workers or replicas should be handed the export, made once.
@@ -58,7 +60,9 @@ def export_source(source: str | Path, into: Path) -> Path:
     if path.is_dir():
         from tf4ctr.export import export_run
 
-        model_file, _ = export_run(path, "onnx", into / f"{path.resolve().name}.onnx")
+        model_file, _ = export_run(
+            path, "onnx", into / f"{path.resolve().name}.onnx", quantize=quantize
+        )
         return model_file
     if not path.is_file():
         raise UserError(f"{path}: no such run directory or ONNX file")
@@ -69,19 +73,24 @@ def export_source(source: str | Path, into: Path) -> Path:
     return path
 
 
-def load_model(source: str | Path, threads: int = 1) -> ServedModel:
-    """Load ``source`` (a run directory or an export); every failure is one UserError line."""
+def load_model(source: str | Path, threads: int = 1, quantize: str | None = None) -> ServedModel:
+    """Load ``source`` (a run directory or an export); every failure is one UserError line.
+
+    ``quantize`` exports a run directory with int8 weights; an export file is served as it was
+    written, and must then be one made with that quantisation.
+    """
     path = Path(source)
     scratch = Path(tempfile.mkdtemp(prefix="tf4ctr-serve-")) if path.is_dir() else None
     try:
-        model_file = export_source(path, scratch or path.parent)
-        return _load_file(model_file, path.resolve().name if scratch else path.stem, threads)
+        model_file = export_source(path, scratch or path.parent, quantize)
+        name = path.resolve().name if scratch else path.stem
+        return _load_file(model_file, name, threads, quantize)
     finally:
         if scratch is not None:  # the session holds the graph in memory
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _load_file(model_file: Path, name: str, threads: int) -> ServedModel:
+def _load_file(model_file: Path, name: str, threads: int, quantize: str | None) -> ServedModel:
     try:
         import onnxruntime as ort
     except ImportError:
@@ -110,16 +119,23 @@ def _load_file(model_file: Path, name: str, threads: int) -> ServedModel:
     inputs = {i.name for i in session.get_inputs()}
     if inputs != {"categorical", "numeric"}:
         raise UserError(f"{model_file}: inputs {sorted(inputs)}, not a tf4ctr export's")
+    weights = session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY, "float32")
+    if quantize is not None and not weights.startswith(quantize):
+        raise UserError(
+            f"{model_file}: --quantize {quantize} asked for, but this export has {weights} "
+            f"weights (serve the run directory, or export it with --quantize {quantize})"
+        )
     version = hashlib.sha256(model_bytes + b"\0" + state_bytes).hexdigest()[:12]
-    return ServedModel(name, version, str(model_file), encoder, schema, session)
+    return ServedModel(name, version, str(model_file), encoder, schema, session, weights)
 
 
 class ModelSlot:
     """The model now served; ``reload`` swaps it only when the new one loaded and scored."""
 
-    def __init__(self, source: str, threads: int = 1) -> None:
+    def __init__(self, source: str, threads: int = 1, quantize: str | None = None) -> None:
         self.source = source
         self.threads = threads
+        self.quantize = quantize
         self.current: ServedModel | None = None
         self.last_error: str | None = None
         self._lock = threading.Lock()  # one load at a time; serving never takes it
@@ -133,7 +149,7 @@ class ModelSlot:
         with self._lock:
             wanted = source or self.source
             try:
-                model = load_model(wanted, self.threads)
+                model = load_model(wanted, self.threads, self.quantize)
                 _smoke_test(model)
             except UserError as exc:
                 self.last_error = str(exc)

@@ -50,6 +50,12 @@ def add_serve_command(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     p.add_argument(
+        "--quantize", choices=["int8"],
+        help="export a run directory with int8 weights (tf4ctr export --quantize): about 3x "
+        "faster scoring on a CPU with VNNI, scores within ~1e-3 of the float graph's; an "
+        "export given as the source must already be quantised",
+    )  # fmt: skip
+    p.add_argument(
         "--threads", type=int, default=1,
         help="ONNX Runtime threads per worker (default: 1, leaving a core to the event loop "
         "that parses and encodes; 0: ONNX Runtime's choice)",
@@ -111,6 +117,7 @@ def _settings(args: argparse.Namespace, source: str) -> Any:
         ),
         limits=Limits(max_rows=args.max_rows, max_body_bytes=int(args.max_body_mb * (1 << 20))),
         drain_timeout=args.drain_timeout,
+        quantize=args.quantize,
     )
 
 
@@ -131,9 +138,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     source = Path(args.source)
     if source.is_dir() and args.workers > 1:  # export once; each worker reads the file
         scratch = Path(tempfile.mkdtemp(prefix="tf4ctr-serve-"))
-        source = export_source(source, scratch)
+        source = export_source(source, scratch, args.quantize)
     settings = _settings(args, str(source))
-    slot = ModelSlot(settings.source, settings.threads)
+    slot = ModelSlot(settings.source, settings.threads, settings.quantize)
     model = slot.reload()  # UserError: one line, exit 2, no port opened
     print(
         f"tf4ctr serve: {model.name} version {model.version} on http://{args.host}:{args.port} "
