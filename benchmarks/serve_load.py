@@ -2,6 +2,7 @@
 
     python benchmarks/serve_load.py --conditions beside-other-jobs [--seconds 3]
     python benchmarks/serve_load.py --conditions idle --export model.onnx
+    python benchmarks/serve_load.py --conditions idle --quantize int8
 
 The model is TF4CTR at the paper's Frappe sizes (configs/frappe_x1/tf4ctr.yaml: embedding 16,
 MLP_s [400, 400], MLP_c [400, 400, 400]), trained for ONE epoch on Frappe_x1 (rebuilt train)
@@ -18,6 +19,11 @@ idle in turn, and each cell is measured on one then the other. Beside it, the fl
 on the same rows (encoded once), and RowEncoder + ONNX Runtime (what a request costs without
 HTTP). Prints a table and writes benchmarks/results/serve_load.json, labelled with
 ``--conditions``: a run beside other jobs is not an idle-machine result, and says so.
+
+``--quantize int8`` serves the same run exported with int8 weights (``tf4ctr export --quantize
+int8``) and writes benchmarks/results/serve_load_int8.json; its floor table also times the
+float graph, in the same process, for the ratio. What int8 costs in AUC is
+benchmarks/quantize_accuracy.py's.
 """
 
 from __future__ import annotations
@@ -75,6 +81,21 @@ def prepare_export(work: Path) -> Path:
         [*tf4ctr, "export", str(work / "serve-load"), "--format", "onnx", "--output", str(export)],
         check=True, env=env,
     )  # fmt: skip
+    return export
+
+
+def quantized_export(work: Path) -> Path:
+    """The same one-epoch run as :func:`prepare_export`'s, exported with int8 weights."""
+    float_export = prepare_export(work)
+    export = work / "tf4ctr-frappe-int8.onnx"
+    if not (export.is_file() and export.with_name(export.name + ".preprocessor.json").is_file()):
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        subprocess.run(
+            [sys.executable, "-m", "tf4ctr", "export", str(work / "serve-load"), "--format",
+             "onnx", "--quantize", "int8", "--output", str(export)],
+            check=True, env=env,
+        )  # fmt: skip
+    assert float_export.is_file()
     return export
 
 
@@ -200,7 +221,7 @@ def summarize(times: list[float], rows_per_request: int, elapsed: float) -> dict
 
 
 def floor(
-    export: Path, rows: list[dict[str, str]], seconds: float, sizes: list[int]
+    export: Path, rows: list[dict[str, str]], seconds: float, sizes: list[int], label: str = ""
 ) -> dict[str, dict[str, Any]]:
     """ONNX Runtime in-process on the same rows: the graph alone, and encode + graph."""
 
@@ -224,7 +245,7 @@ def floor(
                 t = time.perf_counter()
                 fn()
                 times.append(time.perf_counter() - t)
-            out[f"{name} size {size}"] = {
+            out[f"{name}{label} size {size}"] = {
                 "size": size,
                 **summarize(times, size, time.perf_counter() - start),
             }
@@ -241,14 +262,24 @@ def main() -> int:
     parser.add_argument(
         "--server-args", default="", help="extra tf4ctr serve flags, e.g. '--threads 1'"
     )
+    parser.add_argument("--quantize", choices=["int8"], help="serve the int8 export of the run")
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve_load.json"
+        "--out", type=Path, help="default: benchmarks/results/serve_load[_int8].json"
     )
     parser.add_argument("--sizes", default="1,256,700", help="rows per request, comma-separated")
     parser.add_argument("--concurrency", default="1,8,64", help="clients, comma-separated")
     parser.add_argument("--batching", default="on,off", help="on, off, or on,off")
     args = parser.parse_args()
-    export = args.export or prepare_export(ROOT / ".bench-data" / "serve_load")
+    work = ROOT / ".bench-data" / "serve_load"
+    if args.export is not None:
+        export = args.export
+    else:
+        export = quantized_export(work) if args.quantize else prepare_export(work)
+    if args.out is None:
+        name = "serve_load_int8.json" if args.quantize else "serve_load.json"
+        args.out = ROOT / "benchmarks" / "results" / name
+    if args.quantize:
+        args.server_args = f"{args.server_args} --quantize {args.quantize}".strip()
     sizes = [int(x) for x in args.sizes.split(",")]
     levels = [int(x) for x in args.concurrency.split(",")]
     if not set(sizes) <= set(SIZES) or min(levels) < 1 or max(levels) > 256:
@@ -283,7 +314,11 @@ def main() -> int:
         codes = [server.stop() for server in servers.values()]
     if any(codes):
         sys.exit(f"a server exited {codes} after SIGTERM, not 0")
-    floors = floor(export, rows, min(args.seconds, 2.0), sizes)
+    floors = floor(
+        export, rows, min(args.seconds, 2.0), sizes, f" ({args.quantize})" if args.quantize else ""
+    )
+    if args.quantize and args.export is None:  # the float graph of the same run, same process
+        floors |= floor(prepare_export(work), rows, min(args.seconds, 2.0), sizes, " (float32)")
     load_after = os.getloadavg()
     full = sizes == list(SIZES) and levels == list(CONCURRENCY) and args.batching == "on,off"
     if not full:  # a partial grid is for exploring: printed, not written over the results
@@ -317,8 +352,10 @@ def main() -> int:
         },  # fmt: skip
         "model": "TF4CTR at the paper's Frappe sizes (configs/frappe_x1/tf4ctr.yaml), one epoch "
         "on Frappe_x1 (rebuilt train); rows from Frappe_x1's test split"
+        + (f"; exported with {args.quantize} weights" if args.quantize else "")
         if args.export is None
         else f"the export {args.export.name}",
+        "weights": args.quantize or "float32",
         "settings": {
             "seconds_per_cell": args.seconds,
             "max_requests_per_cell": args.max_requests,
