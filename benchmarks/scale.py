@@ -142,13 +142,13 @@ def matmul_bound(run_yaml: Path, batch_size: int) -> dict:
     (flops.matmul_only_seconds)."""
     from tf4ctr.config import load_run_config
     from tf4ctr.data.store import prepare_dataset
-    from tf4ctr.run.setup import _model, configure_threads, resolve_dataset
+    from tf4ctr.run.setup import configure_threads, model_for, resolve_dataset
 
     config = load_run_config(run_yaml)
     configure_threads(config.train.num_threads)
     prepared = prepare_dataset(resolve_dataset(config), Path(config.cache_dir), progress=False,
                                mapped=True)  # fmt: skip
-    seconds = matmul_only_seconds(_model(config, prepared.schema), prepared.schema, batch_size)
+    seconds = matmul_only_seconds(model_for(config, prepared.schema), prepared.schema, batch_size)
     return {"matmul_step_ms": seconds * 1e3, "matmul_bound_samples_per_s": batch_size / seconds}
 
 

@@ -75,13 +75,65 @@ def test_a_bucketed_value_that_is_no_number_names_the_field_and_row():
         RowEncoder(prep.state_dict()).encode([{"I1": 3}, {"I1": "x"}])
 
 
-def test_a_text_preprocessor_is_still_refused():
+def test_a_text_preprocessor_encodes_as_the_preprocessor_does():
     config = _config(
         [{"name": "isrc", "type": "categorical", "preprocess": "extract_country_code"}]
     )
-    prep = Preprocessor(config).fit(pa.table({"isrc": ["USAB1", "GBCD2"], "label": [0.0, 1.0]}))
-    with pytest.raises(ValueError, match="'isrc'.*not supported by the light encoder"):
-        RowEncoder(prep.state_dict())
+    train = pa.table({"isrc": ["USAB1", "GBCD2", "US999", "FR1"], "label": [0.0, 1.0] * 2})
+    prep = Preprocessor(config).fit(train)
+    raw = ["USZZ", "GB", "FR77", "DE1", "", None, "U"]  # known, known, known, unseen, missing x2, short
+    expected = prep.transform(pa.table({"isrc": pa.array(raw, pa.string()), "label": [0.0] * 7}))
+    got, _ = RowEncoder(prep.state_dict()).encode([{"isrc": v} for v in raw])
+    assert got.tolist() == expected.categorical.tolist()
+    # by hand: vocabulary US, GB, FR in order of counts then text -> some order of 2, 3, 4
+    assert got[:, 0].tolist()[3:] == [1, 1, 1, 1] and sorted(got[:3, 0].tolist()) == [2, 3, 4]
+
+
+def test_sequence_fields_encode_as_the_preprocessor_does():
+    """MovieLens' genres: split on the splitter, empty tokens dropped, unseen OOV, the first
+    max_len kept left-aligned, 0-padded; the columns sit in field order between the others."""
+    config = _config(
+        [
+            {"name": "u", "type": "categorical"},
+            {"name": "g", "type": "sequence", "splitter": "|", "max_len": 3},
+            {"name": "c", "type": "categorical"},
+            {"name": "n", "type": "numeric"},
+        ]
+    )
+    train = pa.table(
+        {
+            "u": ["a", "b", "a", "b"],
+            "g": ["x|y", "y|z", "w", "x|y|z|w"],
+            "c": ["p", "q", "p", "q"],
+            "n": [1.0, 2.0, 3.0, 4.0],
+            "label": [0.0, 1.0] * 2,
+        }
+    )
+    prep = Preprocessor(config).fit(train)
+    raw = ["x|y", "z|w|x|y", "x||y|", "", None, "new|x", "|", "y"]
+    test = pa.table(
+        {
+            "u": ["a"] * 8,
+            "g": pa.array(raw, pa.string()),
+            "c": ["q"] * 8,
+            "n": [2.0] * 8,
+            "label": [0.0] * 8,
+        }
+    )
+    expected = prep.transform(test)
+    rows = [{"u": "a", "g": g, "c": "q", "n": 2.0} for g in raw]
+    encoder = RowEncoder(prep.state_dict())
+    cat, num = encoder.encode(rows)
+    assert cat.shape == (8, 5)
+    assert cat.tolist() == expected.categorical.tolist()
+    assert np.array_equal(num, expected.numeric)
+    # by hand, rows 3-6: nothing, nothing, OOV then x's row, nothing
+    x = cat[0, 1]
+    assert cat[3, 1:4].tolist() == [0, 0, 0] and cat[4, 1:4].tolist() == [0, 0, 0]
+    assert cat[5, 1:4].tolist() == [1, x, 0] and cat[6, 1:4].tolist() == [0, 0, 0]
+    # a JSON list is taken as already split
+    listed, _ = encoder.encode([{"u": "a", "g": ["z", "w", "x", "y"], "c": "q", "n": 2.0}])
+    assert listed.tolist() == cat[1:2].tolist()
 
 
 def test_the_server_checks_a_bucketed_field_as_a_number():

@@ -10,10 +10,12 @@ missing -> ``fill_na`` if set, else out-of-vocabulary like unseen values) and nu
 (missing -> ``fill_na`` or 0, then the field's ``normalizer``, with the train split's
 statistics stored beside the vocabularies), and numbers bucketed into a categorical field by a
 ``preprocess`` bucketer (Criteo's log buckets: missing -> ``fill_na``, then the bucket id keys
-the vocabulary; those bucketers are imported from tf4ctr when such a field is present). Text
-preprocessors and sequence fields are refused with a clear error: score such runs with
-``tf4ctr predict`` or ``tf4ctr.load``. For runs without bucketed fields this file is
-self-contained on purpose, so it can be copied next to a service.
+the vocabulary), text mapped by a ``preprocess`` text function (KKBox's ISRC country code:
+missing, or "" after it, is out of vocabulary), and sequence fields (MovieLens' genres: the
+text split on the field's ``splitter``, empty tokens dropped, the first ``max_len`` tokens
+left-aligned, 0-padded; a JSON list of tokens is taken as already split). Bucketers and text
+functions are imported from tf4ctr (and pyarrow) when such a field is present; for runs
+without them this file is self-contained on purpose, so it can be copied next to a service.
 """
 
 from __future__ import annotations
@@ -49,7 +51,16 @@ class RowEncoder:
         scalers = state.get("scalers") or {}
         #: per bucketed field (categorical position): its bucketer and its fill_na
         self.bucketers: dict[int, tuple[Any, float | None]] = {}
+        #: per sequence field (categorical position): its splitter and max_len
+        self.sequences: dict[int, tuple[str, int]] = {}
+        #: per text-preprocessed field (categorical position): the text function
+        self.text_functions: dict[int, Any] = {}
         for f in features:
+            if f.get("preprocess") and f["type"] != "categorical":
+                raise ValueError(
+                    f"field {f['name']!r} ({f['type']}, preprocess {f['preprocess']!r}) is not "
+                    "supported by the light encoder; score with tf4ctr predict or tf4ctr.load"
+                )
             if f["type"] == "categorical" and f.get("preprocess"):
                 from tf4ctr.data.buckets import NUMERIC_BUCKETERS
 
@@ -62,12 +73,19 @@ class RowEncoder:
                     vocab = {v: i + _FIRST for i, v in enumerate(state["vocabularies"][f["name"]])}
                     self.categorical.append((f["name"], vocab, None))
                     continue
-            if f["type"] == "sequence" or f.get("preprocess"):
-                raise ValueError(
-                    f"field {f['name']!r} ({f['type']}, preprocess {f.get('preprocess')!r}) is "
-                    "not supported by the light encoder; score with tf4ctr predict or tf4ctr.load"
-                )
-            if f["type"] == "categorical":
+                from tf4ctr.data.buckets import TEXT_PREPROCESSORS
+
+                if f["preprocess"] not in TEXT_PREPROCESSORS:
+                    raise ValueError(
+                        f"field {f['name']!r}: preprocess {f['preprocess']!r} is not one the "
+                        "encoder knows; score with tf4ctr predict or tf4ctr.load"
+                    )
+                self.text_functions[len(self.categorical)] = TEXT_PREPROCESSORS[f["preprocess"]]
+            if f["type"] == "sequence":
+                if not isinstance(f.get("max_len"), int) or f["max_len"] < 1:
+                    raise ValueError(f"sequence field {f['name']!r}: no max_len in the state")
+                self.sequences[len(self.categorical)] = (f.get("splitter") or "|", f["max_len"])
+            if f["type"] in ("categorical", "sequence"):
                 vocab = {v: i + _FIRST for i, v in enumerate(state["vocabularies"][f["name"]])}
                 fill = None if f.get("fill_na") is None else str(f["fill_na"])
                 self.categorical.append((f["name"], vocab, fill))
@@ -90,15 +108,24 @@ class RowEncoder:
         return [name for name, _, _ in self.categorical] + [name for name, _ in self.numeric]
 
     def encode(self, rows: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """(categorical int64 [B, F], numeric float32 [B, N]) for an iterable of row dicts."""
+        """(categorical int64 [B, F], numeric float32 [B, N]) for an iterable of row dicts;
+        F counts a sequence field's ``max_len`` columns, in field order."""
         rows = list(rows)
-        cat = np.empty((len(rows), len(self.categorical)), dtype=np.int64)
+        widths = [self.sequences[j][1] if j in self.sequences else 1 for j in range(len(self.categorical))]  # fmt: skip
+        starts = np.cumsum([0, *widths])
+        cat = np.empty((len(rows), int(starts[-1])), dtype=np.int64)
         num = np.empty((len(rows), len(self.numeric)), dtype=np.float64)
-        for j, (bucketer, fill) in self.bucketers.items():
-            cat[:, j] = self._bucket_indices(rows, j, bucketer, fill)
         for j, (name, vocab, fill) in enumerate(self.categorical):
-            if j not in self.bucketers:
-                cat[:, j] = _vocabulary_indices([row.get(name) for row in rows], vocab, fill)
+            at = slice(int(starts[j]), int(starts[j + 1]))
+            values = [row.get(name) for row in rows]
+            if j in self.bucketers:
+                cat[:, at.start] = self._bucket_indices(rows, j, *self.bucketers[j])
+            elif j in self.sequences:
+                cat[:, at] = _sequence_indices(values, vocab, *self.sequences[j])
+            elif j in self.text_functions:
+                cat[:, at.start] = _mapped_text_indices(values, vocab, self.text_functions[j])
+            else:
+                cat[:, at.start] = _vocabulary_indices(values, vocab, fill)
         for j, (name, fill) in enumerate(self.numeric):
             for r, row in enumerate(rows):
                 value = row.get(name)
@@ -151,6 +178,32 @@ def _vocabulary_indices(values: list[Any], vocab: Mapping[str, int], fill: str |
                 key = fill
             indices[r] = vocab.get(key, _OOV) if key is not None else _OOV
     return indices
+
+
+def _sequence_indices(
+    values: list[Any], vocab: Mapping[str, int], splitter: str, max_len: int
+) -> np.ndarray:
+    """A sequence field's [B, max_len] indices: tokens split on ``splitter`` (or a list sent
+    already split), empty tokens dropped, unseen ones OOV, the first ``max_len`` kept, 0-padded."""
+    out = np.zeros((len(values), max_len), dtype=np.int64)
+    for r, value in enumerate(values):
+        if isinstance(value, list | tuple):
+            tokens = [t if isinstance(t, str) else _text(t) or "" for t in value]
+        else:
+            text = _text(value)
+            tokens = text.split(splitter) if text is not None else []
+        kept = [vocab.get(t, _OOV) for t in tokens if t != ""][:max_len]
+        out[r, : len(kept)] = kept
+    return out
+
+
+def _mapped_text_indices(values: list[Any], vocab: Mapping[str, int], function: Any) -> list[int]:
+    """A text-preprocessed field: the run's own function over the texts (missing stays
+    missing), then "" or missing is out of vocabulary, as the preprocessor treats them."""
+    import pyarrow as pa
+
+    mapped = function(pa.chunked_array([pa.array([_text(v) for v in values], pa.string())]))
+    return [_OOV if t is None or t == "" else vocab.get(t, _OOV) for t in mapped.to_pylist()]
 
 
 def _missing(value: Any) -> bool:

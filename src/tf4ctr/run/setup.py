@@ -89,7 +89,8 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _model(config: RunConfig, schema: FeatureSchema) -> nn.Module:
+def model_for(config: RunConfig, schema: FeatureSchema) -> nn.Module:
+    """The config's model for ``schema``, with the layer options its train section asks for."""
     options = layer_options(config.train)
     return build_model(config.model_name, schema, layer_options=options, **config.model_hparams)
 
@@ -110,8 +111,8 @@ def check_config(config: RunConfig) -> DatasetConfig:
     try:
         # with the real vocabularies it only grows: build_parts asks again with them
         what = f"model ({config.model_name})"
-        require_fits(lambda: _model(config, schema), what=what, device=device)
-        model = _model(config, schema)
+        require_fits(lambda: model_for(config, schema), what=what, device=device)
+        model = model_for(config, schema)
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
     try:
@@ -172,8 +173,8 @@ def build_parts(
     seed_everything(config.train.seed)
     configure_threads(config.train.num_threads)
     what = f"{config.origin('model')}model ({config.model_name})"
-    require_fits(lambda: _model(config, schema), what=what, device=device)
-    model = _model(config, schema)
+    require_fits(lambda: model_for(config, schema), what=what, device=device)
+    model = model_for(config, schema)
     if w.rank > 0:
         seed_everything(config.train.seed + 7919 * w.rank)
     objective = build_objective(config.loss)

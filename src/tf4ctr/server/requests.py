@@ -97,6 +97,10 @@ class RequestSchema:
             if f["type"] == "numeric"
             or (f.get("preprocess") and f.get("dtype") in ("int", "float"))
         )
+        #: sequence fields also take a JSON list of tokens (their text split already)
+        self.sequences: frozenset[str] = frozenset(
+            f["name"] for f in features if f["type"] == "sequence"
+        )
         label = (state["config"].get("label_col") or {}).get("name")
         self.field_set = frozenset(self.fields)
         self.allowed = self.field_set | ({label} if isinstance(label, str) else set())
@@ -232,6 +236,15 @@ def _check_value(name: str, value: Any, schema: RequestSchema, where: str, i: in
     if value is None or kind is str and name not in schema.numeric:
         return
     at = f"{where}[{i}].{name}" if i is not None else f"{where}.{name}"
+    if kind is list and name in schema.sequences:
+        for token in value:
+            if type(token) is not str:
+                raise RequestError(
+                    422, "wrong_type",
+                    f"{at}: a list of tokens must hold strings, got {type(token).__name__}",
+                    name, i,
+                )  # fmt: skip
+        return
     if kind is bool or kind not in (int, float, str):
         raise RequestError(
             422, "wrong_type", f"{at}: expected a string, number or null, got {kind.__name__}",
