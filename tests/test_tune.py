@@ -492,3 +492,36 @@ def test_the_studys_tuner_files_share_one_budget_and_start_from_stored_runs():
         assert any(start.key in ResultStore(p) for p in tune.spec.reuse), tune.spec.name
         first = apply_params(tune.spec.base_raw, base_params(tune.spec))
         assert make_cell(TRIAL, 2023, first, tune.spec.path).key == start.key
+
+
+def test_threads_per_trial_follow_the_flag_then_the_workers(search_project, monkeypatch, capsys):
+    """--threads sets the torch threads of runs whose config leaves train.num_threads unset,
+    for this process and the workers it starts (by the environment they inherit); with
+    --workers N and no --threads, each process takes its share of the cores."""
+    import argparse
+
+    import torch
+
+    from tf4ctr.run.setup import THREADS_ENV, configure_threads
+    from tf4ctr.tune.tune_cli import _set_threads
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    before = torch.get_num_threads()
+    try:
+        _set_threads(argparse.Namespace(threads=None, workers=1))
+        assert THREADS_ENV not in os.environ
+        cores = len(os.sched_getaffinity(0))
+        _set_threads(argparse.Namespace(threads=None, workers=2))
+        assert os.environ[THREADS_ENV] == str(max(1, cores // 2))
+        _set_threads(argparse.Namespace(threads=1, workers=2))
+        assert os.environ[THREADS_ENV] == "1"
+        configure_threads(None)
+        assert torch.get_num_threads() == 1
+        configure_threads(2)  # a config's own train.num_threads wins
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+        os.environ.pop(THREADS_ENV, None)
+    monkeypatch.chdir(search_project)
+    assert main(["tune", "search.yaml", "--threads", "0", "--dry-run"]) == 2
+    assert "--threads: expected at least 1, got 0" in capsys.readouterr().err

@@ -38,8 +38,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+#: threads for runs whose config leaves train.num_threads unset (set by ``tf4ctr tune
+#: --threads`` for itself and the workers it starts)
+THREADS_ENV = "TF4CTR_NUM_THREADS"
+
+
 def configure_threads(num_threads: int | None) -> None:
-    """Use every core by default; torch's own default can be lower in containers."""
+    """Use every core by default (or ``$TF4CTR_NUM_THREADS``); torch's own default can be
+    lower in containers."""
+    if num_threads is None and os.environ.get(THREADS_ENV, "").isdigit():
+        num_threads = int(os.environ[THREADS_ENV])
     if num_threads is None:
         num_threads = (
             len(os.sched_getaffinity(0))

@@ -29,6 +29,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ConfigError(f"tune: one tuner file expected, got {args.target} and {args.tuner[0]}")
     if args.workers < 1:
         raise ConfigError(f"--workers: expected at least 1, got {args.workers}")
+    _set_threads(args)
     tune = load_tuner(args.target, seeds=args.seeds)
     if isinstance(tune, SearchTune):
         trained = run_search(
@@ -100,6 +101,22 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_threads(args: argparse.Namespace) -> None:
+    """Threads per trial, for this process and the workers it starts (they inherit it)."""
+    import os
+
+    from tf4ctr.run.setup import THREADS_ENV
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads: expected at least 1, got {args.threads}")
+    threads = args.threads
+    if threads is None and args.workers > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = max(1, (cores or 1) // args.workers)
+    if threads is not None:
+        os.environ[THREADS_ENV] = str(threads)
+
+
 def add_tune_command(sub: Any) -> None:
     """Add ``tune`` to the CLI's sub-parsers."""
     from tf4ctr.experiments.exp_cli import examples
@@ -132,6 +149,9 @@ def add_tune_command(sub: Any) -> None:
                    "first set against the others")  # fmt: skip
     p.add_argument("--output", metavar="FILE.md", help="(compare) also write the table here")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the study (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads of each process's trials (default: "
+                   "the cores this process may use, divided by --workers), unless a config sets "
+                   "train.num_threads; it changes no result and no run key")  # fmt: skip
     p.add_argument("--seeds", type=int, help="closing seeds of the best and the start (default: "
                    "the file's, else 5; 0: none)")  # fmt: skip
     p.add_argument("--output-dir", metavar="DIR", help="(report) folder for the Markdown and PNGs "
