@@ -66,6 +66,38 @@ def test_a_bad_study_file_is_one_line(study, capsys):
     assert "periods: expected an integer >= 3" in capsys.readouterr().err
 
 
+def test_replay_windows_replay_the_last_k_periods(study, capsys):
+    """replay_windows: [1, 2] over four periods: replay-2 trains on up to two periods before
+    the new one (one at step 2, where only one exists), chained on its own previous model."""
+    text = study.read_text().replace("periods: 3", "periods: 4")
+    study.write_text(text + "replay_windows: [2, 1]\n")
+    assert continual.main(["run", str(study)]) == 0
+    store = study.parent / "out" / "store.jsonl"
+    by = {(r["step"], r["strategy"]): r for r in map(json.loads, store.read_text().splitlines())}
+    # periods of 750 rows; the new period's last 10 % validate
+    assert by[(2, "replay")]["train_rows"] == by[(2, "replay-2")]["train_rows"] == 750 + 675
+    assert by[(3, "replay")]["train_rows"] == 750 + 675
+    assert by[(3, "replay-2")]["train_rows"] == 750 + 750 + 675
+    assert by[(3, "warm")]["train_rows"] == 675
+    runs = study.parent / "work" / "runs"
+    parent = json.loads((runs / "tiny_continual-tf4ctr-s1-replay-2-3" / "metrics.json").read_text())
+    assert parent["init_from"]["name"] == "tiny_continual-tf4ctr-s1-replay-2-2"
+    report = (study.parent / "out" / "report.md").read_text()
+    assert "| 3 (P3 → P4) | replay-2 |" in report and "- replay-2: mean test AUC" in report
+
+
+@pytest.mark.parametrize("windows", ["[0]", "[3]", "[1, 1]", "[]", "two"])
+def test_bad_replay_windows_are_one_line(study, capsys, windows):
+    study.write_text(
+        study.read_text().replace("periods: 3", "periods: 4") + f"replay_windows: {windows}\n"
+    )
+    assert continual.main(["run", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "replay_windows: expected distinct integers from 1 to 2" in err and "\n" not in err.strip()
+    )
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -1,5 +1,6 @@
 """The continual-training study: frozen vs retrained from scratch vs warm-started (on the new
-period alone, or with the period before replayed beside it), period by period, on data in time order (issue 34; configs/continual/*.yaml says the protocol).
+period alone, or with the last k periods replayed beside it: ``replay_windows``), period by
+period, on data in time order (issue 34; configs/continual/*.yaml says the protocol).
 
 Every trained step is a record in a JSONL store (model, seed, step, strategy, metrics, seconds),
 appended as it finishes, so a killed study resumes where it was; the report (a Markdown table
@@ -21,9 +22,17 @@ import numpy as np
 from tf4ctr.errors import ConfigError, UserError
 from tf4ctr.fileio import make_dir, read_yaml, write_text_atomic
 
-STRATEGIES = ("frozen", "scratch", "warm", "replay")
 _KEYS = ("name", "data", "time_col", "periods", "valid_fraction", "store", "report", "workdir",
-         "seeds", "models", "overrides")  # fmt: skip
+         "seeds", "models", "overrides", "replay_windows")  # fmt: skip
+
+
+def replay_name(window: int) -> str:
+    """The strategy replaying ``window`` periods ("replay" for one, as the first stores say)."""
+    return "replay" if window == 1 else f"replay-{window}"
+
+
+def replay_window(strategy: str) -> int:
+    return 1 if strategy == "replay" else int(strategy.split("-", 1)[1])
 
 
 @dataclass
@@ -40,6 +49,11 @@ class Study:
     models: dict[str, Path]
     overrides: list[str]
     source: Path
+    replay_windows: tuple[int, ...] = (1,)
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        return ("frozen", "scratch", "warm", *(replay_name(k) for k in self.replay_windows))
 
 
 def load_study(path: str | Path) -> Study:
@@ -67,6 +81,17 @@ def load_study(path: str | Path) -> Study:
         raise ConfigError(
             f"{source}: valid_fraction: expected a number in (0, 0.5), got {fraction!r}"
         )
+    windows = raw.get("replay_windows", [1])
+    if (
+        not isinstance(windows, list)
+        or not windows
+        or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k < periods - 1 for k in windows)
+        or len(set(windows)) != len(windows)
+    ):  # fmt: skip
+        raise ConfigError(
+            f"{source}: replay_windows: expected distinct integers from 1 to {periods - 2} "
+            f"(periods replayed beside the new one), got {windows!r}"
+        )
     models = raw["models"]
     if not isinstance(models, dict) or not models:
         raise ConfigError(f"{source}: models: expected a mapping of label: run config")
@@ -83,6 +108,7 @@ def load_study(path: str | Path) -> Study:
         models={str(k): where(v) for k, v in models.items()},
         overrides=[str(o) for o in raw.get("overrides", [])],
         source=source,
+        replay_windows=tuple(sorted(windows)),
     )
 
 
@@ -154,7 +180,7 @@ def run_study(study: Study) -> dict[tuple, dict[str, Any]]:
             base = f"{study.name}-{label.lower()}-s{seed}"
             for step in range(1, study.periods):
                 future = periods[step]  # period step+1, 0-based
-                for strategy in STRATEGIES:
+                for strategy in study.strategies:
                     if (label, seed, step, strategy) in done:
                         continue
                     if step == 1 and strategy != "scratch":
@@ -169,8 +195,10 @@ def run_study(study: Study) -> dict[tuple, dict[str, Any]]:
                         init = None
                     else:
                         train, valid = split(periods[step - 1])
-                        if strategy == "replay":  # the period before replayed beside the new one
-                            train = pa.concat_tables([periods[step - 2], train])
+                        if strategy.startswith("replay"):  # the last k periods beside the new one
+                            window = replay_window(strategy)
+                            replayed = periods[max(0, step - 1 - window) : step - 1]
+                            train = pa.concat_tables([*replayed, train])
                         parent = "scratch-1" if step == 2 else f"{strategy}-{step - 1}"
                         init = study.workdir / "runs" / f"{base}-{parent}"
                     run, seconds = _fit(study, label, seed, f"{base}-{strategy}-{step}",
@@ -221,7 +249,7 @@ def render(study: Study, records: dict[tuple, dict[str, Any]], figure: Path | No
         lines += [f"## {label}", "", "| step (trained to → scored on) | strategy | test AUC | test gAUC "
                   "| test logloss | training s |", "|---|---|---|---|---|---|"]  # fmt: skip
         for step in steps:
-            for strategy in STRATEGIES:
+            for strategy in study.strategies:
                 c = cell(label, step, strategy)
                 if c is None:
                     lines.append(f"| {step} (P{step} → P{step + 1}) | {strategy} | – | – | – | – |")
@@ -230,7 +258,7 @@ def render(study: Study, records: dict[tuple, dict[str, Any]], figure: Path | No
                 lines.append(f"| {step} (P{step} → P{step + 1}) | {strategy} | {c['auc']:.4f} | "
                              f"{c['gauc']:.4f} | {c['logloss']:.4f} | {secs} |")  # fmt: skip
         summary = []
-        for strategy in STRATEGIES:
+        for strategy in study.strategies:
             cells = [cell(label, s, strategy) for s in steps if s > 1]
             if cells and all(cells):
                 auc = np.mean([c["auc"] for c in cells])  # type: ignore[index]
@@ -254,7 +282,7 @@ def _plot(study: Study, cell: Any, path: Path) -> None:
     )
     steps = list(range(1, study.periods))
     for ax, label in zip(axes[0], study.models, strict=True):
-        for strategy in STRATEGIES:
+        for strategy in study.strategies:
             ys = [cell(label, s, strategy) for s in steps]
             xs = [s for s, y in zip(steps, ys, strict=True) if y]
             ax.plot(xs, [y["auc"] for y in ys if y], marker="o", label=strategy)
