@@ -329,7 +329,9 @@ def test_a_duplicate_key_is_refused_with_its_file_and_line(tiny_project, capsys)
 
     run.write_text(good)
     dataset = tiny_project / "dataset.yaml"
-    text = dataset.read_text().replace("  group_col: user", "  group_col: user\n  min_categr_count: 2")
+    text = dataset.read_text().replace(
+        "  group_col: user", "  group_col: user\n  min_categr_count: 2"
+    )
     dataset.write_text(text)
     line = dataset.read_text().splitlines().index("  min_categr_count: 2") + 1
     code, err = _error(capsys, "train", "--config", str(tiny_project / "run.yaml"), "name=ok")

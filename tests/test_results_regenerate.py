@@ -83,7 +83,9 @@ def _tune_names() -> set[str]:
     """Reports `tf4ctr tune report` / `tune compare` write: named after a configs/tune file."""
     import yaml
 
-    names = {yaml.safe_load(p.read_text())["name"] for p in (REPO / "configs" / "tune").glob("*.yaml")}
+    names = {
+        yaml.safe_load(p.read_text())["name"] for p in (REPO / "configs" / "tune").glob("*.yaml")
+    }
     return names | {p.stem for p in _comparisons()}
 
 
@@ -186,13 +188,14 @@ def test_tuned_tf_loss_summary_uses_the_points_each_grid_chose_on_validation():
     assert checked == 5
 
 
-
 def _comparisons() -> dict[Path, list[str]]:
     """Committed `tf4ctr tune compare` reports, each with the tuner files its Regenerate line
     names (relative to the repository)."""
     found = {}
     for path in RESULTS.glob("*/*_tune_compare.md"):
-        match = re.search(r"Regenerate: `tf4ctr tune compare ([^`]+)`", path.read_text(encoding="utf-8"))
+        match = re.search(
+            r"Regenerate: `tf4ctr tune compare ([^`]+)`", path.read_text(encoding="utf-8")
+        )
         assert match, f"{path}: no Regenerate line"
         found[path] = match.group(1).split()
     return found

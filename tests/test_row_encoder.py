@@ -81,7 +81,15 @@ def test_a_text_preprocessor_encodes_as_the_preprocessor_does():
     )
     train = pa.table({"isrc": ["USAB1", "GBCD2", "US999", "FR1"], "label": [0.0, 1.0] * 2})
     prep = Preprocessor(config).fit(train)
-    raw = ["USZZ", "GB", "FR77", "DE1", "", None, "U"]  # known, known, known, unseen, missing x2, short
+    raw = [
+        "USZZ",
+        "GB",
+        "FR77",
+        "DE1",
+        "",
+        None,
+        "U",
+    ]  # known, known, known, unseen, missing x2, short
     expected = prep.transform(pa.table({"isrc": pa.array(raw, pa.string()), "label": [0.0] * 7}))
     got, _ = RowEncoder(prep.state_dict()).encode([{"isrc": v} for v in raw])
     assert got.tolist() == expected.categorical.tolist()

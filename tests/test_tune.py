@@ -383,7 +383,9 @@ def test_trial_already_in_a_store_is_reused_and_report_is_written(search_project
         assert (search_project / "rep" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # compare: the entry is the closing pair's higher mean validation AUC, by hand
     records = {r["key"]: r for r in _store_lines(search_project)}
-    by = {label: [records[c.key] for c in closing if c.label == label] for label in ("start", "tuned")}
+    by = {
+        label: [records[c.key] for c in closing if c.label == label] for label in ("start", "tuned")
+    }
     valid = {k: sum(r["valid"]["auc"] for r in v) / 2 for k, v in by.items()}
     entry = "tuned" if valid["tuned"] > valid["start"] else "start"
     test_mean = sum(r["test"]["auc"] for r in by[entry]) / 2

@@ -56,4 +56,3 @@ def test_serving_a_run_directory_quantized_and_the_errors(trained: Trained, tmp_
     with pytest.raises(SystemExit) as exit_:
         main(["export", str(trained.run_dir), "--format", "onnx", "--quantize", "int4", "--output", str(out)])  # fmt: skip
     assert exit_.value.code == 2
-

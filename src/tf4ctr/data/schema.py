@@ -453,7 +453,9 @@ def _parse_feature_settings(entry: Mapping[str, Any], path: str, where: _Where) 
                 f"(found type: {ftype})"
             )
         if normalizer not in NORMALIZERS:
-            raise where.bad_value(f"{path}.normalizer", f"one of {', '.join(NORMALIZERS)}", normalizer)
+            raise where.bad_value(
+                f"{path}.normalizer", f"one of {', '.join(NORMALIZERS)}", normalizer
+            )
     return {
         "normalizer": normalizer,
         "type": ftype,

@@ -179,7 +179,9 @@ def compare_report(tunes: list[SearchTune], sources: list[str]) -> str:
         valid = {k: [float(r["valid"]["auc"]) for r in v] for k, v in got.items()}
         test = {k: [float(r["test"]["auc"]) for r in v] for k, v in got.items()}
         chosen = TUNED if statistics.fmean(valid[TUNED]) > statistics.fmean(valid[START]) else START
-        entries.append(_Entry(got[START][0].get("model", tune.spec.name), tune, valid, test, chosen))
+        entries.append(
+            _Entry(got[START][0].get("model", tune.spec.name), tune, valid, test, chosen)
+        )
     lines = [
         "# " + " vs ".join(e.model for e in entries) + ": equal tuning",
         "",
