@@ -31,8 +31,7 @@ from tf4ctr.errors import UserError, first_message_line
 from tf4ctr.fileio import write_atomic
 from tf4ctr.nn import FeatureInput
 from tf4ctr.nn.fold import layer_by_layer
-from tf4ctr.rundir import PREPROCESSOR_FILE
-from tf4ctr.serving import WEIGHTS_KEY
+from tf4ctr.rundir import PREPROCESSOR_FILE, WEIGHTS_KEY
 
 __all__ = ["FORMATS", "QUANTIZATIONS", "WEIGHTS_KEY", "Scorer", "export_model", "export_run"]
 

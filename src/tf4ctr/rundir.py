@@ -50,6 +50,8 @@ CHECKPOINT_STEM = "checkpoint-epoch"
 #: The files of a run directory, named here once (run/, api.py and the legacy check read them).
 CONFIG_FILE = "config.yaml"
 PREPROCESSOR_FILE = "preprocessor.json"
+#: ONNX metadata key of an export with quantised weights (tf4ctr export --quantize); absent: float32
+WEIGHTS_KEY = "tf4ctr.weights"
 MODEL_FILE = "model.pt"
 #: the optimizers' state at the best epoch, beside its weights (train.init_optimizer reads it)
 OPTIMIZER_FILE = "optimizer.pt"

@@ -28,10 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WEIGHTS_KEY", "RowEncoder"]
-
-# ONNX metadata key a quantised export carries (``tf4ctr export --quantize``); absent: float32
-WEIGHTS_KEY = "tf4ctr.weights"
+__all__ = ["RowEncoder"]
 
 _OOV, _FIRST = 1, 2  # index conventions of tf4ctr's preprocessor (0 is padding)
 _MISS = -1  # no index yet: the value takes the per-value rules

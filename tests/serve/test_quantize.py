@@ -11,8 +11,8 @@ import pytest
 from tests.serve.conftest import Trained
 from tf4ctr.cli import main
 from tf4ctr.errors import UserError
+from tf4ctr.rundir import WEIGHTS_KEY
 from tf4ctr.server.model import load_model
-from tf4ctr.serving import WEIGHTS_KEY
 
 
 def test_an_int8_export_quantizes_every_matrix_product_and_scores_close(

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from tf4ctr.errors import UserError, first_message_line
+from tf4ctr.rundir import WEIGHTS_KEY
 from tf4ctr.server.requests import RequestSchema
-from tf4ctr.serving import WEIGHTS_KEY, RowEncoder
+from tf4ctr.serving import RowEncoder
 
 __all__ = ["ModelSlot", "ServedModel", "export_source", "load_model", "sidecar_of"]
 
